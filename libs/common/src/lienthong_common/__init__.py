@@ -1,0 +1,1 @@
+"""Shared runtime for lienthong services, written once and used by every service."""

@@ -1,0 +1,72 @@
+"""edXML (QCVN 102:2016) packages: strict writing, policy-driven hardened reading.
+
+Reading is lenient by default: deviations real senders produce (non-QCVN agency codes, UUID
+DocumentIds, trace hops without an agency, a Signature outside the XML-DSig namespace or none,
+stray bytes before the XML) are accepted and listed in ``warnings``. ``STRICT`` refuses them.
+Writing is always strict and canonical, so ``build(parse(x)) == x`` for packages built here.
+"""
+
+from ._model import (
+    BUSINESS_NEW,
+    BUSINESS_RECALL,
+    BUSINESS_REPLACE,
+    BUSINESS_UPDATE,
+    DSIG_NS,
+    LENIENT,
+    NS,
+    STATUS_CODES,
+    STRICT,
+    VIETNAM_TZ,
+    Attachment,
+    Business,
+    EdxmlError,
+    EdxmlPackage,
+    MessageHeader,
+    Organization,
+    ParsePolicy,
+    ReplacementInfo,
+    SignerInfo,
+    StaffInfo,
+    StatusPackage,
+    TraceHeader,
+    XmlSecurityError,
+    document_id_for,
+)
+from .organ_id import is_organ_id, validate_organ_id
+from .package import append_trace, build_package, format_timestamp, parse_package
+from .status import build_status_package, parse_status_package
+
+__all__ = [
+    "BUSINESS_NEW",
+    "BUSINESS_RECALL",
+    "BUSINESS_REPLACE",
+    "BUSINESS_UPDATE",
+    "DSIG_NS",
+    "LENIENT",
+    "NS",
+    "STATUS_CODES",
+    "STRICT",
+    "VIETNAM_TZ",
+    "Attachment",
+    "Business",
+    "EdxmlError",
+    "EdxmlPackage",
+    "MessageHeader",
+    "Organization",
+    "ParsePolicy",
+    "ReplacementInfo",
+    "SignerInfo",
+    "StaffInfo",
+    "StatusPackage",
+    "TraceHeader",
+    "XmlSecurityError",
+    "append_trace",
+    "build_package",
+    "build_status_package",
+    "document_id_for",
+    "format_timestamp",
+    "is_organ_id",
+    "parse_package",
+    "parse_status_package",
+    "validate_organ_id",
+]

@@ -1,0 +1,480 @@
+"""edXML document packages: build strictly, parse under a policy, add trace hops."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import datetime
+from typing import Any
+
+from lxml import etree  # type: ignore[import-untyped]
+
+from ._model import (
+    BUSINESS_NEW,
+    DSIG_NS,
+    LENIENT,
+    NS,
+    STRICT,
+    VIETNAM_TZ,
+    Attachment,
+    Business,
+    EdxmlError,
+    EdxmlPackage,
+    MessageHeader,
+    Organization,
+    ParsePolicy,
+    ReplacementInfo,
+    SignerInfo,
+    StaffInfo,
+    TraceHeader,
+)
+from ._reader import EMPTY, MISSING, Reader, format_date
+from ._secure import local_name, namespace, parse_xml, serialize
+
+ROOT = "edXML"
+ENVELOPE = f"{ROOT}/edXMLEnvelope"
+HEADER = f"{ENVELOPE}/edXMLHeader"
+MESSAGE = f"{HEADER}/MessageHeader"
+TRACES = f"{HEADER}/TraceHeaderList"
+BUSINESS = f"{TRACES}/Bussiness"
+MANIFEST = f"{ENVELOPE}/edXMLBody/edXMLManifest"
+ENCODED = f"{ROOT}/AttachmentEncoded"
+
+_ORGANIZATION_FIELDS = (
+    ("OrganId", "organ_id"),
+    ("OrganizationInCharge", "organization_in_charge"),
+    ("OrganName", "organ_name"),
+    ("OrganAdd", "organ_add"),
+    ("Email", "email"),
+    ("Telephone", "telephone"),
+    ("Fax", "fax"),
+    ("Website", "website"),
+)
+_BUSINESS_VERBS = {1: "a recall", 2: "an update", 3: "a replacement"}
+_NULL_TEXTS = {"", "null", "NULL", "Null"}
+
+
+def _q(name: str) -> str:
+    return f"{{{NS}}}{name}"
+
+
+# ---------------------------------------------------------------------------------------------
+# checks shared by build (always strict) and parse (under the caller's policy)
+# ---------------------------------------------------------------------------------------------
+def _check_organization(org: Organization, path: str, rd: Reader) -> None:
+    if not org.organ_id.strip():
+        raise EdxmlError(f"{path}/OrganId", EMPTY)
+    rd.organ_id(org.organ_id, f"{path}/OrganId")
+
+
+def _check(pkg: EdxmlPackage, rd: Reader) -> None:
+    h = pkg.header
+    _check_organization(h.sender, f"{MESSAGE}/From", rd)
+    if not h.recipients:
+        raise EdxmlError(f"{MESSAGE}/To", "at least one recipient is required")
+    for i, org in enumerate(h.recipients, 1):
+        _check_organization(org, f"{MESSAGE}/To[{i}]", rd)
+    if not h.code_number.strip():
+        raise EdxmlError(f"{MESSAGE}/Code/CodeNumber", EMPTY)
+    if not h.subject.strip():
+        raise EdxmlError(f"{MESSAGE}/Subject", EMPTY)
+    if not 0 <= h.priority <= 4:
+        raise EdxmlError(f"{MESSAGE}/OtherInfo/Priority", f"{h.priority} is outside 0..4")
+    rd.document_id(h.document_id, f"{MESSAGE}/DocumentId")
+
+    for i, trace in enumerate(pkg.traces, 1):
+        path = f"{TRACES}/TraceHeader[{i}]/OrganId"
+        if trace.organ_id is None:
+            rd.deviation(path, "trace hop without an agency code")
+        else:
+            rd.organ_id(trace.organ_id, path)
+        if not trace.timestamp.strip():
+            raise EdxmlError(f"{TRACES}/TraceHeader[{i}]/Timestamp", EMPTY)
+
+    b = pkg.business
+    if not 0 <= b.doc_type <= 3:
+        raise EdxmlError(f"{BUSINESS}/BussinessDocType", f"{b.doc_type} is outside 0..3")
+    if b.doc_type != BUSINESS_NEW and not b.document_id.strip():
+        verb = _BUSINESS_VERBS[b.doc_type]
+        raise EdxmlError(f"{BUSINESS}/DocumentId", f"{verb} must name the DocumentId it acts on")
+    if b.document_id:
+        rd.document_id(b.document_id, f"{BUSINESS}/DocumentId")
+    for i, rep in enumerate(b.replacements, 1):
+        rd.document_id(rep.document_id, f"{BUSINESS}/ReplacementInfoList/ReplacementInfo[{i}]/DocumentId")
+
+    seen: set[str] = set()
+    for i, att in enumerate(pkg.attachments, 1):
+        path = f"{ENCODED}/Attachment[{i}]"
+        if not att.content_id.startswith("cid:") or len(att.content_id) == 4:
+            raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} must be 'cid:' and an identifier")
+        if att.content_id in seen:
+            raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} is used twice")
+        seen.add(att.content_id)
+        if not att.content_type.strip():
+            raise EdxmlError(f"{path}/ContentType", EMPTY)
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------------------------
+def _sub(parent: Any, name: str, text: str | None = None) -> Any:
+    element = etree.SubElement(parent, _q(name))
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _build_organization(parent: Any, name: str, org: Organization) -> None:
+    element = _sub(parent, name)
+    for tag, attr in _ORGANIZATION_FIELDS:
+        _sub(element, tag, getattr(org, attr))
+
+
+def _build_staff(parent: Any, staff: StaffInfo) -> None:
+    element = _sub(parent, "StaffInfo")
+    _sub(element, "Department", staff.department)
+    _sub(element, "Staff", staff.staff)
+    _sub(element, "Mobile", staff.mobile)
+    _sub(element, "Email", staff.email)
+
+
+def _build_message_header(parent: Any, h: MessageHeader) -> None:
+    mh = _sub(parent, "MessageHeader")
+    _build_organization(mh, "From", h.sender)
+    for org in h.recipients:
+        _build_organization(mh, "To", org)
+    _sub(mh, "DocumentId", h.document_id)
+    code = _sub(mh, "Code")
+    _sub(code, "CodeNumber", h.code_number)
+    _sub(code, "CodeNotation", h.code_notation)
+    info = _sub(mh, "PromulgationInfo")
+    _sub(info, "Place", h.promulgation_place)
+    _sub(info, "PromulgationDate", format_date(h.promulgation_date))
+    doc_type = _sub(mh, "DocumentType")
+    _sub(doc_type, "Type", str(h.document_type))
+    _sub(doc_type, "TypeName", h.document_type_name)
+    _sub(mh, "Subject", h.subject)
+    _sub(mh, "Content", h.content)
+    signer = _sub(mh, "SignerInfo")
+    _sub(signer, "Competence", h.signer.competence)
+    _sub(signer, "Position", h.signer.position)
+    _sub(signer, "FullName", h.signer.full_name)
+    if h.due_date is not None:
+        _sub(mh, "DueDate", format_date(h.due_date))
+    other = _sub(mh, "OtherInfo")
+    _sub(other, "Priority", str(h.priority))
+    _sub(other, "SphereOfPromulgation", h.sphere_of_promulgation)
+    if h.promulgation_amount is not None:
+        _sub(other, "PromulgationAmount", str(h.promulgation_amount))
+    if h.page_amount is not None:
+        _sub(other, "PageAmount", str(h.page_amount))
+    if h.steering_type is not None:
+        _sub(mh, "SteeringType", str(h.steering_type))
+    if h.to_places:
+        places = _sub(mh, "ToPlaces")
+        for place in h.to_places:
+            _sub(places, "Place", place)
+
+
+def _build_business(parent: Any, b: Business) -> None:
+    element = _sub(parent, "Bussiness")
+    _sub(element, "BussinessDocType", str(b.doc_type))
+    _sub(element, "BussinessDocReason", b.reason)
+    if b.document_id:
+        _sub(element, "DocumentId", b.document_id)
+    if b.paper is not None:
+        _sub(element, "Paper", str(b.paper))
+    if b.staff is not None:
+        _build_staff(element, b.staff)
+    if b.replacements:
+        reps = _sub(element, "ReplacementInfoList")
+        for rep in b.replacements:
+            info = _sub(reps, "ReplacementInfo")
+            _sub(info, "DocumentId", rep.document_id)
+            organs = _sub(info, "OrganIdList")
+            for organ_id in rep.organ_ids:
+                _sub(organs, "OrganId", organ_id)
+
+
+def build_package(pkg: EdxmlPackage) -> bytes:
+    """Serialize ``pkg`` as a canonical, unsigned edXML package; raises EdxmlError if invalid."""
+    _check(pkg, Reader(STRICT, []))
+    if any(t.organ_id is None for t in pkg.traces):  # pragma: no cover - _check raised already
+        raise EdxmlError(TRACES, "trace hop without an agency code")
+    # The SDKs' shape: unprefixed root in the QCVN default namespace, `edXML:` from the
+    # envelope down, and on ContentTransferEncoded. Receivers match these prefixes literally.
+    root = etree.Element(_q("edXML"), nsmap={None: NS})
+    envelope = etree.SubElement(root, _q("edXMLEnvelope"), nsmap={"edXML": NS})
+    header = _sub(envelope, "edXMLHeader")
+    _build_message_header(header, pkg.header)
+    traces = _sub(header, "TraceHeaderList")
+    for trace in pkg.traces:
+        element = _sub(traces, "TraceHeader")
+        _sub(element, "OrganId", trace.organ_id)
+        _sub(element, "Timestamp", trace.timestamp)
+    _build_business(traces, pkg.business)
+    manifest = _sub(_sub(envelope, "edXMLBody"), "edXMLManifest")
+    manifest.set("version", "1.0")
+    for att in pkg.attachments:
+        ref = _sub(manifest, "Reference")
+        _sub(ref, "ContentId", att.content_id)
+        _sub(ref, "ContentType", att.content_type)
+        _sub(ref, "Description", att.description)
+        _sub(ref, "AttachmentName", att.name)
+    if pkg.attachments:
+        encoded = _sub(root, "AttachmentEncoded")
+        for att in pkg.attachments:
+            element = _sub(encoded, "Attachment")
+            _sub(element, "ContentId", att.content_id)
+            _sub(element, "AttachmentName", att.name)
+            _sub(element, "Description", att.description)
+            _sub(element, "ContentType", att.content_type)
+            data = etree.SubElement(element, _q("ContentTransferEncoded"), nsmap={"edXML": NS})
+            data.text = base64.b64encode(att.data).decode("ascii")
+    return serialize(root)
+
+
+# ---------------------------------------------------------------------------------------------
+# parse
+# ---------------------------------------------------------------------------------------------
+def _parse_organization(rd: Reader, element: Any, path: str) -> Organization:
+    organ_id = rd.required_text(element, "OrganId", path)
+    values = {attr: rd.text(element, tag) for tag, attr in _ORGANIZATION_FIELDS[1:]}
+    return Organization(organ_id=organ_id, **values)
+
+
+def _parse_staff(rd: Reader, element: Any) -> StaffInfo:
+    return StaffInfo(
+        department=rd.text(element, "Department"),
+        staff=rd.text(element, "Staff"),
+        mobile=rd.text(element, "Mobile"),
+        email=rd.text(element, "Email"),
+    )
+
+
+def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
+    sender = _parse_organization(rd, rd.require(mh, "From", MESSAGE), f"{MESSAGE}/From")
+    to_elements = rd.children(mh, "To")
+    if not to_elements:
+        raise EdxmlError(f"{MESSAGE}/To", "at least one recipient is required")
+    recipients = [_parse_organization(rd, el, f"{MESSAGE}/To[{i}]") for i, el in enumerate(to_elements, 1)]
+    code = rd.require(mh, "Code", MESSAGE)
+    code_number = rd.required_text(code, "CodeNumber", f"{MESSAGE}/Code")
+    info = rd.require(mh, "PromulgationInfo", MESSAGE)
+    promulgation_date = rd.date(info, "PromulgationDate", f"{MESSAGE}/PromulgationInfo", required=True)
+    assert promulgation_date is not None
+    subject_element = rd.require(mh, "Subject", MESSAGE)
+    if not (subject_element.text or "").strip():
+        raise EdxmlError(f"{MESSAGE}/Subject", EMPTY)
+
+    doc_type = rd.child(mh, "DocumentType")
+    signer = rd.child(mh, "SignerInfo")
+    other = rd.child(mh, "OtherInfo")
+    places = rd.child(mh, "ToPlaces")
+    priority = rd.integer(other, "Priority", f"{MESSAGE}/OtherInfo") if other is not None else None
+    if priority is not None and not 0 <= priority <= 4:
+        raise EdxmlError(f"{MESSAGE}/OtherInfo/Priority", f"{priority} is outside 0..4")
+    return MessageHeader(
+        sender=sender,
+        recipients=recipients,
+        code_number=code_number,
+        code_notation=rd.text(code, "CodeNotation").strip(),
+        promulgation_place=rd.text(info, "Place"),
+        promulgation_date=promulgation_date,
+        document_type=(rd.integer(doc_type, "Type", f"{MESSAGE}/DocumentType") or 0) if doc_type is not None else 0,
+        document_type_name=rd.text(doc_type, "TypeName") if doc_type is not None else "",
+        subject=str(subject_element.text),
+        content=rd.text(mh, "Content"),
+        signer=SignerInfo(
+            competence=rd.text(signer, "Competence"),
+            position=rd.text(signer, "Position"),
+            full_name=rd.text(signer, "FullName"),
+        )
+        if signer is not None
+        else SignerInfo(),
+        due_date=rd.date(mh, "DueDate", MESSAGE, required=False),
+        to_places=[str(p.text or "") for p in rd.children(places, "Place")] if places is not None else [],
+        priority=priority or 0,
+        sphere_of_promulgation=rd.text(other, "SphereOfPromulgation") if other is not None else "",
+        promulgation_amount=rd.integer(other, "PromulgationAmount", f"{MESSAGE}/OtherInfo") if other is not None else None,
+        page_amount=rd.integer(other, "PageAmount", f"{MESSAGE}/OtherInfo") if other is not None else None,
+        steering_type=rd.integer(mh, "SteeringType", MESSAGE),
+        document_id=rd.text(mh, "DocumentId").strip(),
+    )
+
+
+def _parse_traces(rd: Reader, trace_list: Any) -> list[TraceHeader]:
+    traces = []
+    for element in rd.children(trace_list, "TraceHeader"):
+        organ_id = rd.text(element, "OrganId").strip()
+        traces.append(
+            TraceHeader(
+                organ_id=None if organ_id in _NULL_TEXTS else organ_id,
+                timestamp=rd.text(element, "Timestamp").strip(),
+            )
+        )
+    return traces
+
+
+def _parse_business(rd: Reader, trace_list: Any) -> Business:
+    element = rd.child(trace_list, "Bussiness")
+    if element is None:
+        rd.deviation(BUSINESS, f"{MISSING}; read as a new document")
+        return Business()
+    doc_type = rd.integer(element, "BussinessDocType", BUSINESS)
+    if doc_type is None:
+        raise EdxmlError(f"{BUSINESS}/BussinessDocType", MISSING)
+    staff = rd.child(element, "StaffInfo")
+    reps = rd.child(element, "ReplacementInfoList")
+    replacements: list[ReplacementInfo] = []
+    if reps is not None:
+        for info in rd.children(reps, "ReplacementInfo"):
+            organs = rd.child(info, "OrganIdList")
+            organ_ids = [str(o.text or "").strip() for o in rd.children(organs, "OrganId")] if organs is not None else []
+            replacements.append(ReplacementInfo(rd.text(info, "DocumentId").strip(), tuple(organ_ids)))
+    return Business(
+        doc_type=doc_type,
+        reason=rd.text(element, "BussinessDocReason"),
+        document_id=rd.text(element, "DocumentId").strip(),
+        paper=rd.integer(element, "Paper", BUSINESS),
+        staff=_parse_staff(rd, staff) if staff is not None else None,
+        replacements=tuple(replacements),
+    )
+
+
+def _parse_signature(rd: Reader, header: Any) -> bool:
+    for element in header:
+        if not isinstance(element.tag, str) or local_name(element) != "Signature":
+            continue
+        if namespace(element) != DSIG_NS:
+            rd.deviation(f"{HEADER}/Signature", f"Signature is in namespace {namespace(element)!r}, not XML-DSig")
+        return True
+    if rd.policy.lenient:
+        rd.warnings.append(f"{HEADER}/Signature: missing; the package is unsigned")
+    elif rd.policy.require_signature:
+        raise EdxmlError(f"{HEADER}/Signature", MISSING)
+    return False
+
+
+def _decode(text: str, path: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    try:  # SDKs wrap base64 at 76 columns; drop the whitespace and try once more.
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise EdxmlError(path, "content is not valid base64") from None
+
+
+def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]:
+    references: dict[str, Any] = {}
+    body = rd.child(envelope, "edXMLBody")
+    manifest = rd.child(body, "edXMLManifest") if body is not None else None
+    if manifest is not None:
+        for i, ref in enumerate(rd.children(manifest, "Reference"), 1):
+            references[rd.required_text(ref, "ContentId", f"{MANIFEST}/Reference[{i}]")] = ref
+    attachments: list[Attachment] = []
+    encoded = rd.child(root, "AttachmentEncoded")
+    for i, element in enumerate(rd.children(encoded, "Attachment") if encoded is not None else [], 1):
+        path = f"{ENCODED}/Attachment[{i}]"
+        content_id = rd.required_text(element, "ContentId", path)
+        content_type = rd.required_text(element, "ContentType", path)
+        payload = rd.require(element, "ContentTransferEncoded", path).text or ""
+        ref = references.pop(content_id, None)
+        if ref is None:
+            rd.deviation(f"{path}/ContentId", f"{content_id!r} has no Reference in the manifest")
+        else:
+            listed = rd.text(ref, "ContentType").strip()
+            if listed and listed != content_type:
+                rd.deviation(f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}")
+        if content_type == "application/zip":
+            rd.warnings.append(f"{path}: {content_id} is zipped (application/zip); kept as received")
+        name = rd.text(element, "AttachmentName") or (rd.text(ref, "AttachmentName") if ref is not None else "")
+        description = rd.text(element, "Description") or (rd.text(ref, "Description") if ref is not None else "")
+        attachments.append(
+            Attachment(
+                content_id=content_id,
+                name=name,
+                content_type=content_type,
+                data=_decode(payload, f"{path}/ContentTransferEncoded"),
+                description=description,
+            )
+        )
+    for content_id in references:
+        raise EdxmlError(f"{MANIFEST}/Reference", f"{content_id!r} is listed but no Attachment carries it")
+    return attachments
+
+
+def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage:
+    """Read an edXML package; deviations the policy accepts are listed in ``warnings``."""
+    warnings: list[str] = []
+    root = parse_xml(data, policy, warnings)
+    if root.tag != _q("edXML"):
+        raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected edXML in namespace {NS}")
+    rd = Reader(policy, warnings)
+    envelope = rd.require(root, "edXMLEnvelope", ROOT)
+    header = rd.require(envelope, "edXMLHeader", ENVELOPE)
+    message = _parse_message_header(rd, rd.require(header, "MessageHeader", HEADER))
+    trace_list = rd.child(header, "TraceHeaderList")
+    if trace_list is None:
+        raise EdxmlError(TRACES, MISSING)
+    pkg = EdxmlPackage(
+        header=message,
+        traces=_parse_traces(rd, trace_list),
+        business=_parse_business(rd, trace_list),
+        attachments=_parse_attachments(rd, envelope, root),
+        warnings=warnings,
+        signature_present=_parse_signature(rd, header),
+    )
+    _check(pkg, rd)
+    return pkg
+
+
+# ---------------------------------------------------------------------------------------------
+# trace hops
+# ---------------------------------------------------------------------------------------------
+def format_timestamp(value: datetime.datetime) -> str:
+    """``yyyy/MM/dd HH:mm:ss`` in Vietnam time (aware values are converted, naive taken as is)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(VIETNAM_TZ)
+    return value.strftime("%Y/%m/%d %H:%M:%S")
+
+
+def append_trace(data: bytes, organ_id: str, timestamp: datetime.datetime) -> bytes:
+    """Add a ``TraceHeader`` hop after the existing ones; the rest of the package is kept."""
+    Reader(STRICT, []).organ_id(organ_id, "TraceHeader/OrganId")
+    root = parse_xml(data, LENIENT, [])
+    rd = Reader(LENIENT, [])
+    if root.tag != _q("edXML"):
+        raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected edXML in namespace {NS}")
+    header = rd.require(rd.require(root, "edXMLEnvelope", ROOT), "edXMLHeader", ENVELOPE)
+    trace_list = rd.child(header, "TraceHeaderList")
+    if trace_list is None:
+        raise EdxmlError(TRACES, MISSING)
+    existing = rd.children(trace_list, "TraceHeader")
+    stamp = format_timestamp(timestamp)
+    if existing:
+        # A copy of the previous hop keeps its prefix and indentation.
+        hop = copy.deepcopy(existing[-1])
+        for extra in [c for c in hop if c.tag not in (_q("OrganId"), _q("Timestamp"))]:
+            hop.remove(extra)
+        for tag, value in (("OrganId", organ_id), ("Timestamp", stamp)):
+            element = rd.child(hop, tag)
+            if element is None:
+                element = etree.SubElement(hop, _q(tag))
+            element.text = value
+        existing[-1].addnext(hop)
+    else:
+        hop = etree.Element(_q("TraceHeader"))
+        etree.SubElement(hop, _q("OrganId")).text = organ_id
+        etree.SubElement(hop, _q("Timestamp")).text = stamp
+        trace_list.insert(0, hop)
+        indent = trace_list.text if trace_list.text and not trace_list.text.strip() else None
+        if indent is not None:
+            hop.text = indent + "  "
+            hop[0].tail = indent + "  "
+            hop[1].tail = indent
+            hop.tail = indent
+    return serialize(root)

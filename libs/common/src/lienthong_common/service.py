@@ -1,0 +1,154 @@
+"""The life of one service process: migrate, serve gRPC, relay the outbox, consume, drain.
+
+Every service builds a `ServiceRuntime` in its entry point and hands it its servicers and
+consumers; `lienthong-<svc> serve` and `lienthong-<svc> migrate` are the two commands its
+container and the local stack run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2
+from sqlalchemy import Engine, MetaData
+from sqlalchemy.orm import Session, sessionmaker
+
+from lienthong_common import db
+from lienthong_common.kafka import EventConsumer, Handler, OutboxRelay, broker_reachable, ensure_topics
+from lienthong_common.outbox import Outbox, install_after_commit_hooks
+from lienthong_common.settings import Settings, load_settings
+from lienthong_common.telemetry import setup_telemetry, shutdown_telemetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    """Owns a service's engine, sessions, outbox relay, consumers and gRPC server."""
+
+    name: str
+    settings: Settings
+    metadata: MetaData
+    outbox: Outbox
+    engine: Engine = field(init=False)
+    sessions: sessionmaker[Session] = field(init=False)
+    consumers: list[EventConsumer] = field(default_factory=list)
+    server: grpc.Server | None = None
+    relay: OutboxRelay | None = None
+    _draining: threading.Event = field(default_factory=threading.Event)
+    _stopped: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.engine = db.make_engine(self.settings.database_url_for(self.name))
+        self.sessions = db.make_session_factory(self.engine)
+        install_after_commit_hooks(self.sessions)
+
+    def consume(self, topics: list[str], handler: Handler, group: str | None = None) -> None:
+        self.consumers.append(
+            EventConsumer(
+                service=self.name,
+                group=group or f"lienthong-{self.name}",
+                topics=topics,
+                settings=self.settings.kafka,
+                sessions=self.sessions,
+                outbox=self.outbox,
+                handler=handler,
+            )
+        )
+
+    def ready(self) -> bool:
+        return (
+            not self._draining.is_set()
+            and db.database_reachable(self.engine)
+            and broker_reachable(self.settings.kafka)
+        )
+
+    def serve(self, register: Callable[[grpc.Server], list[str]]) -> None:
+        """Serve until SIGTERM/SIGINT, then drain: NOT_SERVING, finish calls, stop workers."""
+        from lienthong_common.grpcutil import add_health_and_reflection, make_server
+
+        server = make_server(self.settings.grpc.max_workers)
+        names = register(server)
+        health = add_health_and_reflection(server, names)
+        address = f"{self.settings.grpc.host}:{self.settings.grpc_port_for(self.name)}"
+        if server.add_insecure_port(address) == 0:
+            raise SystemExit(f"{self.name}: cannot listen on {address}")
+        server.start()
+        self.server = server
+        log.info("%s listening on %s", self.name, address)
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("%s received signal %d; draining", self.name, signum)
+            self._draining.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+        if broker_reachable(self.settings.kafka) and self.settings.kafka.ensure_topics:
+            try:
+                ensure_topics(self.settings.kafka)
+            except Exception:  # noqa: BLE001 - topics may be auto-created or owned by Strimzi
+                log.exception("could not ensure topics")
+        self.relay = OutboxRelay(
+            service=self.name, settings=self.settings.kafka, sessions=self.sessions, outbox=self.outbox
+        )
+        self.relay.start()
+        for consumer in self.consumers:
+            consumer.start()
+
+        status = None
+        while not self._draining.is_set():
+            serving = self.ready()
+            new = (
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            if new != status:
+                for n in ["", *names]:
+                    health.set(n, new)
+                log.info("%s health %s", self.name, health_pb2.HealthCheckResponse.ServingStatus.Name(new))
+                status = new
+            self._draining.wait(1.0)
+
+        health.enter_graceful_shutdown()
+        for consumer in self.consumers:
+            consumer.stop()
+        server.stop(grace=self.settings.drain_seconds).wait()
+        self.relay.stop()
+        self.engine.dispose()
+        shutdown_telemetry()
+        log.info("%s stopped", self.name)
+
+
+def service_main(
+    name: str,
+    *,
+    metadata: MetaData,
+    outbox: Outbox,
+    migrations: Path | None,
+    build: Callable[[ServiceRuntime], Callable[[grpc.Server], list[str]]],
+) -> None:
+    """Entry point of `lienthong-<name>`: `serve` or `migrate`."""
+    parser = argparse.ArgumentParser(prog=f"lienthong-{name}")
+    parser.add_argument("command", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = load_settings()
+    setup_telemetry(name)
+    if args.command == "migrate":
+        if migrations is None:
+            log.info("%s owns no database; nothing to migrate", name)
+            return
+        db.upgrade_database(settings.database_url_for(name), migrations)
+        log.info("%s database migrated", name)
+        return
+    runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
+    register = build(runtime)
+    runtime.serve(register)

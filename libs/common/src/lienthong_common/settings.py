@@ -1,0 +1,127 @@
+"""Settings read from the environment (prefix LIENTHONG_, nested with `__`), once per process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRET = "change-me-development-only"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_partitions: int = 3
+    # Consumers re-read from the beginning when they have no committed offset: a new
+    # consumer group must see events published before it first joined.
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    ensure_topics: bool = True
+
+    @property
+    def servers(self) -> list[str]:
+        return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+
+class GrpcSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 0
+    deadline_seconds: float = 10.0
+    max_workers: int = 16
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+class ServiceAddresses(BaseModel):
+    """Where each gRPC service listens; one place, not repeated per caller."""
+
+    directory: str = "127.0.0.1:50051"
+    docstore: str = "127.0.0.1:50052"
+    sigverify: str = "127.0.0.1:50053"
+    routing: str = "127.0.0.1:50054"
+    statistics: str = "127.0.0.1:50055"
+
+
+DEFAULT_PORTS = {
+    "directory": 50051,
+    "docstore": 50052,
+    "sigverify": 50053,
+    "routing": 50054,
+    "statistics": 50055,
+    "gateway": 8080,
+}
+
+
+class DocstoreSettings(BaseModel):
+    blob_dir: Path | None = None
+    max_package_bytes: int = 50 * 1024 * 1024
+    duplicate_window_days: int = 30
+    chunk_bytes: int = 256 * 1024
+
+
+class SigverifySettings(BaseModel):
+    # PEM files (root and intermediate CAs) trusted for document signatures.
+    trust_roots: list[Path] = Field(default_factory=list)
+    revocation: Literal["off", "soft-fail", "hard-fail"] = "soft-fail"
+    # Whether the signer's certificate must be registered to the sending agency.
+    require_binding: bool = True
+
+
+class GatewaySettings(BaseModel):
+    jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    token_ttl_seconds: int = 900
+    max_request_bytes: int = 50 * 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="LIENTHONG_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "LIENTHONG_DATABASE_URL")
+    )
+    drain_seconds: float = 10.0
+    kafka: KafkaSettings = KafkaSettings()
+    grpc: GrpcSettings = GrpcSettings()
+    http: HttpSettings = HttpSettings()
+    services: ServiceAddresses = ServiceAddresses()
+    docstore: DocstoreSettings = DocstoreSettings()
+    sigverify: SigverifySettings = SigverifySettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _refuse_placeholders(self) -> Settings:
+        if (
+            self.environment == "production"
+            and self.gateway.jwt_secret.get_secret_value() == PLACEHOLDER_SECRET
+        ):
+            raise ValueError(
+                "LIENTHONG_GATEWAY__JWT_SECRET still holds the development placeholder; "
+                "set a real secret in production"
+            )
+        return self
+
+    def database_url_for(self, service: str) -> str:
+        """The service's own database: DATABASE_URL, else a SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / f'{service}.db').resolve()}"
+
+    def grpc_port_for(self, service: str) -> int:
+        return self.grpc.port or DEFAULT_PORTS[service]
+
+    def blob_dir(self) -> Path:
+        return self.docstore.blob_dir or self.data_dir / "blobs"
+
+
+def load_settings() -> Settings:
+    """Read settings from the environment; call once in a process's entry point."""
+    return Settings()
