@@ -152,7 +152,7 @@ is_running() {
 
 clear_stale_pid() {
     if [[ -f "$PID_FILE" ]] && ! is_running; then
-        log "removing stale PID file $PID_FILE (pid $(read_pid) is not this broker)"
+        log "removing stale PID file $PID_FILE (pid $(read_pid) is gone or is not this broker)"
         rm -f "$PID_FILE"
     fi
 }
@@ -239,7 +239,8 @@ show_log_tail() {
 
 do_start() {
     mkdir -p "$KAFKA_DATA_DIR"
-    # Serialise concurrent start/stop on the same data dir.
+    # Serialise concurrent start/stop on the same data dir (fd 9; fd 8 is the fetch lock).
+    # Both are closed for the JVM below, else the broker would hold the locks forever.
     exec 9>"$KAFKA_DATA_DIR/.lock"
     flock 9
     if is_running; then
@@ -270,7 +271,7 @@ do_start() {
     # shellcheck disable=SC2046
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-launch "$PID_FILE" \
         $(java_base) -cp "$(classpath)" kafka.Kafka "$SERVER_PROPS" \
-        </dev/null >>"$CONSOLE_LOG" 2>&1 &
+        </dev/null >>"$CONSOLE_LOG" 2>&1 8>&- 9>&- &
     local launcher=$!
     log "starting broker (data dir $KAFKA_DATA_DIR) ..."
 

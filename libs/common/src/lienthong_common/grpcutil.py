@@ -42,9 +42,7 @@ def make_server(max_workers: int) -> grpc.Server:
     )
 
 
-def add_health_and_reflection(
-    server: grpc.Server, service_names: list[str]
-) -> health.HealthServicer:
+def add_health_and_reflection(server: grpc.Server, service_names: list[str]) -> health.HealthServicer:
     servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     reflection.enable_server_reflection(

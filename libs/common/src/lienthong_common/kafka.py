@@ -17,12 +17,12 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
 from kafka.admin import KafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 from kafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
-from lienthong.events.v1 import events_pb2
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong.events.v1 import events_pb2
 from lienthong_common.outbox import ALL_TOPICS, Outbox
 from lienthong_common.settings import KafkaSettings
 
@@ -120,7 +120,7 @@ class OutboxRelay:
             try:
                 published = self.publish_pending()
                 backoff = 0.5
-            except Exception:  # noqa: BLE001 - broker or database down: retry, never drop
+            except Exception:
                 log.exception("outbox relay failed; retrying in %.1fs", backoff)
                 self._reset_producer()
                 self._stop.wait(backoff)
@@ -134,8 +134,8 @@ class OutboxRelay:
         if self._producer is not None:
             try:
                 self._producer.close(timeout=1)
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:
+                log.debug("closing a failed producer raised", exc_info=True)
             self._producer = None
 
     def publish_pending(self) -> int:
@@ -163,9 +163,7 @@ class OutboxRelay:
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
                 headers = [(k, v.encode()) for k, v in carrier.items()]
-                futures.append(
-                    producer.send(topic, key=key.encode(), value=payload, headers=headers)
-                )
+                futures.append(producer.send(topic, key=key.encode(), value=payload, headers=headers))
         producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not acknowledge
@@ -239,13 +237,13 @@ class EventConsumer:
                         self._handle_with_retries(record)
                 if batches:
                     consumer.commit()
-            except Exception:  # noqa: BLE001 - reconnect; uncommitted events come again
+            except Exception:
                 log.exception("consumer %s failed; reconnecting", self.group)
                 if consumer is not None:
                     try:
                         consumer.close(autocommit=False)
-                    except Exception:  # noqa: BLE001
-                        pass
+                    except Exception:
+                        log.debug("closing a failed consumer raised", exc_info=True)
                 consumer = None
                 self._stop.wait(1.0)
         if consumer is not None:
@@ -257,7 +255,7 @@ class EventConsumer:
             try:
                 self.handle(record.topic, record.value, record.headers)
                 return
-            except Exception:  # noqa: BLE001
+            except Exception:
                 if attempt == self.max_attempts:
                     raise
                 log.exception(
@@ -287,7 +285,7 @@ class EventConsumer:
                     "messaging.destination.name": topic,
                     "messaging.consumer.group.name": self.group,
                     "messaging.message.id": event.event_id,
-                    "lienthong.document.id": event.document_id,
+                    **({"lienthong.document.id": event.document_id} if event.document_id else {}),
                 },
             ) as span:
                 with self.sessions() as session, session.begin():

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from lienthong.events.v1 import events_pb2
 from opentelemetry import propagate
 from sqlalchemy import (
     BigInteger,
@@ -32,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong.events.v1 import events_pb2
 from lienthong_common.ids import new_id
 
 log = logging.getLogger(__name__)

@@ -54,9 +54,7 @@ def _build(title: str, body_lines: list[str], pages: int, *, padding: int | None
     catalog = reserve()
     page_tree = reserve()
     font = add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
-    chunks = [
-        body_lines[i : i + _LINES_PER_PAGE] for i in range(0, len(body_lines), _LINES_PER_PAGE)
-    ]
+    chunks = [body_lines[i : i + _LINES_PER_PAGE] for i in range(0, len(body_lines), _LINES_PER_PAGE)]
     pages = max(pages, len(chunks))  # body text flows onto extra pages rather than being cut
     page_ids: list[int] = []
     for number in range(1, pages + 1):
@@ -66,8 +64,7 @@ def _build(title: str, body_lines: list[str], pages: int, *, padding: int | None
         page_ids.append(
             add(
                 b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] "
-                b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>"
-                % (page_tree, font, stream)
+                b"/Resources << /Font << /F1 %d 0 R >> >> /Contents %d 0 R >>" % (page_tree, font, stream)
             )
         )
     kids = b" ".join(b"%d 0 R" % page for page in page_ids)
@@ -98,9 +95,13 @@ def _build(title: str, body_lines: list[str], pages: int, *, padding: int | None
     for offset in offsets:
         out += b"%010d 00000 n \n" % offset
     file_id = hashlib.md5(bytes(out), usedforsecurity=False).hexdigest().encode()
-    out += (
-        b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\n"
-        b"startxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, info, file_id, file_id, xref_at)
+    out += b"trailer\n<< /Size %d /Root %d 0 R /Info %d 0 R /ID [<%s> <%s>] >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        catalog,
+        info,
+        file_id,
+        file_id,
+        xref_at,
     )
     return bytes(out)
 

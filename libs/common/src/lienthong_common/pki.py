@@ -83,10 +83,11 @@ def agency_code_from_certificate(cert_der: bytes) -> str | None:
 
 def split_pem_certificates(pem: bytes) -> list[bytes]:
     """Split concatenated PEM certificates into one PEM block each."""
-    return [
-        cert.public_bytes(serialization.Encoding.PEM)
-        for cert in x509.load_pem_x509_certificates(pem)
-    ] if pem.strip() else []
+    return (
+        [cert.public_bytes(serialization.Encoding.PEM) for cert in x509.load_pem_x509_certificates(pem)]
+        if pem.strip()
+        else []
+    )
 
 
 def write_identity(identity: IssuedIdentity, directory: Path, name: str) -> Path:
@@ -134,7 +135,7 @@ class DevPki:
         root_pem, root_key_pem = directory / "root.pem", directory / "root.key"
         if not (root_pem.exists() and root_key_pem.exists()):
             root_key = ec.generate_private_key(ec.SECP256R1())
-            root_cert = _make_root(root_key, common_name)
+            root_cert = _make_root(root_key, common_name, instance=os.urandom(8).hex())
             _write_private(root_key_pem, _key_to_pem(root_key))
             root_pem.write_bytes(root_cert.public_bytes(serialization.Encoding.PEM))
         issuing_pem, issuing_key_pem = directory / "issuing.pem", directory / "issuing.key"
@@ -153,7 +154,9 @@ class DevPki:
         directory = Path(directory)
         for name in ("root.pem", "issuing.pem", "issuing.key"):
             if not (directory / name).exists():
-                raise FileNotFoundError(f"dev PKI file {directory / name} is missing; run `lienthong pki init`")
+                raise FileNotFoundError(
+                    f"dev PKI file {directory / name} is missing; run `lienthong pki init`"
+                )
         return cls(
             directory,
             root_cert=x509.load_pem_x509_certificate((directory / "root.pem").read_bytes()),
@@ -229,9 +232,7 @@ class DevPki:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._issuing_key.public_key()),
                 critical=False,
             )
-            .add_extension(
-                x509.CertificatePolicies([x509.PolicyInformation(policy, None)]), critical=False
-            )
+            .add_extension(x509.CertificatePolicies([x509.PolicyInformation(policy, None)]), critical=False)
             .sign(self._issuing_key, hashes.SHA256())
         )
         return IssuedIdentity(
@@ -243,9 +244,7 @@ class DevPki:
 
 def _to_der(cert_pem_or_der: bytes) -> bytes:
     if cert_pem_or_der.lstrip().startswith(b"-----BEGIN"):
-        return x509.load_pem_x509_certificate(cert_pem_or_der).public_bytes(
-            serialization.Encoding.DER
-        )
+        return x509.load_pem_x509_certificate(cert_pem_or_der).public_bytes(serialization.Encoding.DER)
     return cert_pem_or_der
 
 
@@ -309,11 +308,14 @@ def _ca_key_usage() -> x509.KeyUsage:
     )
 
 
-def _make_root(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certificate:
+def _make_root(key: ec.EllipticCurvePrivateKey, common_name: str, instance: str) -> x509.Certificate:
+    # Every dev PKI has the same CA names; the per-instance serialNumber keeps two developers'
+    # CAs apart, so a foreign chain reads as "no chain" instead of "bad CA signature".
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            x509.NameAttribute(NameOID.SERIAL_NUMBER, instance),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
@@ -329,10 +331,12 @@ def _make_root(key: ec.EllipticCurvePrivateKey, common_name: str) -> x509.Certif
 def _make_issuing(
     key: ec.EllipticCurvePrivateKey, root_cert: x509.Certificate, root_key: ec.EllipticCurvePrivateKey
 ) -> x509.Certificate:
+    instance = root_cert.subject.get_attributes_for_oid(NameOID.SERIAL_NUMBER)
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
+            *instance,
             x509.NameAttribute(NameOID.COMMON_NAME, ISSUING_CA_NAME),
         ]
     )

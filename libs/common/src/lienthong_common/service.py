@@ -94,7 +94,7 @@ class ServiceRuntime:
         if broker_reachable(self.settings.kafka) and self.settings.kafka.ensure_topics:
             try:
                 ensure_topics(self.settings.kafka)
-            except Exception:  # noqa: BLE001 - topics may be auto-created or owned by Strimzi
+            except Exception:
                 log.exception("could not ensure topics")
         self.relay = OutboxRelay(
             service=self.name, settings=self.settings.kafka, sessions=self.sessions, outbox=self.outbox

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRET = "change-me-development-only"
+PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105 - refused in production
 
 
 class KafkaSettings(BaseModel):
@@ -73,14 +73,14 @@ class SigverifySettings(BaseModel):
 
 class GatewaySettings(BaseModel):
     jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # Keys that still verify tokens during a rotation (the newest, jwt_secret, signs).
+    previous_jwt_secrets: list[SecretStr] = Field(default_factory=list)
     token_ttl_seconds: int = 900
     max_request_bytes: int = 50 * 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="LIENTHONG_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LIENTHONG_", env_nested_delimiter="__", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
     data_dir: Path = Path(".data")

@@ -92,7 +92,9 @@ class Attachment:
     description: str = ""
 
 
-def document_id_for(organ_id: str, date: datetime.date, code_number: str, code_notation: str) -> str:
+def document_id_for(
+    organ_id: str, date: datetime.date, code_number: str, code_notation: str
+) -> str:
     """The standard's DocumentId: ``{OrganId},{yyyy/MM/dd},{CodeNumber}/{CodeNotation}``."""
     return f"{organ_id},{date:%Y/%m/%d},{code_number}/{code_notation}"
 
@@ -132,7 +134,7 @@ class EdxmlPackage:
     traces: list[TraceHeader] = field(default_factory=list)
     business: Business = field(default_factory=Business)
     attachments: list[Attachment] = field(default_factory=list)
-    # Deviations the lenient policy accepted; never compared (two readings of one document are equal).
+    # Deviations the lenient policy accepted; not compared, so readings of one document are equal.
     warnings: list[str] = field(default_factory=list, compare=False)
     signature_present: bool = False
 

@@ -8,7 +8,7 @@ import copy
 import datetime
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from ._model import (
     BUSINESS_NEW,
@@ -101,13 +101,17 @@ def _check(pkg: EdxmlPackage, rd: Reader) -> None:
     if b.document_id:
         rd.document_id(b.document_id, f"{BUSINESS}/DocumentId")
     for i, rep in enumerate(b.replacements, 1):
-        rd.document_id(rep.document_id, f"{BUSINESS}/ReplacementInfoList/ReplacementInfo[{i}]/DocumentId")
+        rd.document_id(
+            rep.document_id, f"{BUSINESS}/ReplacementInfoList/ReplacementInfo[{i}]/DocumentId"
+        )
 
     seen: set[str] = set()
     for i, att in enumerate(pkg.attachments, 1):
         path = f"{ENCODED}/Attachment[{i}]"
         if not att.content_id.startswith("cid:") or len(att.content_id) == 4:
-            raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} must be 'cid:' and an identifier")
+            raise EdxmlError(
+                f"{path}/ContentId", f"{att.content_id!r} must be 'cid:' and an identifier"
+            )
         if att.content_id in seen:
             raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} is used twice")
         seen.add(att.content_id)
@@ -120,7 +124,7 @@ def _check(pkg: EdxmlPackage, rd: Reader) -> None:
 # ---------------------------------------------------------------------------------------------
 def _sub(parent: Any, name: str, text: str | None = None) -> Any:
     element = etree.SubElement(parent, _q(name))
-    if text is not None:
+    if text:  # empty values serialize as <x/>, exactly as a re-parsed tree does
         element.text = text
     return element
 
@@ -258,11 +262,15 @@ def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
     to_elements = rd.children(mh, "To")
     if not to_elements:
         raise EdxmlError(f"{MESSAGE}/To", "at least one recipient is required")
-    recipients = [_parse_organization(rd, el, f"{MESSAGE}/To[{i}]") for i, el in enumerate(to_elements, 1)]
+    recipients = [
+        _parse_organization(rd, el, f"{MESSAGE}/To[{i}]") for i, el in enumerate(to_elements, 1)
+    ]
     code = rd.require(mh, "Code", MESSAGE)
     code_number = rd.required_text(code, "CodeNumber", f"{MESSAGE}/Code")
     info = rd.require(mh, "PromulgationInfo", MESSAGE)
-    promulgation_date = rd.date(info, "PromulgationDate", f"{MESSAGE}/PromulgationInfo", required=True)
+    promulgation_date = rd.date(
+        info, "PromulgationDate", f"{MESSAGE}/PromulgationInfo", required=True
+    )
     assert promulgation_date is not None
     subject_element = rd.require(mh, "Subject", MESSAGE)
     if not (subject_element.text or "").strip():
@@ -282,7 +290,9 @@ def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
         code_notation=rd.text(code, "CodeNotation").strip(),
         promulgation_place=rd.text(info, "Place"),
         promulgation_date=promulgation_date,
-        document_type=(rd.integer(doc_type, "Type", f"{MESSAGE}/DocumentType") or 0) if doc_type is not None else 0,
+        document_type=(rd.integer(doc_type, "Type", f"{MESSAGE}/DocumentType") or 0)
+        if doc_type is not None
+        else 0,
         document_type_name=rd.text(doc_type, "TypeName") if doc_type is not None else "",
         subject=str(subject_element.text),
         content=rd.text(mh, "Content"),
@@ -294,11 +304,17 @@ def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
         if signer is not None
         else SignerInfo(),
         due_date=rd.date(mh, "DueDate", MESSAGE, required=False),
-        to_places=[str(p.text or "") for p in rd.children(places, "Place")] if places is not None else [],
+        to_places=[str(p.text or "") for p in rd.children(places, "Place")]
+        if places is not None
+        else [],
         priority=priority or 0,
         sphere_of_promulgation=rd.text(other, "SphereOfPromulgation") if other is not None else "",
-        promulgation_amount=rd.integer(other, "PromulgationAmount", f"{MESSAGE}/OtherInfo") if other is not None else None,
-        page_amount=rd.integer(other, "PageAmount", f"{MESSAGE}/OtherInfo") if other is not None else None,
+        promulgation_amount=rd.integer(other, "PromulgationAmount", f"{MESSAGE}/OtherInfo")
+        if other is not None
+        else None,
+        page_amount=rd.integer(other, "PageAmount", f"{MESSAGE}/OtherInfo")
+        if other is not None
+        else None,
         steering_type=rd.integer(mh, "SteeringType", MESSAGE),
         document_id=rd.text(mh, "DocumentId").strip(),
     )
@@ -331,8 +347,14 @@ def _parse_business(rd: Reader, trace_list: Any) -> Business:
     if reps is not None:
         for info in rd.children(reps, "ReplacementInfo"):
             organs = rd.child(info, "OrganIdList")
-            organ_ids = [str(o.text or "").strip() for o in rd.children(organs, "OrganId")] if organs is not None else []
-            replacements.append(ReplacementInfo(rd.text(info, "DocumentId").strip(), tuple(organ_ids)))
+            organ_ids = (
+                [str(o.text or "").strip() for o in rd.children(organs, "OrganId")]
+                if organs is not None
+                else []
+            )
+            replacements.append(
+                ReplacementInfo(rd.text(info, "DocumentId").strip(), tuple(organ_ids))
+            )
     return Business(
         doc_type=doc_type,
         reason=rd.text(element, "BussinessDocReason"),
@@ -348,7 +370,10 @@ def _parse_signature(rd: Reader, header: Any) -> bool:
         if not isinstance(element.tag, str) or local_name(element) != "Signature":
             continue
         if namespace(element) != DSIG_NS:
-            rd.deviation(f"{HEADER}/Signature", f"Signature is in namespace {namespace(element)!r}, not XML-DSig")
+            rd.deviation(
+                f"{HEADER}/Signature",
+                f"Signature is in namespace {namespace(element)!r}, not XML-DSig",
+            )
         return True
     if rd.policy.lenient:
         rd.warnings.append(f"{HEADER}/Signature: missing; the package is unsigned")
@@ -377,7 +402,9 @@ def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]
             references[rd.required_text(ref, "ContentId", f"{MANIFEST}/Reference[{i}]")] = ref
     attachments: list[Attachment] = []
     encoded = rd.child(root, "AttachmentEncoded")
-    for i, element in enumerate(rd.children(encoded, "Attachment") if encoded is not None else [], 1):
+    for i, element in enumerate(
+        rd.children(encoded, "Attachment") if encoded is not None else [], 1
+    ):
         path = f"{ENCODED}/Attachment[{i}]"
         content_id = rd.required_text(element, "ContentId", path)
         content_type = rd.required_text(element, "ContentType", path)
@@ -388,11 +415,19 @@ def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]
         else:
             listed = rd.text(ref, "ContentType").strip()
             if listed and listed != content_type:
-                rd.deviation(f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}")
+                rd.deviation(
+                    f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}"
+                )
         if content_type == "application/zip":
-            rd.warnings.append(f"{path}: {content_id} is zipped (application/zip); kept as received")
-        name = rd.text(element, "AttachmentName") or (rd.text(ref, "AttachmentName") if ref is not None else "")
-        description = rd.text(element, "Description") or (rd.text(ref, "Description") if ref is not None else "")
+            rd.warnings.append(
+                f"{path}: {content_id} is zipped (application/zip); kept as received"
+            )
+        name = rd.text(element, "AttachmentName") or (
+            rd.text(ref, "AttachmentName") if ref is not None else ""
+        )
+        description = rd.text(element, "Description") or (
+            rd.text(ref, "Description") if ref is not None else ""
+        )
         attachments.append(
             Attachment(
                 content_id=content_id,
@@ -403,7 +438,9 @@ def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]
             )
         )
     for content_id in references:
-        raise EdxmlError(f"{MANIFEST}/Reference", f"{content_id!r} is listed but no Attachment carries it")
+        raise EdxmlError(
+            f"{MANIFEST}/Reference", f"{content_id!r} is listed but no Attachment carries it"
+        )
     return attachments
 
 
@@ -420,13 +457,16 @@ def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage
     trace_list = rd.child(header, "TraceHeaderList")
     if trace_list is None:
         raise EdxmlError(TRACES, MISSING)
+    traces = _parse_traces(rd, trace_list)
+    business = _parse_business(rd, trace_list)
+    signature_present = _parse_signature(rd, header)
     pkg = EdxmlPackage(
         header=message,
-        traces=_parse_traces(rd, trace_list),
-        business=_parse_business(rd, trace_list),
+        traces=traces,
+        business=business,
         attachments=_parse_attachments(rd, envelope, root),
         warnings=warnings,
-        signature_present=_parse_signature(rd, header),
+        signature_present=signature_present,
     )
     _check(pkg, rd)
     return pkg

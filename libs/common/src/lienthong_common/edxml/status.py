@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from ._model import (
     LENIENT,
@@ -15,6 +15,7 @@ from ._model import (
     VIETNAM_TZ,
     EdxmlError,
     ParsePolicy,
+    StaffInfo,
     StatusPackage,
 )
 from ._reader import EMPTY, MISSING, Reader, format_date
@@ -46,7 +47,9 @@ def _check(st: StatusPackage, rd: Reader) -> None:
     _check_organization(st.sender, f"{MESSAGE}/From", rd)
     if st.status_code not in STATUS_CODES:
         known = ", ".join(STATUS_CODES)
-        raise EdxmlError(f"{MESSAGE}/StatusCode", f"{st.status_code!r} is not a status code ({known})")
+        raise EdxmlError(
+            f"{MESSAGE}/StatusCode", f"{st.status_code!r} is not a status code ({known})"
+        )
 
 
 def build_status_package(st: StatusPackage) -> bytes:
@@ -84,7 +87,10 @@ def _signature_present(rd: Reader, header: Any) -> bool:
     for element in header:
         if isinstance(element.tag, str) and local_name(element) == "Signature":
             if namespace(element) != "http://www.w3.org/2000/09/xmldsig#":
-                rd.deviation(f"{HEADER}/Signature", f"Signature is in namespace {namespace(element)!r}, not XML-DSig")
+                rd.deviation(
+                    f"{HEADER}/Signature",
+                    f"Signature is in namespace {namespace(element)!r}, not XML-DSig",
+                )
             return True
     if rd.policy.lenient:
         rd.warnings.append(f"{HEADER}/Signature: missing; the status is unsigned")
@@ -108,14 +114,16 @@ def parse_status_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> Statu
         response_for_organ_id=rd.required_text(response_for, "OrganId", RESPONSE_FOR),
         response_for_document_id=rd.required_text(response_for, "DocumentId", RESPONSE_FOR),
         response_for_code=rd.text(response_for, "Code").strip(),
-        response_for_promulgation_date=rd.date(response_for, "PromulgationDate", RESPONSE_FOR, required=False),
+        response_for_promulgation_date=rd.date(
+            response_for, "PromulgationDate", RESPONSE_FOR, required=False
+        ),
         sender=_parse_organization(rd, rd.require(message, "From", MESSAGE), f"{MESSAGE}/From"),
         status_code=rd.required_text(message, "StatusCode", MESSAGE),
         description=rd.text(message, "Description"),
         timestamp=_parse_timestamp(
             rd, rd.required_text(message, "Timestamp", MESSAGE), f"{MESSAGE}/Timestamp"
         ),
-        staff=_parse_staff(rd, staff) if staff is not None else _parse_staff(rd, etree.Element("x")),
+        staff=_parse_staff(rd, staff) if staff is not None else StaffInfo(),
         warnings=warnings,
         signature_present=_signature_present(rd, header),
     )

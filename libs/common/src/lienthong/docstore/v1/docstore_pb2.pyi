@@ -27,11 +27,14 @@ class PackageHeader(_message.Message):
     SENDER_CODE_FIELD_NUMBER: _builtins.int
     RECIPIENT_CODES_FIELD_NUMBER: _builtins.int
     DECLARED_SIZE_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """platform document id chosen by the gateway (UUID)"""
     sender_code: _builtins.str
     declared_size: _builtins.int
     """optional, 0 = unknown"""
+    idempotency_key: _builtins.str
+    """The caller's Idempotency-Key: the same sender and key return the document first stored."""
     @_builtins.property
     def recipient_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -41,10 +44,11 @@ class PackageHeader(_message.Message):
         sender_code: _builtins.str = ...,
         recipient_codes: _abc.Iterable[_builtins.str] | None = ...,
         declared_size: _builtins.int = ...,
+        idempotency_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_size", b"declared_size", "id", b"id", "recipient_codes", b"recipient_codes", "sender_code", b"sender_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["declared_size", b"declared_size", "id", b"id", "idempotency_key", b"idempotency_key", "recipient_codes", b"recipient_codes", "sender_code", b"sender_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -171,8 +175,11 @@ class PutPackageResponse(_message.Message):
 
     DOCUMENT_FIELD_NUMBER: _builtins.int
     DUPLICATE_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
     duplicate: _builtins.bool
     """an earlier package with the same sender + DocumentId"""
+    replayed: _builtins.bool
+    """same sender + Idempotency-Key as an earlier request"""
     @_builtins.property
     def document(self) -> Global___DocumentMetadata: ...
     def __init__(
@@ -180,10 +187,11 @@ class PutPackageResponse(_message.Message):
         *,
         document: Global___DocumentMetadata | None = ...,
         duplicate: _builtins.bool = ...,
+        replayed: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "duplicate", b"duplicate"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "duplicate", b"duplicate", "replayed", b"replayed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,400 @@
+{{/*
+Names, labels and the one place where peer addresses, the call graph and shared environment
+are derived. Components never repeat each other's addresses: they all come from here.
+*/}}
+
+{{- define "lienthong.fullname" -}}
+{{- if contains "lienthong" .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-lienthong" .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The six services, in a fixed order. */}}
+{{- define "lienthong.componentNames" -}}
+gateway directory docstore sigverify routing statistics
+{{- end -}}
+
+{{/*
+Who calls whom over gRPC (caller -> callees). NetworkPolicy egress uses it as is and
+ingress uses it inverted. Change it here only.
+*/}}
+{{- define "lienthong.callGraph" -}}
+gateway: [directory, docstore, sigverify, routing, statistics]
+sigverify: [docstore, directory]
+routing: [directory]
+statistics: [directory]
+directory: []
+docstore: []
+{{- end -}}
+
+{{- define "lienthong.componentFullname" -}}
+{{- printf "%s-%s" (include "lienthong.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lienthong.chartLabel" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lienthong.metaLabels" -}}
+helm.sh/chart: {{ include "lienthong.chartLabel" . }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* Labels for objects that belong to no one component (and for CRs whose operators copy labels to pods). */}}
+{{- define "lienthong.commonLabels" -}}
+{{ include "lienthong.metaLabels" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* Pod selector of one component: ctx = dict root name. */}}
+{{- define "lienthong.selectorLabels" -}}
+app.kubernetes.io/name: lienthong
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end -}}
+
+{{/*
+Labels of every pod this chart itself runs. `part-of: lienthong` is what the default-deny
+NetworkPolicy selects, so pods that Strimzi or CloudNativePG create are left to their operators.
+*/}}
+{{- define "lienthong.labels" -}}
+{{ include "lienthong.metaLabels" .root }}
+{{ include "lienthong.selectorLabels" . }}
+app.kubernetes.io/part-of: lienthong
+{{- end -}}
+
+{{- define "lienthong.image" -}}
+{{- $d := .root.Values.default.image -}}
+{{- $c := (index .root.Values.components .name).image | default dict -}}
+{{- $repo := $c.repository | default (printf "%s/lienthong-%s" $d.registry .name) -}}
+{{- $tag := $c.tag | default $d.tag | default .root.Chart.AppVersion -}}
+{{- if hasPrefix "sha256:" $tag -}}
+{{- printf "%s@%s" $repo $tag -}}
+{{- else -}}
+{{- printf "%s:%s" $repo $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lienthong.resources" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.default.resources) ($c.resources | default dict)) -}}
+{{- end -}}
+
+{{- define "lienthong.serviceAccountName" -}}
+{{- include "lienthong.componentFullname" . -}}
+{{- end -}}
+
+{{/* host:port of one component's Service. */}}
+{{- define "lienthong.address" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- printf "%s:%v" (include "lienthong.componentFullname" .) $c.port -}}
+{{- end -}}
+
+{{- define "lienthong.kafka.clusterName" -}}
+{{- .Values.kafka.strimzi.clusterName | default (printf "%s-kafka" (include "lienthong.fullname" .)) | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lienthong.kafka.bootstrapServers" -}}
+{{- if .Values.kafka.strimzi.enabled -}}
+{{- printf "%s-kafka-bootstrap:9092" (include "lienthong.kafka.clusterName" .) -}}
+{{- else -}}
+{{- required "kafka.bootstrapServers is required when kafka.strimzi.enabled is false" .Values.kafka.bootstrapServers -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "lienthong.otel.collectorName" -}}
+{{- printf "%s-otel-collector" (include "lienthong.fullname" .) -}}
+{{- end -}}
+
+{{- define "lienthong.jaegerName" -}}
+{{- printf "%s-jaeger" (include "lienthong.fullname" .) -}}
+{{- end -}}
+
+{{- define "lienthong.otel.endpoint" -}}
+{{- if .Values.opentelemetry.endpoint -}}
+{{- .Values.opentelemetry.endpoint -}}
+{{- else if .Values.opentelemetry.collector.enabled -}}
+{{- printf "http://%s:4317" (include "lienthong.otel.collectorName" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* CloudNativePG cluster of one component: ctx = dict root name. */}}
+{{- define "lienthong.pg.clusterName" -}}
+{{- printf "%s-%s-pg" (include "lienthong.fullname" .root) .name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "lienthong.database.secretName" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- $c.database.existingSecret | default (printf "%s-db" (include "lienthong.componentFullname" .)) -}}
+{{- end -}}
+
+{{- define "lienthong.jwt.secretName" -}}
+{{- .Values.components.gateway.jwtSecret.existingSecret | default (printf "%s-gateway-jwt" (include "lienthong.fullname" .)) -}}
+{{- end -}}
+
+{{/* Whether a component is enabled: ctx = dict root name. Prints "true" or nothing. */}}
+{{- define "lienthong.enabled" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- if $c.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "lienthong.terminationGracePeriodSeconds" -}}
+{{- $s := .Values.default.shutdown -}}
+{{- add $s.preStopSeconds $s.drainSeconds $s.marginSeconds -}}
+{{- end -}}
+
+{{/*
+Plain (non-secret) environment of one component, as YAML key: "value". The Deployment gets it
+through its ConfigMap; the migration Job (a hook, which runs before that ConfigMap exists)
+inlines the same map.
+*/}}
+{{- define "lienthong.configData" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $c := index $root.Values.components $name -}}
+{{- $env := dict -}}
+{{- $_ := set $env "LIENTHONG_ENVIRONMENT" $root.Values.default.environment -}}
+{{- $_ := set $env "LIENTHONG_DATA_DIR" "/data" -}}
+{{- $_ := set $env "LIENTHONG_DRAIN_SECONDS" (toString $root.Values.default.shutdown.drainSeconds) -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__BOOTSTRAP_SERVERS" (include "lienthong.kafka.bootstrapServers" $root) -}}
+{{- if $root.Values.kafka.strimzi.enabled -}}
+{{- /* KafkaTopic resources own the topics; the services must not create them differently. */ -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__ENSURE_TOPICS" "false" -}}
+{{- end -}}
+{{- if eq $name "gateway" -}}
+{{- $_ := set $env "LIENTHONG_HTTP__HOST" "0.0.0.0" -}}
+{{- $_ := set $env "LIENTHONG_HTTP__PORT" (toString $c.port) -}}
+{{- else -}}
+{{- $_ := set $env "LIENTHONG_GRPC__HOST" "0.0.0.0" -}}
+{{- $_ := set $env "LIENTHONG_GRPC__PORT" (toString $c.port) -}}
+{{- end -}}
+{{- range $peer := splitList " " (include "lienthong.componentNames" .) -}}
+{{- if and (ne $peer "gateway") (include "lienthong.enabled" (dict "root" $root "name" $peer)) -}}
+{{- $_ := set $env (printf "LIENTHONG_SERVICES__%s" (upper $peer)) (include "lienthong.address" (dict "root" $root "name" $peer)) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq $name "docstore" -}}
+{{- $_ := set $env "LIENTHONG_DOCSTORE__BLOB_DIR" $c.persistence.mountPath -}}
+{{- end -}}
+{{- if and (eq $name "sigverify") (or $c.trustRoots.existingConfigMap $c.trustRoots.existingSecret) -}}
+{{- /* A list setting: pydantic-settings reads it as JSON. */ -}}
+{{- $_ := set $env "LIENTHONG_SIGVERIFY__TRUST_ROOTS" (list (printf "%s/%s" $c.trustRoots.mountPath $c.trustRoots.key) | toJson) -}}
+{{- end -}}
+{{- $otel := include "lienthong.otel.endpoint" $root -}}
+{{- $_ := set $env "OTEL_SERVICE_NAME" $name -}}
+{{- if $otel -}}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_ENDPOINT" $otel -}}
+{{- $_ := set $env "OTEL_EXPORTER_OTLP_PROTOCOL" "grpc" -}}
+{{- else -}}
+{{- $_ := set $env "OTEL_SDK_DISABLED" "true" -}}
+{{- end -}}
+{{- range $k, $v := $root.Values.default.env -}}
+{{- $_ := set $env $k (toString $v) -}}
+{{- end -}}
+{{- range $k, $v := $c.env -}}
+{{- $_ := set $env $k (toString $v) -}}
+{{- end -}}
+{{- range $k := keys $env | sortAlpha }}
+{{ $k }}: {{ index $env $k | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Environment entries that are not plain config: the pod's identity for OTEL_RESOURCE_ATTRIBUTES
+(dependent variables must be listed after what they reference) and the secrets.
+*/}}
+{{- define "lienthong.podEnv" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $c := index $root.Values.components $name -}}
+- name: K8S_POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: K8S_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: K8S_NODE_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: spec.nodeName
+{{- $attrs := list (printf "service.namespace=%s" "lienthong") (printf "service.version=%s" $root.Chart.AppVersion) (printf "deployment.environment.name=%s" $root.Values.default.environment) "service.instance.id=$(K8S_POD_NAME)" "k8s.pod.name=$(K8S_POD_NAME)" "k8s.namespace.name=$(K8S_NAMESPACE)" "k8s.node.name=$(K8S_NODE_NAME)" (ternary (printf "k8s.job.name=%s-migrate" (include "lienthong.componentFullname" .)) (printf "k8s.deployment.name=%s" (include "lienthong.componentFullname" .)) (eq (.workload | default "deployment") "job")) }}
+{{- range $k, $v := $root.Values.opentelemetry.resourceAttributes }}
+{{- $attrs = append $attrs (printf "%s=%s" $k (toString $v)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $attrs | quote }}
+{{- include "lienthong.secretEnv" . }}
+{{- end -}}
+
+{{/* Secret-backed environment of one component. */}}
+{{- define "lienthong.secretEnv" -}}
+{{- $root := .root -}}
+{{- $name := .name -}}
+{{- $c := index $root.Values.components $name -}}
+{{- /* In development a missing Secret is allowed: the services then fall back to their
+       development defaults (SQLite under /data, a placeholder JWT secret). */}}
+{{- $optional := eq $root.Values.default.environment "development" -}}
+{{- if eq $name "gateway" }}
+- name: LIENTHONG_GATEWAY__JWT_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lienthong.jwt.secretName" $root }}
+      key: {{ $c.jwtSecret.key }}
+      optional: {{ $optional }}
+{{- end }}
+{{- if $c.database }}
+{{- if $root.Values.postgresql.cloudnativepg.enabled }}
+{{- $cluster := include "lienthong.pg.clusterName" . }}
+{{- /* CNPG's app secret has a libpq URI; the services want the psycopg 3 dialect. Its
+       generated passwords are alphanumeric, so composing the URL needs no escaping. */}}
+- name: LIENTHONG_DB_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cluster }}-app
+      key: username
+- name: LIENTHONG_DB_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cluster }}-app
+      key: password
+- name: DATABASE_URL
+  value: {{ printf "postgresql+psycopg://$(LIENTHONG_DB_USER):$(LIENTHONG_DB_PASSWORD)@%s-rw:%v/%s" $cluster $root.Values.postgresql.port $c.database.name | quote }}
+{{- else }}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lienthong.database.secretName" . }}
+      key: {{ $c.database.key }}
+      optional: {{ $optional }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "lienthong.podSecurityContext" -}}
+{{ toYaml .Values.default.podSecurityContext }}
+{{- end -}}
+
+{{- define "lienthong.containerSecurityContext" -}}
+{{ toYaml .Values.default.securityContext }}
+{{- end -}}
+
+{{/* Writable scratch space (the root filesystem is read-only). */}}
+{{- define "lienthong.scratchVolumes" -}}
+- name: data
+  emptyDir:
+    sizeLimit: {{ .Values.default.scratch.dataSizeLimit }}
+- name: tmp
+  emptyDir:
+    sizeLimit: {{ .Values.default.scratch.tmpSizeLimit }}
+{{- end -}}
+
+{{- define "lienthong.scratchMounts" -}}
+- name: data
+  mountPath: /data
+- name: tmp
+  mountPath: /tmp
+{{- end -}}
+
+{{/* NetworkPolicy egress rule for DNS. */}}
+{{- define "lienthong.netpol.dnsEgress" -}}
+- to:
+    - namespaceSelector:
+        {{- toYaml .Values.networkPolicy.dns.namespaceSelector | nindent 8 }}
+      podSelector:
+        {{- toYaml .Values.networkPolicy.dns.podSelector | nindent 8 }}
+  ports:
+    - {protocol: UDP, port: 53}
+    - {protocol: TCP, port: 53}
+{{- end -}}
+
+{{/* Egress to the database of one component (ctx = dict root name). */}}
+{{- define "lienthong.netpol.dbEgress" -}}
+{{- $root := .root -}}
+- ports:
+    - {protocol: TCP, port: {{ $root.Values.postgresql.port }}}
+{{- if $root.Values.postgresql.cloudnativepg.enabled }}
+  to:
+    - podSelector:
+        matchLabels:
+          cnpg.io/cluster: {{ include "lienthong.pg.clusterName" . }}
+{{- else if $root.Values.postgresql.egressTo }}
+  to:
+    {{- toYaml $root.Values.postgresql.egressTo | nindent 4 }}
+{{- end }}
+{{- end -}}
+
+{{- define "lienthong.netpol.kafkaEgress" -}}
+{{- if .Values.kafka.strimzi.enabled }}
+- ports:
+    - {protocol: TCP, port: 9092}
+  to:
+    - podSelector:
+        matchLabels:
+          strimzi.io/cluster: {{ include "lienthong.kafka.clusterName" . }}
+{{- else }}
+- ports:
+    - {protocol: TCP, port: {{ .Values.kafka.port }}}
+{{- if .Values.kafka.egressTo }}
+  to:
+    {{- toYaml .Values.kafka.egressTo | nindent 4 }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{- define "lienthong.netpol.otelEgress" -}}
+{{- if and .Values.opentelemetry.collector.enabled (not .Values.opentelemetry.endpoint) }}
+- ports:
+    - {protocol: TCP, port: 4317}
+  to:
+    - podSelector:
+        matchLabels:
+          {{- include "lienthong.selectorLabels" (dict "root" . "name" "otel-collector") | nindent 10 }}
+{{- else if .Values.opentelemetry.endpoint }}
+- ports:
+    - {protocol: TCP, port: 4317}
+{{- end }}
+{{- end -}}
+
+{{/* Components that own a database, in order. */}}
+{{- define "lienthong.databaseComponents" -}}
+{{- $out := list -}}
+{{- range $name := splitList " " (include "lienthong.componentNames" .) -}}
+{{- $c := index $.Values.components $name -}}
+{{- if and $c.enabled $c.database -}}
+{{- $out = append $out $name -}}
+{{- end -}}
+{{- end -}}
+{{- join " " $out -}}
+{{- end -}}
+
+{{/* sigverify's trust roots: volume and mount (ctx = dict root name); empty when none is named. */}}
+{{- define "lienthong.trustRootsVolume" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- if and (eq .name "sigverify") $c.trustRoots.existingConfigMap }}
+- name: trust-roots
+  configMap:
+    name: {{ $c.trustRoots.existingConfigMap }}
+    items:
+      - {key: {{ $c.trustRoots.key }}, path: {{ $c.trustRoots.key }}}
+{{- else if and (eq .name "sigverify") $c.trustRoots.existingSecret }}
+- name: trust-roots
+  secret:
+    secretName: {{ $c.trustRoots.existingSecret }}
+    items:
+      - {key: {{ $c.trustRoots.key }}, path: {{ $c.trustRoots.key }}}
+{{- end }}
+{{- end -}}
+
+{{- define "lienthong.trustRootsMount" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- if and (eq .name "sigverify") (or $c.trustRoots.existingConfigMap $c.trustRoots.existingSecret) }}
+- name: trust-roots
+  mountPath: {{ $c.trustRoots.mountPath }}
+  readOnly: true
+{{- end }}
+{{- end -}}

@@ -1,0 +1,81 @@
+"""SIGKILL a consumer while events are in flight: every document still arrives exactly once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+
+import pytest
+
+from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually
+from lienthong_common import edxml
+
+
+def package(pdf: bytes, number: int) -> bytes:
+    return edxml.build_package(
+        edxml.EdxmlPackage(
+            header=edxml.MessageHeader(
+                sender=edxml.Organization(organ_id=PROVINCE, organ_name="UBND tỉnh Quảng Ninh"),
+                recipients=[edxml.Organization(organ_id=DEPARTMENT), edxml.Organization(organ_id=COMMUNE)],
+                code_number=str(number),
+                code_notation=f"CRASH-{uuid.uuid4().hex[:6]}",
+                promulgation_place="Hạ Long",
+                promulgation_date=dt.date.today(),
+                document_type=1,
+                document_type_name="Công văn",
+                subject=f"Kiểm thử sự cố {number}",
+            ),
+            attachments=[
+                edxml.Attachment(
+                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
+                )
+            ],
+        )
+    )
+
+
+@pytest.mark.parametrize("victim", ["sigverify", "routing", "statistics"])
+def test_sigkill_consumer_loses_and_duplicates_nothing(
+    platform: RunningPlatform, signed_pdf, victim: str
+) -> None:
+    pdf = signed_pdf(PROVINCE, f"Kiểm thử {victim}").read_bytes()
+    before = received_counts(platform)
+    sent: list[str] = []
+    with platform.client(PROVINCE) as client:
+        for number in range(12):
+            if number == 4:
+                platform.local.kill(victim)  # SIGKILL: no drain, no goodbye
+            sent.append(client.send_package(package(pdf, number))["id"])
+    platform.restart(victim)
+
+    for code in (DEPARTMENT, COMMUNE):
+
+        def delivered(code: str = code) -> Counter[str] | None:
+            with platform.client(code) as client:
+                seen = Counter(item["id"] for item in client.inbox_all(limit=200))
+            return seen if all(seen[d] >= 1 for d in sent) else None
+
+        seen = eventually(delivered, timeout=90, what=f"all {len(sent)} documents in {code}'s inbox")
+        assert all(seen[d] == 1 for d in sent), f"duplicates in {code}'s inbox: {seen}"
+
+    # Statistics counted each delivery exactly once, crash or not.
+    expected = {c: before.get(c, 0) + len(sent) for c in (DEPARTMENT, COMMUNE)}
+    eventually(
+        lambda: {c: received_counts(platform).get(c, 0) for c in expected} == expected,
+        timeout=60,
+        what=f"statistics to reach {expected}",
+    )
+
+    with platform.client(PROVINCE) as client:
+        for doc_id in sent:
+            doc = client.document(doc_id)
+            assert sorted(r["code"] for r in doc["recipients"]) == sorted([DEPARTMENT, COMMUNE])
+            created = [t for t in doc["timeline"] if t["state"] == "delivered"]
+            assert len(created) <= 2
+
+
+def received_counts(platform: RunningPlatform) -> dict[str, int]:
+    with platform.client(PROVINCE) as client:
+        report = client.report()
+    return {a["agency_code"]: int(a.get("documents_received", 0)) for a in report.get("agencies", [])}

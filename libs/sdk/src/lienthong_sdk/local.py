@@ -1,0 +1,176 @@
+"""The whole platform on one machine: Kafka, six services, the demo data.
+
+`lienthong run` (what `make run` calls) and the end-to-end tests both start the platform
+through `LocalPlatform`, with the same commands the containers run
+(`lienthong-<svc> migrate`, `lienthong-<svc> serve`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from lienthong_common.grpcutil import health_status
+
+GRPC_SERVICES = ("directory", "docstore", "sigverify", "routing", "statistics")
+ALL_SERVICES = (*GRPC_SERVICES, "gateway")
+
+
+def repo_root() -> Path:
+    """The checkout holding infra/ (LIENTHONG_HOME, else found from here or the cwd)."""
+    if os.environ.get("LIENTHONG_HOME"):
+        return Path(os.environ["LIENTHONG_HOME"]).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for candidate in (start, *start.parents):
+            if (candidate / "infra" / "kafka.sh").exists():
+                return candidate
+    raise SystemExit("cannot find the lienthong checkout (infra/kafka.sh); set LIENTHONG_HOME")
+
+
+def bin_path(name: str) -> str:
+    """A console script installed beside this Python (the project's venv)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@dataclass
+class LocalPlatform:
+    data_dir: Path
+    grpc_port_base: int = 50051
+    http_port: int = 8080
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_urls: dict[str, str] = field(default_factory=dict)
+    extra_env: dict[str, str] = field(default_factory=dict)
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def grpc_address(self, service: str) -> str:
+        return f"127.0.0.1:{self.grpc_port_base + GRPC_SERVICES.index(service)}"
+
+    def log_path(self, service: str) -> Path:
+        return self.data_dir / "logs" / f"{service}.log"
+
+    def env_for(self, service: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+        env.update(
+            {
+                "LIENTHONG_DATA_DIR": str(self.data_dir),
+                "LIENTHONG_KAFKA__BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+                "LIENTHONG_HTTP__PORT": str(self.http_port),
+                "LIENTHONG_SIGVERIFY__TRUST_ROOTS": json.dumps([str(self.data_dir / "pki" / "root.pem")]),
+                "LIENTHONG_DRAIN_SECONDS": env.get("LIENTHONG_DRAIN_SECONDS", "3"),
+                "OTEL_SERVICE_NAME": f"lienthong-{service}",
+            }
+        )
+        for name in GRPC_SERVICES:
+            env[f"LIENTHONG_SERVICES__{name.upper()}"] = self.grpc_address(name)
+        if service in GRPC_SERVICES:
+            env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port_base + GRPC_SERVICES.index(service))
+        if service in self.database_urls:
+            env["DATABASE_URL"] = self.database_urls[service]
+        env.update(self.extra_env)
+        return env
+
+    def prepare_pki(self) -> None:
+        from lienthong_common.pki import DevPki
+
+        DevPki.init(self.data_dir / "pki")
+
+    def migrate(self, service: str) -> None:
+        result = subprocess.run(
+            [bin_path(f"lienthong-{service}"), "migrate"],
+            env=self.env_for(service),
+            capture_output=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"migrating {service} failed:\n{result.stderr.decode(errors='replace')[-3000:]}")
+
+    def start_service(self, service: str) -> None:
+        self.log_path(service).parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path(service).open("ab")
+        self.processes[service] = subprocess.Popen(
+            [bin_path(f"lienthong-{service}"), "serve"],
+            env=self.env_for(service),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def start(self, services: tuple[str, ...] = ALL_SERVICES) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_pki()
+        for service in services:
+            if service in GRPC_SERVICES:
+                self.migrate(service)
+        for service in services:
+            self.start_service(service)
+
+    def service_healthy(self, service: str) -> bool:
+        if service == "gateway":
+            try:
+                return httpx.get(f"{self.gateway_url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+        return health_status(self.grpc_address(service), timeout=1.0) == "SERVING"
+
+    def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = ALL_SERVICES) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(services)
+        while pending and time.monotonic() < deadline:
+            for service in list(pending):
+                process = self.processes.get(service)
+                if process is not None and process.poll() is not None:
+                    raise SystemExit(
+                        f"{service} exited with {process.returncode}; log:\n{self.tail_log(service)}"
+                    )
+                if self.service_healthy(service):
+                    pending.remove(service)
+            if pending:
+                time.sleep(0.3)
+        if pending:
+            logs = "\n".join(f"--- {s}\n{self.tail_log(s)}" for s in pending)
+            raise SystemExit(f"not healthy after {timeout:.0f}s: {', '.join(pending)}\n{logs}")
+
+    def tail_log(self, service: str, lines: int = 30) -> str:
+        path = self.log_path(service)
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(service)
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes.clear()
+
+
+def kafka_script(verb: str, *, port: int = 9092, env: dict[str, str] | None = None) -> None:
+    script = repo_root() / "infra" / "kafka.sh"
+    full_env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1), **(env or {})}
+    result = subprocess.run(["bash", str(script), verb], env=full_env, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"infra/kafka.sh {verb} failed (exit {result.returncode})")

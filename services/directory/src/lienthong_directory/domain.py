@@ -1,0 +1,394 @@
+"""The directory's rules: effective-dated agencies, successors, credentials, certificate bindings.
+
+Effective dates: the UpsertAgency RPC has no field for one, so a change made through it takes
+effect today (the calendar day in Vietnam, UTC+7) and the previous version ends today. The
+service functions take `effective_from` so imports and tests can record dated history.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from sqlalchemy.orm import Session
+
+from lienthong_common import agency_codes
+from lienthong_common.agency_codes import AgencyCodeError
+from lienthong_common.grpcutil import conflict, invalid, not_found
+from lienthong_common.outbox import now_utc
+from lienthong_common.pki import certificate_fingerprint
+from lienthong_directory import credentials, events, repository
+from lienthong_directory.models import Agency, AgencyCertificate, AgencyVersion, Credential
+
+VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving
+ACTIVE = "active"
+DISSOLVED = "dissolved"
+STATUSES = (ACTIVE, DISSOLVED)
+ROLE_AGENCY = "agency"
+ROLE_ADMIN = "admin"
+ROLES = (ROLE_AGENCY, ROLE_ADMIN)
+_CLIENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,99}")
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+
+
+def today() -> date:
+    """The current calendar day in Vietnam, the day legal changes are dated by."""
+    return datetime.now(VIETNAM).date()
+
+
+def parse_day(text: str, *, field: str = "as_of") -> date:
+    """An ISO date (a datetime is cut to its date); empty means today."""
+    text = text.strip()
+    if not text:
+        return today()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).date()
+    except ValueError:
+        raise invalid(f"{field} '{text}' is not an ISO date (YYYY-MM-DD)") from None
+
+
+@dataclass(frozen=True)
+class AgencyRecord:
+    """An agency as described by a caller or a dataset; parent and province are derived."""
+
+    code: str
+    name: str
+    tier: int
+    kind: str = ""
+    status: str = ACTIVE
+    successor_code: str = ""
+    email: str = ""
+    telephone: str = ""
+    address: str = ""
+    website: str = ""
+    illustrative: bool = False
+    parent_code: str = ""
+    province_code: str = ""
+
+    @classmethod
+    def of_version(cls, version: AgencyVersion) -> AgencyRecord:
+        return cls(**{f.name: getattr(version, f.name) for f in fields(cls)})
+
+
+def _code(code: str, *, context: str = "") -> str:
+    """The canonical code, or INVALID_ARGUMENT naming the wrong segment."""
+    try:
+        return agency_codes.validate(code)
+    except AgencyCodeError as error:
+        raise invalid(f"{context}: {error}" if context else str(error)) from None
+
+
+def normalize(record: AgencyRecord) -> AgencyRecord:
+    """Check a record's code, tier, status and successor; fill parent and province."""
+    code = _code(record.code)
+    name = record.name.strip()
+    if not name:
+        raise invalid(f"agency {code}: name is required")
+    if record.tier not in (1, 2, 3, 4):
+        raise invalid(f"agency {code}: tier {record.tier} is not one of 1, 2, 3, 4")
+    plausible = agency_codes.plausible_tiers(code)
+    if record.tier not in plausible:
+        allowed = ", ".join(str(t) for t in sorted(plausible))
+        raise invalid(
+            f"agency {code}: tier {record.tier} does not fit its code (expected {allowed})"
+        )
+    status = record.status.strip().lower() or ACTIVE
+    if status not in STATUSES:
+        raise invalid(f"agency {code}: status '{record.status}' is not active or dissolved")
+    successor = record.successor_code.strip()
+    if successor:
+        if status != DISSOLVED:
+            raise invalid(f"agency {code}: only a dissolved agency has a successor")
+        successor = _code(successor, context=f"agency {code}: successor")
+        if successor == code:
+            raise invalid(f"agency {code}: an agency cannot be its own successor")
+    parent = agency_codes.parent_of(code) or ""
+    if record.parent_code.strip() and record.parent_code.strip() != parent:
+        raise invalid(
+            f"agency {code}: parent_code {record.parent_code.strip()} does not match the parent "
+            f"its code implies ({parent or 'none, it is a level-1 unit'})"
+        )
+    province = agency_codes.province_of(code) or ""
+    if record.province_code.strip() and record.province_code.strip() != province:
+        raise invalid(
+            f"agency {code}: province_code {record.province_code.strip()} does not match "
+            f"its code ({province or 'none, not a province'})"
+        )
+    return replace(
+        record,
+        code=code,
+        name=name,
+        kind=record.kind.strip(),
+        status=status,
+        successor_code=successor,
+        email=record.email.strip(),
+        telephone=record.telephone.strip(),
+        address=record.address.strip(),
+        website=record.website.strip(),
+        parent_code=parent,
+        province_code=province,
+    )
+
+
+@dataclass(frozen=True)
+class UpsertOutcome:
+    version: AgencyVersion
+    changed: bool
+
+
+def upsert_agency(
+    *, session: Session, record: AgencyRecord, effective_from: date | None = None
+) -> UpsertOutcome:
+    """Record a new version from `effective_from` (default today); unchanged data is a no-op."""
+    record = normalize(record)
+    day = effective_from or today()
+    if record.parent_code:
+        parent = repository.version_as_of(session=session, code=record.parent_code, day=day)
+        if parent is None:
+            raise not_found(
+                f"agency {record.code}: parent {record.parent_code} is not in the directory "
+                f"on {day.isoformat()}"
+            )
+        if record.tier < parent.tier:
+            raise invalid(
+                f"agency {record.code}: tier {record.tier} is above its parent "
+                f"{parent.code}'s tier {parent.tier}"
+            )
+    current = repository.open_version(session=session, code=record.code)
+    if current is not None:
+        if AgencyRecord.of_version(current) == record:
+            return UpsertOutcome(current, changed=False)
+        if current.valid_from > day:
+            raise conflict(
+                f"agency {record.code}: a change effective {day.isoformat()} would predate "
+                f"the current version, effective {current.valid_from.isoformat()}"
+            )
+        current.valid_to = day
+    elif not repository.agency_exists(session=session, code=record.code):
+        session.add(Agency(code=record.code, created_at=now_utc()))
+    version = AgencyVersion(
+        valid_from=day, valid_to=None, recorded_at=now_utc(), **_columns(record)
+    )
+    session.add(version)
+    session.flush()
+    events.agency_changed(session=session, version=version)
+    return UpsertOutcome(version, changed=True)
+
+
+def _columns(record: AgencyRecord) -> dict[str, object]:
+    return {f.name: getattr(record, f.name) for f in fields(record)}
+
+
+def get_agency(*, session: Session, code: str, day: date) -> AgencyVersion:
+    """The agency as it was on `day`."""
+    code = _code(code)
+    version = repository.version_as_of(session=session, code=code, day=day)
+    if version is None:
+        if repository.agency_exists(session=session, code=code):
+            raise not_found(f"agency {code} is not in the directory on {day.isoformat()}")
+        raise not_found(f"agency {code} is not in the directory")
+    return version
+
+
+def list_agencies(
+    *, session: Session, day: date, province_code: str = "", tier: int = 0
+) -> list[AgencyVersion]:
+    """Agencies in effect on `day`, optionally of one level-1 unit (H49, G22) and one tier."""
+    level1 = province_code.strip()
+    if level1 and not re.fullmatch(r"[A-Z][0-9]{2}", level1):
+        raise invalid(
+            f"province_code '{level1}' must be a capital letter and two digits (e.g. H49)"
+        )
+    if tier not in (0, 1, 2, 3, 4):
+        raise invalid(f"tier {tier} is not one of 1, 2, 3, 4")
+    return list(repository.list_as_of(session=session, day=day, level1=level1, tier=tier))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    requested_code: str
+    resolved_code: str
+    found: bool
+    reason: str
+
+
+def _dissolved_on(session: Session, code: str, day: date) -> date:
+    """The first day of the unbroken run of dissolved versions in effect on `day`."""
+    since = day
+    for version in repository.versions_until(session=session, code=code, day=day):
+        if version.status != DISSOLVED:
+            break
+        since = version.valid_from
+    return since
+
+
+def resolve_recipient(*, session: Session, code: str, day: date) -> Resolution:
+    """Who receives what is addressed to `code` on `day`, following successors (cycle-safe)."""
+    try:
+        requested = agency_codes.validate(code)
+    except AgencyCodeError as error:
+        return Resolution(code, "", False, f"recipient {error}")
+    version = repository.version_as_of(session=session, code=requested, day=day)
+    if version is None:
+        if repository.agency_exists(session=session, code=requested):
+            reason = f"recipient {requested} is not in the directory on {day.isoformat()}"
+        else:
+            reason = f"recipient {requested} is not in the directory"
+        return Resolution(requested, "", False, reason)
+    if version.status != DISSOLVED:
+        return Resolution(requested, requested, True, "")
+    # One clause per hop: "A was dissolved on D; its successor B was dissolved on E; its
+    # successor C receives".
+    reason = f"{requested} was dissolved on {_dissolved_on(session, requested, day).isoformat()}"
+    seen = [requested]
+    while True:
+        successor = version.successor_code
+        if not successor:
+            return Resolution(requested, "", False, f"{reason} and has no successor")
+        if successor in seen:
+            loop = " → ".join([*seen, successor])
+            reason += f"; its successor {successor} closes a loop ({loop}), so no agency receives"
+            return Resolution(requested, "", False, reason)
+        seen.append(successor)
+        following = repository.version_as_of(session=session, code=successor, day=day)
+        if following is None:
+            return Resolution(
+                requested, "", False, f"{reason}; its successor {successor} is not in the directory"
+            )
+        version = following
+        if version.status != DISSOLVED:
+            reason += f"; its successor {successor} receives"
+            return Resolution(requested, successor, True, reason)
+        dissolved = _dissolved_on(session, successor, day).isoformat()
+        reason += f"; its successor {successor} was dissolved on {dissolved}"
+
+
+def resolve_recipients(*, session: Session, codes: list[str], day: date) -> list[Resolution]:
+    return [resolve_recipient(session=session, code=code, day=day) for code in codes]
+
+
+def set_credential(*, session: Session, client_id: str, secret: str, roles: list[str]) -> int:
+    """Set (or, with an empty secret, revoke) a client's secret; returns the new version."""
+    client_id = client_id.strip()
+    if not _CLIENT_ID.fullmatch(client_id):
+        raise invalid(
+            f"client_id '{client_id}' must be an agency code or an id of letters and digits"
+        )
+    existing = repository.get_credential(session=session, client_id=client_id)
+    if not secret:
+        if existing is None:
+            raise not_found(f"client {client_id} has no credential to revoke")
+        existing.active = False
+        existing.version += 1
+        existing.updated_at = now_utc()
+        return existing.version
+    wanted = sorted({role.strip() for role in roles if role.strip()})
+    if not wanted:
+        wanted = [ROLE_AGENCY] if agency_codes.is_valid(client_id) else []
+    if not wanted:
+        raise invalid(f"client {client_id}: roles are required (agency, admin)")
+    unknown = [role for role in wanted if role not in ROLES]
+    if unknown:
+        raise invalid(f"client {client_id}: unknown roles {', '.join(unknown)} (agency, admin)")
+    if ROLE_AGENCY in wanted:
+        code = _code(client_id, context=f"client {client_id} has the agency role")
+        if not repository.agency_exists(session=session, code=code):
+            raise not_found(f"agency {code} is not in the directory")
+    if len(secret) < credentials.MIN_SECRET_LENGTH:
+        raise invalid(
+            f"client {client_id}: a secret needs at least "
+            f"{credentials.MIN_SECRET_LENGTH} characters"
+        )
+    hashed = credentials.hash_secret(secret)
+    if existing is None:
+        existing = Credential(client_id=client_id, version=0)
+        session.add(existing)
+    existing.secret_hash = hashed
+    existing.roles = " ".join(wanted)
+    existing.active = True
+    existing.version = (existing.version or 0) + 1
+    existing.updated_at = now_utc()
+    session.flush()
+    return existing.version
+
+
+@dataclass(frozen=True)
+class CredentialCheck:
+    valid: bool
+    agency_code: str = ""
+    roles: tuple[str, ...] = ()
+    version: int = 0
+
+
+def verify_credential(*, session: Session, client_id: str, secret: str) -> CredentialCheck:
+    """Whether the secret is the client's current one; unknown and revoked clients fail."""
+    stored = repository.get_credential(session=session, client_id=client_id.strip())
+    if stored is None:
+        credentials.secret_matches(secret, credentials.dummy_hash())
+        return CredentialCheck(valid=False)
+    matches = credentials.secret_matches(secret, stored.secret_hash)
+    if not (matches and stored.active):
+        return CredentialCheck(valid=False, version=stored.version)
+    roles = tuple(stored.roles.split())
+    agency = stored.client_id if ROLE_AGENCY in roles else ""
+    return CredentialCheck(valid=True, agency_code=agency, roles=roles, version=stored.version)
+
+
+def credential_version(*, session: Session, client_id: str) -> tuple[bool, int]:
+    """(active, version): tokens carrying an older version, or any for an inactive client, fail."""
+    stored = repository.get_credential(session=session, client_id=client_id.strip())
+    if stored is None:
+        return False, 0
+    return stored.active, stored.version
+
+
+def register_certificate(*, session: Session, agency_code: str, certificate: bytes) -> str:
+    """Bind a signing certificate (DER; PEM accepted) to an agency; returns its fingerprint."""
+    code = _code(agency_code)
+    if not repository.agency_exists(session=session, code=code):
+        raise not_found(f"agency {code} is not in the directory")
+    try:
+        if certificate.lstrip().startswith(b"-----BEGIN"):
+            parsed = x509.load_pem_x509_certificate(certificate)
+        else:
+            parsed = x509.load_der_x509_certificate(certificate)
+        subject = parsed.subject.rfc4514_string()
+    except ValueError as error:
+        raise invalid(
+            f"certificate for agency {code} is not a well-formed X.509 certificate: {error}"
+        ) from None
+    der = parsed.public_bytes(Encoding.DER)
+    fingerprint = certificate_fingerprint(der)
+    if repository.find_certificate(session=session, agency_code=code, fingerprint=fingerprint):
+        return fingerprint
+    session.add(
+        AgencyCertificate(
+            agency_code=code,
+            fingerprint=fingerprint,
+            certificate_der=der,
+            subject=subject,
+            not_before=parsed.not_valid_before_utc.astimezone(UTC),
+            not_after=parsed.not_valid_after_utc.astimezone(UTC),
+            registered_at=now_utc(),
+        )
+    )
+    session.flush()
+    return fingerprint
+
+
+def check_certificate(
+    *, session: Session, agency_code: str, fingerprint: str
+) -> tuple[bool, list[str]]:
+    """(bound to agency_code, every agency the certificate is registered to)."""
+    normalized = fingerprint.strip().lower().replace(":", "")
+    if not _FINGERPRINT.fullmatch(normalized):
+        raise invalid(f"fingerprint '{fingerprint}' is not a SHA-256 hex digest")
+    owners = repository.certificate_owners(session=session, fingerprint=normalized)
+    return agency_code.strip() in owners, owners

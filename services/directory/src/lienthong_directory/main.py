@@ -1,0 +1,36 @@
+"""Entry point of `lienthong-directory`: `migrate` or `serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from lienthong.directory.v1 import directory_pb2_grpc
+from lienthong_common.service import ServiceRuntime, service_main
+from lienthong_directory.grpc_api import SERVICE_NAME, DirectoryServicer
+from lienthong_directory.models import OUTBOX, Base
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
+    """Register the DirectoryService; the directory consumes no events."""
+    servicer = DirectoryServicer(sessions=runtime.sessions)
+
+    def register(server: grpc.Server) -> list[str]:
+        directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    return register
+
+
+def main() -> None:
+    service_main(
+        "directory", metadata=Base.metadata, outbox=OUTBOX, migrations=MIGRATIONS, build=build
+    )
+
+
+if __name__ == "__main__":
+    main()

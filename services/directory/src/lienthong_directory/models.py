@@ -1,0 +1,97 @@
+"""Directory tables: agencies with their effective-dated versions, credentials, certificates."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from lienthong_common.outbox import Outbox
+
+_ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Agency(Base):
+    """An agency code known to the directory; what it is on a given day lives in its versions."""
+
+    __tablename__ = "agencies"
+
+    code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgencyVersion(Base):
+    """What an agency was from valid_from (inclusive) to valid_to (exclusive, open when None)."""
+
+    __tablename__ = "agency_versions"
+    __table_args__ = (
+        Index("ix_agency_versions_code_valid_from", "code", "valid_from"),
+        Index("ix_agency_versions_province_code", "province_code"),
+    )
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    code: Mapped[str] = mapped_column(String(20), ForeignKey("agencies.code"))
+    valid_from: Mapped[date] = mapped_column(Date)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
+    name: Mapped[str] = mapped_column(Text)
+    tier: Mapped[int] = mapped_column(Integer)
+    parent_code: Mapped[str] = mapped_column(String(20), default="")
+    province_code: Mapped[str] = mapped_column(String(3), default="")
+    kind: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(20), default="active")
+    successor_code: Mapped[str] = mapped_column(String(20), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    telephone: Mapped[str] = mapped_column(String(100), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    website: Mapped[str] = mapped_column(String(500), default="")
+    illustrative: Mapped[bool] = mapped_column(Boolean, default=False)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Credential(Base):
+    """A system's client secret, stored only as a salted scrypt hash."""
+
+    __tablename__ = "credentials"
+
+    client_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    secret_hash: Mapped[str] = mapped_column(Text)  # "scrypt$n$r$p$salt$hash", base64 parts
+    roles: Mapped[str] = mapped_column(String(200))  # space-separated
+    version: Mapped[int] = mapped_column(BigInteger)
+    active: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AgencyCertificate(Base):
+    """A signing certificate registered to an agency (the binding sigverify checks)."""
+
+    __tablename__ = "agency_certificates"
+    __table_args__ = (UniqueConstraint("agency_code", "fingerprint"),)
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    agency_code: Mapped[str] = mapped_column(String(20), ForeignKey("agencies.code"))
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    subject: Mapped[str] = mapped_column(Text)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+OUTBOX = Outbox.for_metadata(Base.metadata)

@@ -1,0 +1,81 @@
+"""Signing certificates bound to agencies."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from sqlalchemy.orm import Session, sessionmaker
+
+from lienthong_common.db import transaction
+from lienthong_common.grpcutil import DomainError
+from lienthong_directory import domain
+
+
+def make_certificate(common_name: str = "Văn thư UBND tỉnh Quảng Ninh") -> x509.Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = datetime.now(UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+
+
+def _register(sessions: sessionmaker[Session], code: str, data: bytes) -> str:
+    with transaction(sessions) as session:
+        return domain.register_certificate(session=session, agency_code=code, certificate=data)
+
+
+def _check(sessions: sessionmaker[Session], code: str, fingerprint: str) -> tuple[bool, list[str]]:
+    with transaction(sessions) as session:
+        return domain.check_certificate(session=session, agency_code=code, fingerprint=fingerprint)
+
+
+def test_binding(sessions: sessionmaker[Session], quang_ninh: None) -> None:
+    der = make_certificate().public_bytes(serialization.Encoding.DER)
+    fingerprint = _register(sessions, "000.00.00.H49", der)
+    assert fingerprint == hashlib.sha256(der).hexdigest()
+    assert _register(sessions, "000.00.00.H49", der) == fingerprint  # idempotent
+    assert _check(sessions, "000.00.00.H49", fingerprint) == (True, ["000.00.00.H49"])
+    assert _check(sessions, "000.00.03.H49", fingerprint) == (False, ["000.00.00.H49"])
+    _register(sessions, "000.00.03.H49", der)
+    colon_upper = ":".join(fingerprint[i : i + 2] for i in range(0, 64, 2)).upper()
+    assert _check(sessions, "000.00.03.H49", colon_upper) == (
+        True,
+        ["000.00.00.H49", "000.00.03.H49"],
+    )
+    other = hashlib.sha256(b"other").hexdigest()
+    assert _check(sessions, "000.00.00.H49", other) == (False, [])
+
+
+def test_pem_is_accepted_as_well(sessions: sessionmaker[Session], quang_ninh: None) -> None:
+    certificate = make_certificate()
+    pem = certificate.public_bytes(serialization.Encoding.PEM)
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    assert _register(sessions, "000.00.00.H49", pem) == hashlib.sha256(der).hexdigest()
+
+
+def test_unknown_agency_and_malformed_der(sessions: sessionmaker[Session], quang_ninh: None) -> None:
+    der = make_certificate().public_bytes(serialization.Encoding.DER)
+    with pytest.raises(DomainError) as caught:
+        _register(sessions, "000.00.00.H98", der)
+    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(DomainError) as caught:
+        _register(sessions, "000.00.00.H49", b"\x30\x03not a certificate")
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "not a well-formed X.509 certificate" in caught.value.message
+    with pytest.raises(DomainError, match="not a SHA-256 hex digest"):
+        _check(sessions, "000.00.00.H49", "abc")

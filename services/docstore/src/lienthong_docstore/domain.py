@@ -1,0 +1,291 @@
+"""The docstore's rules: receive a package within the size limit, read it, store it once."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from lienthong_common.db import transaction
+from lienthong_common.edxml import LENIENT, EdxmlError, EdxmlPackage, ParsePolicy, parse_package
+from lienthong_common.grpcutil import DomainError, invalid, not_found
+from lienthong_common.outbox import now_utc
+from lienthong_docstore import repository
+from lienthong_docstore.blobstore import BlobStore, is_digest
+from lienthong_docstore.events import emit_submitted
+from lienthong_docstore.models import Document, DocumentAttachment
+
+
+@dataclass(frozen=True)
+class PackageHeader:
+    """What the gateway says about a package before its bytes arrive."""
+
+    id: str
+    sender_code: str
+    recipient_codes: tuple[str, ...] = ()
+    idempotency_key: str = ""
+    declared_size: int = 0
+
+
+@dataclass(frozen=True)
+class SpooledPackage:
+    """A received package waiting on local disk, with its digest and size."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The outcome of storing a package: the document, and whether it was already there."""
+
+    document: Document
+    duplicate: bool = False
+    replayed: bool = False
+
+
+def too_large(size: int, limit: int, *, at_least: bool = False) -> DomainError:
+    qualifier = "at least " if at_least else ""
+    return DomainError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"package is {qualifier}{size} bytes; the limit is {limit} bytes",
+    )
+
+
+@contextlib.contextmanager
+def spooled_package(
+    chunks: Iterable[bytes], *, directory: Path, limit: int, declared_size: int = 0
+) -> Iterator[SpooledPackage]:
+    """Write the chunks to a temp file while hashing, refusing as soon as `limit` is passed."""
+    if declared_size > limit:
+        raise too_large(declared_size, limit)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=directory, prefix="package-", suffix=".edxml")
+    path = Path(name)
+    try:
+        sha = hashlib.sha256()
+        size = 0
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                if size > limit:
+                    raise too_large(size, limit, at_least=True)
+                sha.update(chunk)
+                out.write(chunk)
+        if size == 0:
+            raise invalid("the package is empty")
+        yield SpooledPackage(path=path, sha256=sha.hexdigest(), size=size)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def parse_policy(max_package_bytes: int) -> ParsePolicy:
+    """The lenient reading policy, with the parser's size guard matching the store's limit."""
+    return replace(LENIENT, max_bytes=max(LENIENT.max_bytes, max_package_bytes))
+
+
+def submit_package(
+    *,
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    header: PackageHeader,
+    package: SpooledPackage,
+    duplicate_window: timedelta,
+    policy: ParsePolicy = LENIENT,
+    now: datetime | None = None,
+) -> Submission:
+    """Store a received package once, record its metadata and queue `DocumentSubmitted`."""
+    _check_header(header)
+    if header.idempotency_key:
+        with transaction(sessions) as session:
+            earlier = _replay(session, header=header, package=package)
+        if earlier is not None:
+            return earlier
+
+    edxml = _read(package, policy)
+    declared_sender = edxml.header.sender.organ_id
+    if declared_sender != header.sender_code:
+        raise invalid(
+            f"the package's From/OrganId is {declared_sender} but it was submitted by {header.sender_code}"
+        )
+    _check_lengths(edxml)
+    submitted_at = (now or now_utc()).astimezone(UTC)
+    since = submitted_at - duplicate_window
+    with transaction(sessions) as session:
+        existing = repository.find_recent_by_edxml_id(
+            session=session,
+            sender_code=header.sender_code,
+            edxml_document_id=edxml.header.document_id,
+            since=since,
+        )
+    if existing is not None:
+        return Submission(document=existing, duplicate=True)
+
+    attachments = _store_attachments(edxml, blobs=blobs, spool=package.path.parent)
+    if not blobs.exists(package.sha256):
+        stored = blobs.put_file(package.path)
+        if stored != package.sha256:  # pragma: no cover - the spool file changed under us
+            raise DomainError(grpc.StatusCode.INTERNAL, "the package changed while it was stored")
+    document = Document(
+        id=header.id,
+        sender_code=header.sender_code,
+        recipient_codes=_recipients(header, edxml),
+        edxml_document_id=edxml.header.document_id,
+        subject=edxml.header.subject,
+        package_sha256=package.sha256,
+        package_size=package.size,
+        warnings=list(edxml.warnings),
+        business_doc_type=edxml.business.doc_type,
+        referenced_document_id=edxml.business.document_id,
+        priority=edxml.header.priority,
+        idempotency_key=header.idempotency_key or None,
+        submitted_at=submitted_at,
+        attachments=attachments,
+    )
+    try:
+        with transaction(sessions) as session:
+            if repository.get_document(session=session, id=header.id) is not None:
+                raise _id_taken(header.id)
+            # Checked again inside the writing transaction to narrow the window between two
+            # concurrent uploads of the same DocumentId.
+            existing = repository.find_recent_by_edxml_id(
+                session=session,
+                sender_code=header.sender_code,
+                edxml_document_id=edxml.header.document_id,
+                since=since,
+            )
+            if existing is not None:
+                return Submission(document=existing, duplicate=True)
+            repository.add_document(session=session, document=document)
+            emit_submitted(session=session, document=document)
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key (or id) committed first.
+        if header.idempotency_key:
+            with transaction(sessions) as session:
+                earlier = _replay(session, header=header, package=package)
+            if earlier is not None:
+                return earlier
+        raise _id_taken(header.id) from None
+    return Submission(document=document)
+
+
+def get_document(*, session: Session, id: str) -> Document:
+    """The stored document, or NOT_FOUND."""
+    document = repository.get_document(session=session, id=id) if id else None
+    if document is None:
+        raise not_found(f"document {id} is not in the store")
+    return document
+
+
+def get_attachment(*, session: Session, blobs: BlobStore, sha256: str) -> DocumentAttachment:
+    """An attachment known to the store by its digest, or NOT_FOUND."""
+    digest = sha256.lower()
+    if not is_digest(digest):
+        raise invalid(f"{sha256!r} is not a SHA-256 digest (64 hex characters)")
+    attachment = repository.find_attachment(session=session, sha256=digest)
+    if attachment is None or not blobs.exists(digest):
+        raise not_found(f"attachment {digest} is not in the store")
+    return attachment
+
+
+def _check_header(header: PackageHeader) -> None:
+    if not header.id.strip():
+        raise invalid("the package header has no document id")
+    if len(header.id) > 36:
+        raise invalid(f"document id {header.id!r} is longer than 36 characters")
+    if not header.sender_code.strip():
+        raise invalid("the package header has no sender code")
+
+
+# Column widths in models.py; longer values are refused here rather than by the database.
+_LIMITS = {"DocumentId": 512, "ContentId": 255, "AttachmentName": 1024, "ContentType": 255}
+
+
+def _check_lengths(edxml: EdxmlPackage) -> None:
+    values = [
+        ("MessageHeader/DocumentId", "DocumentId", edxml.header.document_id),
+        ("Bussiness/DocumentId", "DocumentId", edxml.business.document_id),
+    ]
+    for i, a in enumerate(edxml.attachments, 1):
+        for field, value in (
+            ("ContentId", a.content_id),
+            ("AttachmentName", a.name),
+            ("ContentType", a.content_type),
+        ):
+            values.append((f"AttachmentEncoded/Attachment[{i}]/{field}", field, value))
+    for path, field, value in values:
+        if len(value) > _LIMITS[field]:
+            raise invalid(f"{path}: {len(value)} characters; at most {_LIMITS[field]} are stored")
+
+
+def _replay(session: Session, *, header: PackageHeader, package: SpooledPackage) -> Submission | None:
+    earlier = repository.find_by_idempotency_key(
+        session=session, sender_code=header.sender_code, key=header.idempotency_key
+    )
+    if earlier is None:
+        return None
+    if earlier.package_sha256 != package.sha256:
+        raise DomainError(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"Idempotency-Key {header.idempotency_key} was used with a different body "
+            f"(document {earlier.id})",
+        )
+    return Submission(document=earlier, replayed=True)
+
+
+def _read(package: SpooledPackage, policy: ParsePolicy) -> EdxmlPackage:
+    # The parser needs the whole document in memory; the size limit above bounds it.
+    data = package.path.read_bytes()
+    try:
+        return parse_package(data, policy=policy)
+    except EdxmlError as error:
+        raise invalid(str(error)) from None
+
+
+def _store_attachments(edxml: EdxmlPackage, *, blobs: BlobStore, spool: Path) -> list[DocumentAttachment]:
+    """Put each attachment in the blob store once per digest; return the rows describing them."""
+    rows: list[DocumentAttachment] = []
+    for position, attachment in enumerate(edxml.attachments):
+        digest = hashlib.sha256(attachment.data).hexdigest()
+        if not blobs.exists(digest):
+            fd, name = tempfile.mkstemp(dir=spool, prefix="attachment-")
+            path = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(attachment.data)
+                blobs.put_file(path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        rows.append(
+            DocumentAttachment(
+                position=position,
+                content_id=attachment.content_id,
+                name=attachment.name,
+                content_type=attachment.content_type,
+                sha256=digest,
+                size=len(attachment.data),
+            )
+        )
+    return rows
+
+
+def _recipients(header: PackageHeader, edxml: EdxmlPackage) -> list[str]:
+    """The gateway's recipient list, else the package's To list; in order, without repeats."""
+    codes = header.recipient_codes or tuple(org.organ_id for org in edxml.header.recipients)
+    return list(dict.fromkeys(code for code in codes if code))
+
+
+def _id_taken(id: str) -> DomainError:
+    return DomainError(grpc.StatusCode.ALREADY_EXISTS, f"document {id} is already in the store")

@@ -1,0 +1,152 @@
+"""The DocumentStore gRPC servicer: translates protobuf to the domain and back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+import grpc
+from sqlalchemy.orm import Session, sessionmaker
+
+from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
+from lienthong_common.db import transaction
+from lienthong_common.grpcutil import invalid, not_found, translate_errors
+from lienthong_common.outbox import timestamp
+from lienthong_common.settings import DocstoreSettings
+from lienthong_docstore import domain
+from lienthong_docstore.blobstore import BlobNotFound, BlobStore
+from lienthong_docstore.models import Document
+
+SERVICE_NAME = "lienthong.docstore.v1.DocumentStore"
+
+
+class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
+    """Stores edXML packages and serves them, their metadata and attachments back in chunks."""
+
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        blobs: BlobStore,
+        settings: DocstoreSettings,
+        spool_dir: Path,
+    ) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+        self.settings = settings
+        self.spool_dir = spool_dir
+        self.policy = domain.parse_policy(settings.max_package_bytes)
+
+    @translate_errors
+    def PutPackage(
+        self, request: Iterator[docstore_pb2.PutPackageRequest], context: grpc.ServicerContext
+    ) -> docstore_pb2.PutPackageResponse:
+        first = next(request, None)
+        if first is None or first.WhichOneof("part") != "header":
+            raise invalid("the first message of PutPackage must be the package header")
+        header = domain.PackageHeader(
+            id=first.header.id,
+            sender_code=first.header.sender_code,
+            recipient_codes=tuple(first.header.recipient_codes),
+            idempotency_key=first.header.idempotency_key,
+            declared_size=first.header.declared_size,
+        )
+        with domain.spooled_package(
+            _package_chunks(request),
+            directory=self.spool_dir,
+            limit=self.settings.max_package_bytes,
+            declared_size=header.declared_size,
+        ) as package:
+            submission = domain.submit_package(
+                sessions=self.sessions,
+                blobs=self.blobs,
+                header=header,
+                package=package,
+                duplicate_window=timedelta(days=self.settings.duplicate_window_days),
+                policy=self.policy,
+            )
+        return docstore_pb2.PutPackageResponse(
+            document=document_metadata(submission.document),
+            duplicate=submission.duplicate,
+            replayed=submission.replayed,
+        )
+
+    @translate_errors
+    def GetMetadata(
+        self, request: docstore_pb2.GetDocumentRequest, context: grpc.ServicerContext
+    ) -> docstore_pb2.DocumentMetadata:
+        with transaction(self.sessions) as session:
+            return document_metadata(domain.get_document(session=session, id=request.id))
+
+    @translate_errors
+    def GetPackage(
+        self, request: docstore_pb2.GetDocumentRequest, context: grpc.ServicerContext
+    ) -> Iterator[docstore_pb2.Chunk]:
+        # Look up and open eagerly, so NOT_FOUND is raised here rather than mid-stream.
+        with transaction(self.sessions) as session:
+            document = domain.get_document(session=session, id=request.id)
+        try:
+            stream = self.blobs.open(document.package_sha256)
+        except BlobNotFound:
+            raise not_found(f"the package of document {request.id} is missing from the blob store") from None
+        return _stream(stream, self.settings.chunk_bytes)
+
+    @translate_errors
+    def GetAttachment(
+        self, request: docstore_pb2.GetAttachmentRequest, context: grpc.ServicerContext
+    ) -> Iterator[docstore_pb2.Chunk]:
+        with transaction(self.sessions) as session:
+            attachment = domain.get_attachment(session=session, blobs=self.blobs, sha256=request.sha256)
+        try:
+            stream = self.blobs.open(attachment.sha256)
+        except BlobNotFound:
+            raise not_found(f"attachment {attachment.sha256} is not in the store") from None
+        return _stream(stream, self.settings.chunk_bytes)
+
+
+def _package_chunks(request: Iterator[docstore_pb2.PutPackageRequest]) -> Iterator[bytes]:
+    for message in request:
+        if message.WhichOneof("part") != "chunk":
+            raise invalid("PutPackage takes one header, then only chunks")
+        yield message.chunk
+
+
+def _stream(stream: BinaryIO, chunk_bytes: int) -> Iterator[docstore_pb2.Chunk]:
+    """Read the blob `chunk_bytes` at a time; the whole file is never in memory."""
+    with stream:
+        while data := stream.read(chunk_bytes):
+            yield docstore_pb2.Chunk(data=data)
+
+
+def document_metadata(document: Document) -> docstore_pb2.DocumentMetadata:
+    """The protobuf view of a stored document."""
+    return docstore_pb2.DocumentMetadata(
+        id=document.id,
+        sender_code=document.sender_code,
+        recipient_codes=document.recipient_codes,
+        edxml_document_id=document.edxml_document_id,
+        subject=document.subject,
+        package_sha256=document.package_sha256,
+        package_size=document.package_size,
+        attachments=[
+            docstore_pb2.Attachment(
+                content_id=a.content_id,
+                name=a.name,
+                content_type=a.content_type,
+                sha256=a.sha256,
+                size=a.size,
+            )
+            for a in document.attachments
+        ],
+        submitted_at=timestamp(_as_utc(document.submitted_at)),
+        warnings=document.warnings,
+        business_doc_type=document.business_doc_type,
+        referenced_document_id=document.referenced_document_id,
+    )
+
+
+def _as_utc(at: datetime) -> datetime:
+    """SQLite returns naive datetimes; every time stored here is UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)

@@ -1,0 +1,41 @@
+"""Entry point of `lienthong-docstore`: `migrate` or `serve`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from lienthong.docstore.v1 import docstore_pb2_grpc
+from lienthong_common.service import ServiceRuntime, service_main
+from lienthong_docstore.blobstore import FilesystemBlobStore
+from lienthong_docstore.grpc_api import SERVICE_NAME, DocumentStoreServicer
+from lienthong_docstore.models import OUTBOX, Base
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
+    """Wire the servicer to the runtime's database and the configured blob store."""
+    settings = runtime.settings
+    servicer = DocumentStoreServicer(
+        sessions=runtime.sessions,
+        blobs=FilesystemBlobStore(settings.blob_dir()),
+        settings=settings.docstore,
+        spool_dir=settings.data_dir / "spool",
+    )
+
+    def register(server: grpc.Server) -> list[str]:
+        docstore_pb2_grpc.add_DocumentStoreServicer_to_server(servicer, server)
+        return [SERVICE_NAME]
+
+    return register
+
+
+def main() -> None:
+    service_main("docstore", metadata=Base.metadata, outbox=OUTBOX, migrations=MIGRATIONS, build=build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,405 @@
+"""Documents: submit, read, content, inbox and statuses (REST /v1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC
+from typing import Any
+
+import grpc
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from google.protobuf.timestamp_pb2 import Timestamp
+from pydantic import BaseModel, Field
+
+from lienthong.directory.v1 import directory_pb2
+from lienthong.docstore.v1 import docstore_pb2
+from lienthong.routing.v1 import routing_pb2
+from lienthong.sigverify.v1 import sigverify_pb2
+from lienthong_common import edxml
+from lienthong_common.grpcutil import iter_chunks
+from lienthong_common.ids import new_id
+from lienthong_gateway.auth import Caller
+from lienthong_gateway.context import GatewayContext, caller_dependency, gateway
+from lienthong_gateway.problems import Problem
+
+router = APIRouter(prefix="/v1", tags=["documents"])
+
+
+def iso(ts: Timestamp) -> str | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    return ts.ToDatetime(tzinfo=UTC).isoformat()
+
+
+SUBMIT_EXAMPLE = {
+    "id": "6f1c2f0e-8a0b-4f5e-9d3c-1b2a3c4d5e6f",
+    "document_id": "000.00.00.H49,2026/11/26,7816/UBND-VP",
+    "recipients": [{"code": "000.00.01.H49", "state": "queued"}],
+    "duplicate": False,
+}
+
+
+async def read_body_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(
+            413, f"package is {int(declared)} bytes; the limit is {limit} bytes", kind="package-too-large"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"package exceeds the limit of {limit} bytes", kind="package-too-large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def submit_package(
+    ctx: GatewayContext, caller: Caller, body: bytes, idempotency_key: str
+) -> tuple[int, dict[str, Any]]:
+    if not body.strip():
+        raise Problem(
+            422, "request body is empty: send an edXML package (application/xml)", kind="invalid-edxml"
+        )
+    try:
+        package = edxml.parse_package(body)
+    except edxml.XmlSecurityError as error:
+        raise Problem(422, f"edXML package refused: {error}", kind="unsafe-xml", path=error.path) from error
+    except edxml.EdxmlError as error:
+        raise Problem(
+            422, f"edXML package is not valid: {error}", kind="invalid-edxml", path=error.path
+        ) from error
+    sender = package.header.sender.organ_id
+    if sender != caller.code:
+        raise Problem(
+            403,
+            f"From/OrganId is {sender} but the caller is {caller.code}: an agency sends only in its own name",
+            kind="sender-mismatch",
+        )
+    requested = [org.organ_id for org in package.header.recipients]
+    resolved = ctx.clients.directory.ResolveRecipients(
+        directory_pb2.ResolveRecipientsRequest(codes=requested), timeout=ctx.deadline
+    )
+    unknown = [r for r in resolved.resolutions if not r.found]
+    if unknown:
+        raise Problem(
+            422,
+            "; ".join(r.reason or f"recipient {r.requested_code} is not in the directory" for r in unknown),
+            kind="unknown-recipient",
+            recipients=[r.requested_code for r in unknown],
+        )
+
+    document_id = new_id()
+
+    def requests() -> Iterator[docstore_pb2.PutPackageRequest]:
+        yield docstore_pb2.PutPackageRequest(
+            header=docstore_pb2.PackageHeader(
+                id=document_id,
+                sender_code=caller.code,
+                recipient_codes=requested,
+                declared_size=len(body),
+                idempotency_key=idempotency_key,
+            )
+        )
+        for chunk in iter_chunks(body, 256 * 1024):
+            yield docstore_pb2.PutPackageRequest(chunk=chunk)
+
+    stored = ctx.clients.docstore.PutPackage(requests(), timeout=ctx.deadline * 3)
+    doc = stored.document
+    recipients = recipient_states(ctx, doc.id, list(doc.recipient_codes))
+    reply = {
+        "id": doc.id,
+        "document_id": doc.edxml_document_id,
+        "recipients": recipients,
+        "duplicate": stored.duplicate,
+        "warnings": list(doc.warnings),
+    }
+    return 202, reply
+
+
+def recipient_states(ctx: GatewayContext, document_id: str, codes: list[str]) -> list[dict[str, Any]]:
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return [{"code": c, "state": "queued"} for c in codes]
+    if state.state == "refused":
+        return [{"code": c, "state": "refused"} for c in codes]
+    return [{"code": d.recipient_code, "state": d.state} for d in state.deliveries]
+
+
+class SubmitReply(BaseModel):
+    id: str
+    document_id: str
+    recipients: list[dict[str, Any]]
+    duplicate: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+
+@router.post(
+    "/documents",
+    status_code=202,
+    response_model=SubmitReply,
+    summary="Submit an edXML package",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/xml": {"schema": {"type": "string"}, "example": "<edXML:edXMLEnvelope …/>"}
+            },
+        }
+    },
+    responses={202: {"content": {"application/json": {"example": SUBMIT_EXAMPLE}}}},
+)
+async def submit_document(
+    request: Request,
+    caller: Caller = Depends(caller_dependency),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+) -> JSONResponse:
+    """Store the package, then verify its signatures and deliver it to every recipient."""
+    ctx = gateway(request)
+    body = await read_body_limited(request, ctx.settings.gateway.max_request_bytes)
+    status, reply = await asyncio.to_thread(submit_package, ctx, caller, body, idempotency_key or "")
+    ctx.metrics.documents_submitted.labels(sender=caller.code).inc()
+    return JSONResponse(reply, status_code=status)
+
+
+def document_parties(ctx: GatewayContext, caller: Caller, document_id: str) -> docstore_pb2.DocumentMetadata:
+    """The document's metadata if the caller may see it; 404 alike for absent and not yours."""
+    not_found = Problem(404, f"document {document_id} was not found", kind="document-not-found")
+    try:
+        meta = ctx.clients.docstore.GetMetadata(
+            docstore_pb2.GetDocumentRequest(id=document_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+            raise not_found from error
+        raise
+    parties = {meta.sender_code, *meta.recipient_codes}
+    if caller.code in parties:
+        return meta
+    # A successor of a dissolved recipient is a party too once routing redirected to it.
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+        )
+        if caller.code in {d.recipient_code for d in state.deliveries}:
+            return meta
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    raise not_found
+
+
+def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": meta.id,
+        "document_id": meta.edxml_document_id,
+        "sender": meta.sender_code,
+        "subject": meta.subject,
+        "submitted_at": iso(meta.submitted_at),
+        "package": {"sha256": meta.package_sha256, "size": meta.package_size},
+        "attachments": [
+            {"name": a.name, "content_type": a.content_type, "sha256": a.sha256, "size": a.size}
+            for a in meta.attachments
+        ],
+        "warnings": list(meta.warnings),
+        "state": "verifying",
+        "validation": None,
+        "recipients": [{"code": c, "state": "queued"} for c in meta.recipient_codes],
+        "timeline": [],
+    }
+    try:
+        report = ctx.clients.sigverify.GetReport(
+            sigverify_pb2.GetReportRequest(document_id=meta.id), timeout=ctx.deadline
+        )
+        view["validation"] = {
+            "indication": report.indication,
+            "sub_indication": report.sub_indication or None,
+            "reason": report.reason or None,
+            "verified_at": iso(report.verified_at),
+            "signatures": [
+                {
+                    "attachment": s.attachment_name,
+                    "field": s.field_name,
+                    "indication": s.indication,
+                    "sub_indication": s.sub_indication or None,
+                    "signer": s.signer_subject,
+                    "signer_agency": s.signer_agency_code or None,
+                    "signing_time": iso(s.signing_time),
+                    "chain": list(s.chain),
+                    "message": s.message,
+                }
+                for s in report.signatures
+            ],
+        }
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=meta.id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return view
+    view["state"] = state.state
+    if state.refusal_reason:
+        view["refusal_reason"] = state.refusal_reason
+    if state.state == "refused":
+        view["recipients"] = [{"code": c, "state": "refused"} for c in meta.recipient_codes]
+    else:
+        view["recipients"] = [
+            {
+                "code": d.recipient_code,
+                "state": d.state,
+                "last_status_code": d.last_status_code or None,
+                "updated_at": iso(d.updated_at),
+                **({"requested_code": d.requested_code} if d.requested_code else {}),
+            }
+            for d in state.deliveries
+        ]
+    view["timeline"] = [
+        {
+            "recipient": t.recipient_code,
+            "code": t.code or None,
+            "state": t.state,
+            "description": t.description,
+            "actor": t.actor_code,
+            "at": iso(t.at),
+        }
+        for t in state.timeline
+    ]
+    return view
+
+
+@router.get("/documents/{document_id}", summary="A document's validation, deliveries and statuses")
+def get_document(
+    document_id: str, request: Request, caller: Caller = Depends(caller_dependency)
+) -> dict[str, Any]:
+    """Metadata, signature report, per-recipient states and the status timeline."""
+    ctx = gateway(request)
+    meta = document_parties(ctx, caller, document_id)
+    return document_view(ctx, meta)
+
+
+@router.get(
+    "/documents/{document_id}/content",
+    summary="The edXML package as stored",
+    responses={200: {"content": {"application/xml": {}}}},
+)
+def get_content(
+    document_id: str, request: Request, caller: Caller = Depends(caller_dependency)
+) -> StreamingResponse:
+    """Streams the stored package; a recipient's first fetch records status 01 (arrived)."""
+    ctx = gateway(request)
+    meta = document_parties(ctx, caller, document_id)
+    if caller.code != meta.sender_code:
+        mark_arrived(ctx, caller, document_id)
+    stream = ctx.clients.docstore.GetPackage(
+        docstore_pb2.GetDocumentRequest(id=document_id), timeout=ctx.deadline * 6
+    )
+    return StreamingResponse(
+        (chunk.data for chunk in stream),
+        media_type="application/xml",
+        headers={"Content-Length": str(meta.package_size), "ETag": f'"{meta.package_sha256}"'},
+    )
+
+
+def mark_arrived(ctx: GatewayContext, caller: Caller, document_id: str) -> None:
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise Problem(
+                409, f"document {document_id} is not delivered yet", kind="not-delivered"
+            ) from error
+        raise
+    mine = [d for d in state.deliveries if d.recipient_code == caller.code]
+    if not mine:
+        raise Problem(409, f"document {document_id} is not delivered to {caller.code}", kind="not-delivered")
+    if mine[0].state == "delivered":
+        ctx.clients.routing.PostStatus(
+            routing_pb2.PostStatusRequest(
+                document_id=document_id,
+                actor_code=caller.code,
+                code="01",
+                description="fetched through the gateway",
+            ),
+            timeout=ctx.deadline,
+        )
+
+
+@router.get("/inbox", summary="Documents delivered to the caller, oldest first")
+def inbox(
+    request: Request,
+    caller: Caller = Depends(caller_dependency),
+    cursor: str = Query(default="", description="next_cursor of the previous page"),
+    limit: int = Query(default=50, ge=1, le=500),
+) -> dict[str, Any]:
+    ctx = gateway(request)
+    page = ctx.clients.routing.ListInbox(
+        routing_pb2.InboxRequest(agency_code=caller.code, cursor=cursor, limit=limit),
+        timeout=ctx.deadline,
+    )
+    return {
+        "items": [
+            {
+                "id": i.document_id,
+                "document_id": i.edxml_document_id,
+                "sender": i.sender_code,
+                "subject": i.subject,
+                "state": i.state,
+                "delivered_at": iso(i.delivered_at),
+            }
+            for i in page.items
+        ],
+        "next_cursor": page.next_cursor or None,
+    }
+
+
+class StatusBody(BaseModel):
+    code: str = Field(description="01..06 from a recipient, 13 (recall) from the sender", examples=["03"])
+    description: str = Field(default="", examples=["Đã tiếp nhận"])
+
+
+@router.post("/documents/{document_id}/status", summary="Post a business status")
+def post_status(
+    document_id: str,
+    request: Request,
+    body: StatusBody = Body(...),
+    caller: Caller = Depends(caller_dependency),
+) -> dict[str, Any]:
+    ctx = gateway(request)
+    document_parties(ctx, caller, document_id)
+    reply = ctx.clients.routing.PostStatus(
+        routing_pb2.PostStatusRequest(
+            document_id=document_id,
+            actor_code=caller.code,
+            code=body.code,
+            description=body.description,
+        ),
+        timeout=ctx.deadline,
+    )
+    ctx.metrics.statuses_posted.labels(code=body.code).inc()
+    return {
+        "id": document_id,
+        "recipients": [
+            {"code": d.recipient_code, "state": d.state, "last_status_code": d.last_status_code or None}
+            for d in reply.deliveries
+        ],
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)

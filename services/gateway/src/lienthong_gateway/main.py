@@ -1,0 +1,37 @@
+"""`lienthong-gateway serve`: the HTTP API, as the container and the local stack run it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import uvicorn
+
+from lienthong_common.settings import load_settings
+from lienthong_common.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="lienthong-gateway")
+    parser.add_argument("command", choices=["serve", "migrate"])
+    args = parser.parse_args()
+    settings = load_settings()
+    setup_telemetry("gateway")
+    if args.command == "migrate":
+        log.info("gateway owns no database; nothing to migrate")
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    from lienthong_gateway.app import create_app
+
+    app = create_app(settings)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    uvicorn.run(
+        app,
+        host=settings.http.host,
+        port=settings.http.port,
+        log_config=None,
+        timeout_graceful_shutdown=int(settings.drain_seconds),
+    )

@@ -1,0 +1,58 @@
+"""What routing asks the directory: who actually receives a document addressed to some codes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Protocol
+
+from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
+from lienthong_common.grpcutil import channel
+
+
+@dataclass(frozen=True)
+class Resolution:
+    requested_code: str
+    resolved_code: str
+    found: bool
+    reason: str = ""
+
+    @property
+    def redirected(self) -> bool:
+        return self.found and self.resolved_code != self.requested_code
+
+
+class RecipientDirectory(Protocol):
+    def resolve_recipients(self, codes: Sequence[str], *, as_of: date) -> list[Resolution]:
+        """One resolution per requested code, in order."""
+        ...
+
+
+class GrpcRecipientDirectory:
+    """The directory service over gRPC (channel opened on first use)."""
+
+    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+        self._address = address
+        self._deadline = deadline_seconds
+        self._stub: directory_pb2_grpc.DirectoryServiceStub | None = None
+
+    def _directory(self) -> directory_pb2_grpc.DirectoryServiceStub:
+        if self._stub is None:
+            self._stub = directory_pb2_grpc.DirectoryServiceStub(channel(self._address))
+        return self._stub
+
+    def resolve_recipients(self, codes: Sequence[str], *, as_of: date) -> list[Resolution]:
+        reply = self._directory().ResolveRecipients(
+            directory_pb2.ResolveRecipientsRequest(codes=list(codes), as_of=as_of.isoformat()),
+            timeout=self._deadline,
+        )
+        by_code = {r.requested_code: r for r in reply.resolutions}
+        resolutions = []
+        for code in codes:
+            found = by_code.get(code)
+            if found is None:
+                resolutions.append(Resolution(code, "", False, "the directory did not answer for it"))
+            else:
+                resolutions.append(Resolution(code, found.resolved_code or code, found.found, found.reason))
+        return resolutions

@@ -1,0 +1,44 @@
+"""Entry point of `lienthong-routing`: `migrate` or `serve` (gRPC API plus the verified consumer)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from lienthong.routing.v1 import routing_pb2_grpc
+from lienthong_common.outbox import TOPIC_VERIFIED
+from lienthong_common.service import ServiceRuntime, service_main
+from lienthong_routing import events
+from lienthong_routing.directory import GrpcRecipientDirectory, RecipientDirectory
+from lienthong_routing.grpc_api import SERVICE_NAME, RoutingServicer
+from lienthong_routing.models import OUTBOX, Base
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def build(
+    runtime: ServiceRuntime, *, directory: RecipientDirectory | None = None
+) -> Callable[[grpc.Server], list[str]]:
+    """Wire the consumer and the servicer into the runtime; returns the server registrar."""
+    resolver = directory or GrpcRecipientDirectory(
+        runtime.settings.services.directory,
+        deadline_seconds=runtime.settings.grpc.deadline_seconds,
+    )
+    runtime.consume([TOPIC_VERIFIED], functools.partial(events.handle_event, directory=resolver))
+
+    def register(server: grpc.Server) -> list[str]:
+        routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(runtime.sessions), server)
+        return [SERVICE_NAME]
+
+    return register
+
+
+def main() -> None:
+    service_main("routing", metadata=Base.metadata, outbox=OUTBOX, migrations=MIGRATIONS_DIR, build=build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Fixtures: a fresh SQLite database per test and a fake directory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from routing_support import FakeDirectory
+
+from lienthong_common.db import make_engine, make_session_factory
+from lienthong_routing.models import Base
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'routing.db'}")
+    Base.metadata.create_all(engine)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    with sessions() as s, s.begin():
+        yield s
+
+
+@pytest.fixture
+def directory() -> FakeDirectory:
+    return FakeDirectory()

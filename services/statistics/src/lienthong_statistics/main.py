@@ -1,0 +1,48 @@
+"""Entry point of `lienthong-statistics`: `migrate` or `serve` (GetReport plus the event consumer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+
+from lienthong.statistics.v1 import statistics_pb2_grpc
+from lienthong_common.service import ServiceRuntime, service_main
+from lienthong_statistics import events
+from lienthong_statistics.directory import AgencyDirectory, CachedAgencyDirectory, GrpcAgencyDirectory
+from lienthong_statistics.grpc_api import SERVICE_NAME, StatisticsServicer
+from lienthong_statistics.models import OUTBOX, Base
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+DIRECTORY_CACHE_SECONDS = 60.0
+
+
+def build(
+    runtime: ServiceRuntime, *, directory: AgencyDirectory | None = None
+) -> Callable[[grpc.Server], list[str]]:
+    """Wire the consumer and the servicer into the runtime; returns the server registrar."""
+    agencies = directory or CachedAgencyDirectory(
+        GrpcAgencyDirectory(
+            runtime.settings.services.directory,
+            deadline_seconds=runtime.settings.grpc.deadline_seconds,
+        ),
+        ttl_seconds=DIRECTORY_CACHE_SECONDS,
+    )
+    runtime.consume(events.TOPICS, events.handle_event, group=events.CONSUMER_GROUP)
+
+    def register(server: grpc.Server) -> list[str]:
+        statistics_pb2_grpc.add_StatisticsServicer_to_server(
+            StatisticsServicer(runtime.sessions, agencies), server
+        )
+        return [SERVICE_NAME]
+
+    return register
+
+
+def main() -> None:
+    service_main("statistics", metadata=Base.metadata, outbox=OUTBOX, migrations=MIGRATIONS_DIR, build=build)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Alembic environment for statistics' database."""
+
+from lienthong_common.migrations import run
+from lienthong_statistics.models import Base
+
+run(Base.metadata)
