@@ -10,6 +10,7 @@ import pytest
 
 from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually
 from lienthong_common import edxml
+from lienthong_sdk.client import ApiError
 
 
 def package(pdf: bytes, number: int) -> bytes:
@@ -52,8 +53,13 @@ def test_sigkill_consumer_loses_and_duplicates_nothing(
     for code in (DEPARTMENT, COMMUNE):
 
         def delivered(code: str = code) -> Counter[str] | None:
-            with platform.client(code) as client:
-                seen = Counter(item["id"] for item in client.inbox_all(limit=200))
+            try:
+                with platform.client(code) as client:
+                    seen = Counter(item["id"] for item in client.inbox_all(limit=200))
+            except ApiError as error:  # the restarted service may still be warming up
+                if error.status != 503:
+                    raise
+                return None
             return seen if all(seen[d] >= 1 for d in sent) else None
 
         seen = eventually(delivered, timeout=90, what=f"all {len(sent)} documents in {code}'s inbox")

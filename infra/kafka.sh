@@ -157,6 +157,22 @@ clear_stale_pid() {
     fi
 }
 
+# SIGTERM, wait up to $2 seconds, then SIGKILL.
+terminate_pid() {
+    local pid=$1 grace=$2
+    kill -TERM "$pid" 2>/dev/null || return 0
+    local deadline=$((SECONDS + grace))
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+        sleep 0.3
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid still alive after ${grace}s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
+    fi
+    return 0
+}
+
 port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 
 classpath() { echo "$LIBS_DIR/*"; }
@@ -175,6 +191,7 @@ controller.listener.names=CONTROLLER
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 log.dirs=$LOG_DIRS
 num.partitions=3
+offsets.topic.num.partitions=1
 auto.create.topics.enable=true
 offsets.topic.replication.factor=1
 transaction.state.log.replication.factor=1
@@ -295,7 +312,10 @@ do_start() {
         sleep 0.5
     done
     show_log_tail
-    die "broker not ready after ${KAFKA_START_TIMEOUT}s (pid ${pid:-?} left running; '$0 stop' to stop it)"
+    # Do not leave a half-started broker behind.
+    [[ -n "$pid" ]] && terminate_pid "$pid" 10
+    rm -f "$PID_FILE"
+    die "broker not ready after ${KAFKA_START_TIMEOUT}s (set KAFKA_START_TIMEOUT to wait longer); it was stopped"
 }
 
 do_stop() {
@@ -310,16 +330,7 @@ do_stop() {
     local pid
     pid="$(read_pid)"
     log "stopping broker pid $pid (SIGTERM, up to ${KAFKA_STOP_TIMEOUT}s) ..."
-    kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + KAFKA_STOP_TIMEOUT))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
-        sleep 0.3
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        log "still alive after ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        while kill -0 "$pid" 2>/dev/null; do sleep 0.2; done
-    fi
+    terminate_pid "$pid" "$KAFKA_STOP_TIMEOUT"
     rm -f "$PID_FILE"
     log "stopped"
 }

@@ -62,6 +62,11 @@ def channel(address: str) -> grpc.Channel:
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", 8 * 1024 * 1024),
             ("grpc.enable_retries", 1),
+            # A restarted peer is found again within a second, not after gRPC's default
+            # exponential back-off of up to two minutes.
+            ("grpc.initial_reconnect_backoff_ms", 200),
+            ("grpc.min_reconnect_backoff_ms", 200),
+            ("grpc.max_reconnect_backoff_ms", 1000),
         ],
     )
 

@@ -207,7 +207,11 @@ class DevPki:
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORGANIZATION),
                 x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, agency_code.strip()),
-                x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                # commonName is capped at 64 (cryptography counts UTF-8 bytes); long names are cut.
+                x509.NameAttribute(
+                    NameOID.COMMON_NAME,
+                    common_name.strip().encode()[:64].decode(errors="ignore") or agency_code,
+                ),
             ]
         )
         policy = CERT_POLICY_SEAL if purpose == "seal" else CERT_POLICY_SIGNER

