@@ -7,6 +7,7 @@ import datetime
 import time
 
 import pytest
+
 from lienthong_common.edxml import (
     LENIENT,
     NS,

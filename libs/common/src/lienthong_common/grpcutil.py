@@ -27,8 +27,8 @@ def _instrument() -> None:
     _instrumented = True
     from opentelemetry.instrumentation.grpc import GrpcInstrumentorClient, GrpcInstrumentorServer
 
-    GrpcInstrumentorServer().instrument()
-    GrpcInstrumentorClient().instrument()
+    GrpcInstrumentorServer().instrument()  # type: ignore[no-untyped-call]
+    GrpcInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
 
 
 def make_server(max_workers: int) -> grpc.Server:
