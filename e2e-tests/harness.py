@@ -26,6 +26,8 @@ from lienthong_sdk.local import GRPC_SERVICES, LocalPlatform
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA_PORT = int(os.environ.get("LIENTHONG_TEST_KAFKA_PORT", "19092"))
 PGPORT = int(os.environ.get("LIENTHONG_TEST_PGPORT", "55432"))
+# gRPC ports of the SQLite flavour start here; PostgreSQL's 1000 higher; the gateway at +100.
+PORT_BASE = int(os.environ.get("LIENTHONG_TEST_PORT_BASE", "51051"))
 
 # Demo agencies used by the flows (data/directory/demo.json).
 PROVINCE = "000.00.00.H49"
@@ -111,7 +113,7 @@ def eventually(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningPlatform]:
@@ -120,11 +122,11 @@ def platform(
     infra("kafka.sh", "start", env=KAFKA_ENV)
     data_dir = tmp_path_factory.mktemp(f"platform-{flavour}")
     databases = fresh_postgres_databases(f"e2e_{uuid.uuid4().hex[:8]}") if flavour == "postgres" else {}
-    base = 51051 if flavour == "sqlite" else 52051
+    base = PORT_BASE if flavour == "sqlite" else PORT_BASE + 1000
     local = LocalPlatform(
         data_dir=data_dir,
         grpc_port_base=base,
-        http_port=18180 if flavour == "sqlite" else 18280,
+        http_port=base + 100,
         kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
         database_urls=databases,
         extra_env={"LIENTHONG_DRAIN_SECONDS": "2"},

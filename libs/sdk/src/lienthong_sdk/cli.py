@@ -335,48 +335,6 @@ def cmd_track(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_agencies(args: argparse.Namespace) -> int:
-    with client_for(args.as_code) as client:
-        if args.agencies_command == "show":
-            agency = client.agency(args.code, as_of=args.as_of or "")
-            emit(
-                args, agency, "\n".join(f"{k:<14} {v}" for k, v in agency.items() if v not in ("", 0, False))
-            )
-            return 0
-        agencies = client.agencies(province=args.province or "", tier=args.tier or 0, as_of=args.as_of or "")
-    emit(args, agencies, "\n".join(f"{a['code']:<16} tier {a['tier']}  {a['name']}" for a in agencies))
-    return 0
-
-
-def cmd_stats(args: argparse.Namespace) -> int:
-    with client_for(args.as_code) as client:
-        if args.format == "csv":
-            print(
-                client.report(
-                    province=args.province or "",
-                    from_month=args.from_month or "",
-                    to_month=args.to_month or "",
-                    format="csv",
-                ),
-                end="",
-            )
-            return 0
-        report = client.report(
-            province=args.province or "", from_month=args.from_month or "", to_month=args.to_month or ""
-        )
-    header = (
-        f"{'province':<9}{'tier':>5} {'month':<11}{'agencies':>9}{'connected':>10}{'sent':>7}{'received':>9}"
-    )
-    rows = [
-        f"{r.get('province_code', ''):<9}{r.get('tier', 0):>5} {r.get('month', ''):<11}"
-        f"{int(r.get('agencies', 0)):>9}{int(r.get('agencies_connected', 0)):>10}"
-        f"{int(r.get('documents_sent', 0)):>7}{int(r.get('documents_received', 0)):>9}"
-        for r in report.get("rows", [])
-    ]
-    emit(args, report, "\n".join([header, *rows]))
-    return 0
-
-
 # -- parser ----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
@@ -452,25 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id")
     p.set_defaults(func=cmd_track)
 
-    p = sub.add_parser("agencies", parents=[common], help="the directory")
-    a_sub = p.add_subparsers(dest="agencies_command", required=True)
-    q = a_sub.add_parser("list", parents=[common, agency])
-    q.add_argument("--province")
-    q.add_argument("--tier", type=int)
-    q.add_argument("--as-of")
-    q = a_sub.add_parser("show", parents=[common, agency])
-    q.add_argument("code")
-    q.add_argument("--as-of")
-    p.set_defaults(func=cmd_agencies)
+    # Verbs of each area live in their own module: cli_<area>.register(sub, common, agency).
+    from lienthong_sdk import cli_directory, cli_statistics, cli_trust
 
-    p = sub.add_parser("stats", parents=[common], help="statistics")
-    s_sub = p.add_subparsers(dest="stats_command", required=True)
-    q = s_sub.add_parser("report", parents=[common, agency])
-    q.add_argument("--province")
-    q.add_argument("--from", dest="from_month")
-    q.add_argument("--to", dest="to_month")
-    q.add_argument("--format", choices=["table", "csv"], default="table")
-    p.set_defaults(func=cmd_stats)
+    for module in (cli_directory, cli_statistics, cli_trust):
+        module.register(sub, common, agency)
     return parser
 
 

@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from google.protobuf.json_format import MessageToDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lienthong.directory.v1 import directory_pb2
-from lienthong.statistics.v1 import statistics_pb2
 from lienthong_common.grpcutil import health_status
 from lienthong_common.ids import new_id
 from lienthong_common.settings import Settings
 from lienthong_common.telemetry import current_trace_id
-from lienthong_gateway import documents, problems
-from lienthong_gateway.auth import Caller, TokenIssuer, client_credentials_from
+from lienthong_gateway import directory_api, documents, problems, statistics_api, trust_api, vdxp
+from lienthong_gateway.auth import TokenIssuer, client_credentials_from
 from lienthong_gateway.clients import PlatformClients
-from lienthong_gateway.context import GatewayContext, GatewayMetrics, caller_dependency, gateway
+from lienthong_gateway.context import GatewayContext, GatewayMetrics, gateway
 from lienthong_gateway.problems import Problem
 
 PEERS = ("directory", "docstore", "sigverify", "routing", "statistics")
-
-
-def agency_view(agency: directory_pb2.Agency) -> dict[str, Any]:
-    return MessageToDict(agency, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
 
 
 def build_router() -> APIRouter:
@@ -82,85 +74,6 @@ def build_router() -> APIRouter:
             subject=reply.agency_code or client_id, roles=list(reply.roles), version=reply.version
         )
         return {"access_token": access, "token_type": "Bearer", "expires_in": ttl}
-
-    @router.get("/v1/agencies", tags=["directory"], summary="Agencies in the directory")
-    def list_agencies(
-        request: Request,
-        caller: Caller = Depends(caller_dependency),
-        province: str = Query(default=""),
-        tier: int = Query(default=0, ge=0, le=4),
-        as_of: str = Query(default="", description="ISO date; the structure as it was then"),
-    ) -> dict[str, Any]:
-        ctx = gateway(request)
-        reply = ctx.clients.directory.ListAgencies(
-            directory_pb2.ListAgenciesRequest(province_code=province, tier=tier, as_of=as_of),
-            timeout=ctx.deadline,
-        )
-        return {"agencies": [agency_view(a) for a in reply.agencies]}
-
-    @router.get("/v1/agencies/{code}", tags=["directory"], summary="One agency")
-    def get_agency(
-        code: str,
-        request: Request,
-        caller: Caller = Depends(caller_dependency),
-        as_of: str = Query(default=""),
-    ) -> dict[str, Any]:
-        ctx = gateway(request)
-        agency = ctx.clients.directory.GetAgency(
-            directory_pb2.GetAgencyRequest(code=code, as_of=as_of), timeout=ctx.deadline
-        )
-        return agency_view(agency)
-
-    @router.put("/v1/agencies/{code}", tags=["directory"], summary="Create or change an agency (admin)")
-    def put_agency(
-        code: str, body: dict[str, Any], request: Request, caller: Caller = Depends(caller_dependency)
-    ) -> dict[str, Any]:
-        if not caller.is_admin:
-            raise Problem(403, "only administrators write the directory", kind="admin-only")
-        ctx = gateway(request)
-        agency = directory_pb2.Agency(code=code)
-        for field, value in body.items():
-            if field == "code":
-                continue
-            if field not in directory_pb2.Agency.DESCRIPTOR.fields_by_name:
-                raise Problem(422, f"unknown agency field {field!r}", kind="invalid-request")
-            setattr(agency, field, value)
-        saved = ctx.clients.directory.UpsertAgency(
-            directory_pb2.UpsertAgencyRequest(agency=agency), timeout=ctx.deadline
-        )
-        return agency_view(saved)
-
-    @router.get(
-        "/v1/statistics/report",
-        tags=["statistics"],
-        summary="Electronic-exchange report",
-        response_model=None,
-    )
-    def report(
-        request: Request,
-        caller: Caller = Depends(caller_dependency),
-        province: str = Query(default=""),
-        from_: str = Query(default="", alias="from", description="YYYY-MM"),
-        to: str = Query(default="", description="YYYY-MM"),
-        format: str = Query(default="json", pattern="^(json|csv)$"),
-    ) -> Response | dict[str, Any]:
-        ctx = gateway(request)
-        reply = ctx.clients.statistics.GetReport(
-            statistics_pb2.ReportRequest(province_code=province, from_month=from_, to_month=to),
-            timeout=ctx.deadline,
-        )
-        data = MessageToDict(
-            reply, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
-        if format == "csv":
-            buffer = io.StringIO()
-            fields = list(statistics_pb2.ReportRow.DESCRIPTOR.fields_by_name)
-            writer = csv.DictWriter(buffer, fieldnames=fields)
-            writer.writeheader()
-            for row in data.get("rows", []):
-                writer.writerow({f: row.get(f, "") for f in fields})
-            return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8")
-        return data
 
     @router.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
     def healthz() -> dict[str, str]:
@@ -237,7 +150,9 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
         return response
 
     app.include_router(build_router())
-    app.include_router(documents.router)
+    # One router per area; each module owns its endpoints.
+    for area in (documents, directory_api, statistics_api, trust_api, vdxp):
+        app.include_router(area.router)
     return app
 
 

@@ -1,0 +1,7 @@
+"""The VDXP-compatible facade under /vdxp/ (issue 7 fills this in)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
