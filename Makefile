@@ -51,14 +51,12 @@ test-unit: setup
 	$(BIN)/python -m pytest -q libs services
 
 test-e2e: setup
+	@# The harness starts (and resets) its own broker and PostgreSQL through infra/; stop both after.
 	@trap 'KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$$(( $(TEST_KAFKA_PORT) + 1 )) bash infra/kafka.sh stop >/dev/null 2>&1; PGPORT=$(TEST_PGPORT) bash infra/postgres.sh stop >/dev/null 2>&1' EXIT; \
-	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$$(( $(TEST_KAFKA_PORT) + 1 )) bash infra/kafka.sh reset >/dev/null 2>&1 || true; \
-	KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$$(( $(TEST_KAFKA_PORT) + 1 )) bash infra/kafka.sh start && \
-	PGPORT=$(TEST_PGPORT) bash infra/postgres.sh start && \
-	LIENTHONG_TEST_KAFKA=127.0.0.1:$(TEST_KAFKA_PORT) LIENTHONG_TEST_PGPORT=$(TEST_PGPORT) \
+	LIENTHONG_TEST_KAFKA_PORT=$(TEST_KAFKA_PORT) LIENTHONG_TEST_PGPORT=$(TEST_PGPORT) \
 		$(BIN)/python -m pytest -q e2e-tests
 
-test: setup proto-check lint test-unit test-e2e
+test: setup proto-check lint chart-check test-unit test-e2e
 
 chart-check: setup
 	bash infra/chart-check.sh
