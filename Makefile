@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TEST_KAFKA_PORT ?= 19092
 TEST_PGPORT ?= 55432
 
-.PHONY: help setup run test test-unit test-e2e lint proto proto-check chart-check bench chaos clean
+.PHONY: help setup run test test-unit test-e2e lint proto proto-check chart-check bench chaos fuzz clean
 
 help:
 	@echo "make run          start Kafka and the six services locally, seed the demo (Ctrl-C stops)"
@@ -19,6 +19,9 @@ help:
 	@echo "make setup        only create $(VENV) with the lienthong CLI"
 	@echo "make proto        regenerate Python code from protos/;  make proto-check  fail on drift"
 	@echo "make chart-check  helm lint/template + schema validation of the chart"
+	@echo "make bench        pipeline and per-service benchmarks (bench/results/latest.json, pipeline.png)"
+	@echo "make chaos        kill every service, restart Kafka and PostgreSQL under load; check exactly-once"
+	@echo "make fuzz         fuzz the edXML readers and the PDF verifier (atheris + hypothesis)"
 
 setup: $(STAMP)
 
@@ -27,7 +30,7 @@ $(STAMP): constraints.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	$(BIN)/pip install -q -c constraints.txt $(foreach p,$(PACKAGES),-e $(p)) \
-		pytest mypy mypy-protobuf ruff grpcio-tools types-protobuf grpc-stubs
+		pytest mypy mypy-protobuf ruff grpcio-tools types-protobuf grpc-stubs hypothesis schemathesis
 	touch $(STAMP)
 
 run: setup
@@ -48,7 +51,7 @@ lint: setup
 	$(BIN)/mypy -p lienthong_common -p lienthong_sdk $(foreach s,gateway directory docstore sigverify routing statistics,-p lienthong_$(s))
 
 test-unit: setup
-	$(BIN)/python -m pytest -q libs services
+	$(BIN)/python -m pytest -q libs services fuzz
 
 test-e2e: setup
 	@# The harness starts (and resets) its own broker and PostgreSQL through infra/; stop both after.
@@ -60,6 +63,27 @@ test: setup proto-check lint chart-check test-unit test-e2e
 
 chart-check: setup
 	bash infra/chart-check.sh
+
+# The pipeline under stepped load (real Kafka, PostgreSQL, six services) plus every
+# bench/bench_<area>.py (--quick unless BENCH_FULL=1): bench/results/latest.json and a chart.
+bench: setup
+	$(BIN)/pip install -q -c constraints.txt matplotlib
+	LIENTHONG_BENCH_PGPORT=$${LIENTHONG_BENCH_PGPORT:-$(TEST_PGPORT)} $(BIN)/python bench/run.py
+
+# SIGKILL each service, restart Kafka and PostgreSQL (its own instance), all under load.
+chaos: setup
+	$(BIN)/python chaos/run.py
+
+# Coverage-guided (atheris) then property-based (hypothesis) fuzzing, bounded.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	$(BIN)/pip install -q -c constraints.txt atheris hypothesis
+	mkdir -p fuzz/findings
+	for target in edxml status pdf; do \
+		$(BIN)/python fuzz/atheris_fuzz.py $$target -max_total_time=$(FUZZ_SECONDS) \
+			-artifact_prefix=fuzz/findings/ -print_final_stats=1 || exit 1; \
+	done
+	FUZZ_EXAMPLES=3000 $(BIN)/python -m pytest -q fuzz
 
 clean:
 	rm -rf .data

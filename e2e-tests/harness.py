@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from otlp_receiver import OtlpReceiver
 
 from lienthong_sdk.client import LienthongClient
 from lienthong_sdk.demo import load_credentials, seed
@@ -73,6 +74,8 @@ class RunningPlatform:
     flavour: str
     local: LocalPlatform
     env: dict[str, str]
+    # Every service exports its spans here (one receiver for the whole test session).
+    receiver: OtlpReceiver | None = None
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
@@ -113,6 +116,16 @@ def eventually(
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
 
 
+_receiver: list[OtlpReceiver] = []
+
+
+def session_receiver() -> OtlpReceiver:
+    """The OTLP/gRPC receiver all platforms of this session export spans to (started once)."""
+    if not _receiver:
+        _receiver.append(OtlpReceiver().start())
+    return _receiver[0]
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def platform(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -129,7 +142,8 @@ def platform(
         http_port=base + 100,
         kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
         database_urls=databases,
-        extra_env={"LIENTHONG_DRAIN_SECONDS": "2"},
+        extra_env={"LIENTHONG_DRAIN_SECONDS": "2", "OTEL_BSP_SCHEDULE_DELAY": "200"},
+        otlp_endpoint=session_receiver().endpoint,
     )
     try:
         local.start()
@@ -140,7 +154,7 @@ def platform(
             dataset=ROOT / "data" / "directory" / "demo.json",
         )
         env = {**os.environ, "LIENTHONG_URL": local.gateway_url, "LIENTHONG_DATA_DIR": str(data_dir)}
-        yield RunningPlatform(flavour=flavour, local=local, env=env)
+        yield RunningPlatform(flavour=flavour, local=local, env=env, receiver=session_receiver())
     finally:
         local.stop()
         infra("kafka.sh", "stop", env=KAFKA_ENV)

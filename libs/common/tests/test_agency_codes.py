@@ -83,3 +83,15 @@ def test_plausible_tiers() -> None:
     assert agency_codes.plausible_tiers("000.00.01.H49") == {2, 3, 4}
     assert agency_codes.plausible_tiers("000.01.01.H49") == {3, 4}
     assert agency_codes.plausible_tiers("000.00.05.G22") == {1}
+
+
+def test_group_codes_and_descendants() -> None:
+    from lienthong_common.agency_codes import is_descendant, is_group_code
+
+    assert is_group_code("000.00.01.X00")
+    assert not is_group_code("000.00.00.X00") and not is_group_code("000.00.01.H49")
+    assert is_descendant("000.01.03.H49", "000.00.03.H49")
+    assert is_descendant("000.01.03.H49", "000.00.00.H49")
+    assert not is_descendant("000.01.04.H49", "000.00.03.H49")
+    assert not is_descendant("000.00.03.H49", "000.00.03.H49")
+    assert not is_descendant("000.01.03.H44", "000.00.00.H49")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import grpc
 import pytest
@@ -41,7 +41,8 @@ def _register(sessions: sessionmaker[Session], code: str, data: bytes) -> str:
 
 def _check(sessions: sessionmaker[Session], code: str, fingerprint: str) -> tuple[bool, list[str]]:
     with transaction(sessions) as session:
-        return domain.check_certificate(session=session, agency_code=code, fingerprint=fingerprint)
+        check = domain.check_certificate(session=session, agency_code=code, fingerprint=fingerprint)
+        return check.bound, check.owners
 
 
 def test_binding(sessions: sessionmaker[Session], quang_ninh: None) -> None:
@@ -79,3 +80,38 @@ def test_unknown_agency_and_malformed_der(sessions: sessionmaker[Session], quang
     assert "not a well-formed X.509 certificate" in caught.value.message
     with pytest.raises(DomainError, match="not a SHA-256 hex digest"):
         _check(sessions, "000.00.00.H49", "abc")
+
+
+def test_binding_period_is_honoured_as_of_a_date(
+    sessions: sessionmaker[Session], quang_ninh: None
+) -> None:
+    der = make_certificate().public_bytes(serialization.Encoding.DER)
+    today = domain.today()
+    with transaction(sessions) as session:
+        fingerprint = domain.register_certificate(
+            session=session,
+            agency_code="000.00.00.H49",
+            certificate=der,
+            valid_from=today - timedelta(days=10),
+            valid_to=today + timedelta(days=5),
+        )
+    def at(day: date) -> domain.BindingCheck:
+        with transaction(sessions) as session:
+            return domain.check_certificate(
+                session=session,
+                agency_code="000.00.00.H49",
+                fingerprint=fingerprint,
+                at=domain.parse_moment(day.isoformat()),
+            )
+
+    assert at(today).bound
+    late = at(today + timedelta(days=6))
+    assert not late.bound and "only from" in late.reason
+    assert not at(today - timedelta(days=11)).bound
+    # Re-registering with a new end date ends the binding earlier.
+    with transaction(sessions) as session:
+        domain.register_certificate(
+            session=session, agency_code="000.00.00.H49", certificate=der, valid_to=today
+        )
+    assert not at(today).bound
+    assert at(today - timedelta(days=1)).bound

@@ -33,9 +33,7 @@ def stub(tmp_path: Path) -> Iterator[directory_pb2_grpc.DirectoryServiceStub]:
     sessions = make_session_factory(engine)
     install_after_commit_hooks(sessions)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(
-        DirectoryServicer(sessions=sessions), server
-    )
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(DirectoryServicer(sessions=sessions), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
@@ -83,13 +81,9 @@ def test_demo_through_grpc(stub: directory_pb2_grpc.DirectoryServiceStub) -> Non
 
 def test_errors_carry_status_and_reason(stub: directory_pb2_grpc.DirectoryServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as caught:
-        stub.UpsertAgency(
-            pb.UpsertAgencyRequest(agency=pb.Agency(code="000.00.XX.H49", name="x", tier=3))
-        )
+        stub.UpsertAgency(pb.UpsertAgencyRequest(agency=pb.Agency(code="000.00.XX.H49", name="x", tier=3)))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert caught.value.details() == (
-        "agency code 000.00.XX.H49: segment Y1Y2 'XX' must be two digits"
-    )
+    assert caught.value.details() == ("agency code 000.00.XX.H49: segment Y1Y2 'XX' must be two digits")
     with pytest.raises(grpc.RpcError) as caught:
         stub.GetAgency(pb.GetAgencyRequest(code="000.00.00.H99"))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -108,9 +102,7 @@ def test_credentials_and_certificates(stub: directory_pb2_grpc.DirectoryServiceS
     secret = "a-long-enough-secret"
     assert stub.SetCredential(pb.SetCredentialRequest(client_id=code, secret=secret)).version == 1
     check = stub.VerifyCredential(pb.VerifyCredentialRequest(client_id=code, secret=secret))
-    assert (check.valid, check.agency_code, list(check.roles), check.version) == (
-        True, code, ["agency"], 1
-    )
+    assert (check.valid, check.agency_code, list(check.roles), check.version) == (True, code, ["agency"], 1)
     assert stub.SetCredential(pb.SetCredentialRequest(client_id=code)).version == 2
     state = stub.GetCredentialVersion(pb.CredentialVersionRequest(client_id=code))
     assert (state.active, state.version) == (False, 2)
@@ -123,9 +115,7 @@ def test_credentials_and_certificates(stub: directory_pb2_grpc.DirectoryServiceS
     bound = stub.CheckCertificate(pb.CheckCertificateRequest(agency_code=code, fingerprint=fingerprint))
     assert (bound.bound, list(bound.owner_codes)) == (True, [code])
     with pytest.raises(grpc.RpcError) as caught:
-        stub.RegisterCertificate(
-            pb.RegisterCertificateRequest(agency_code=code, certificate_der=b"garbage")
-        )
+        stub.RegisterCertificate(pb.RegisterCertificateRequest(agency_code=code, certificate_der=b"garbage"))
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as caught:
         stub.RegisterCertificate(
@@ -146,3 +136,56 @@ def test_migration_matches_models(tmp_path: Path) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
     engine.dispose()
+
+
+def test_import_reorganize_groups_through_grpc(
+    stub: directory_pb2_grpc.DirectoryServiceStub,
+) -> None:
+    bad = b"code,name,tier\n000.00.00.H31,T,2\n000.00.XX.H31,Bad,3\n"
+    reply = stub.ImportAgencies(pb.ImportAgenciesRequest(format="csv", content=bad))
+    assert not reply.applied and [(r.row, r.code) for r in reply.rejected] == [(3, "000.00.XX.H31")]
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.GetAgency(pb.GetAgencyRequest(code="000.00.00.H31"))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND  # nothing was kept
+    good = (
+        b"code,name,tier,effective_from\n000.00.00.H31,T,2,2020-01-01\n"
+        b"000.01.00.H31,X,4,2020-01-01\n000.02.00.H31,Y,4,2020-01-01\n"
+    )
+    assert stub.ImportAgencies(pb.ImportAgenciesRequest(format="csv", content=good)).applied
+    changed = stub.Reorganize(
+        pb.ReorganizeRequest(
+            changes=[
+                pb.Reorganization(
+                    effective_from="2025-07-01",
+                    merge=pb.Merge(
+                        source_codes=["000.01.00.H31", "000.02.00.H31"],
+                        into=pb.Agency(code="000.03.00.H31", name="Z", tier=4),
+                    ),
+                )
+            ]
+        )
+    ).changed
+    assert [a.code for a in changed] == ["000.03.00.H31", "000.01.00.H31", "000.02.00.H31"]
+    stub.DefineGroup(
+        pb.Group(code="000.00.01.X00", name="Xã H31", rule="tier4_under", base_code="000.00.00.H31")
+    )
+    before = stub.ResolveRecipients(pb.ResolveRecipientsRequest(codes=["000.00.01.X00"], as_of="2025-06-30"))
+    assert [(r.requested_code, r.resolved_code, r.group_code) for r in before.resolutions] == [
+        ("000.00.01.X00", "000.01.00.H31", "000.00.01.X00"),
+        ("000.00.01.X00", "000.02.00.H31", "000.00.01.X00"),
+    ]
+    after = stub.ResolveRecipients(pb.ResolveRecipientsRequest(codes=["000.00.01.X00"], as_of="2025-07-01"))
+    assert [r.resolved_code for r in after.resolutions] == ["000.03.00.H31"]
+    history = stub.GetAgencyHistory(pb.GetAgencyRequest(code="000.01.00.H31")).versions
+    assert [(v.status, v.valid_from, v.valid_to) for v in history] == [
+        ("active", "2020-01-01", "2025-07-01"),
+        ("dissolved", "2025-07-01", ""),
+    ]
+    exported = stub.ExportAgencies(pb.ExportAgenciesRequest(format="csv", as_of="2025-07-01"))
+    assert b"000.03.00.H31" in exported.content
+    upserted = stub.UpsertAgency(
+        pb.UpsertAgencyRequest(
+            agency=pb.Agency(code="000.03.00.H31", name="Z mới", tier=4), effective_from="2026-01-01"
+        )
+    )
+    assert upserted.valid_from == "2026-01-01"

@@ -52,3 +52,57 @@ def test_unknown_or_malformed_digests_are_not_found(tmp_path: Path) -> None:
         store.size(unknown)
     with pytest.raises(BlobNotFound):
         store.open("../../etc/passwd")
+
+
+def test_a_file_hashed_by_the_caller_is_linked_into_place_not_copied(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    data = b"spooled package"
+    spool = write(tmp_path / "spool", data)
+    digest = hashlib.sha256(data).hexdigest()
+
+    assert store.put_file(spool, sha256=digest) == digest
+
+    assert store.path_for(digest).stat().st_ino == spool.stat().st_ino, "a hard link, no copy"
+    spool.unlink()  # the caller removes its spool file; the blob stays
+    with store.open(digest) as stream:
+        assert stream.read() == data
+    assert store.put_file(write(tmp_path / "again", data), sha256=digest) == digest
+
+
+def test_grouped_directory_syncs_cover_every_writer_before_it_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from lienthong_docstore import blobstore
+
+    synced: list[tuple[float, Path]] = []
+
+    def slow_fsync(directory: Path) -> None:
+        synced.append((time.monotonic(), directory))
+        time.sleep(0.2)
+
+    monkeypatch.setattr(blobstore, "_fsync_directory", slow_fsync)
+    group = blobstore._GroupSync()
+    folders = [tmp_path / f"d{i}" for i in range(8)]
+    queued: dict[int, float] = {}
+    returned: dict[int, float] = {}
+    start = threading.Barrier(len(folders))
+
+    def writer(i: int) -> None:
+        start.wait()
+        queued[i] = time.monotonic()
+        group.sync([folders[i]])
+        returned[i] = time.monotonic()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(len(folders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+
+    assert sorted(d for _, d in synced) == folders, "every folder synced, each once"
+    for i, folder in enumerate(folders):
+        synced_at = next(at for at, d in synced if d == folder)
+        assert queued[i] <= synced_at <= returned[i], "no writer returns before its folder is synced"

@@ -62,13 +62,14 @@ def verified_event(
     sub_indication: str = "",
     business_doc_type: int = 0,
     referenced_document_id: str = "",
+    edxml_document_id: str = "",
 ) -> events_pb2.Event:
     event = new_event(document_id or new_id())
     event.verified.CopyFrom(
         events_pb2.DocumentVerified(
             sender_code=sender,
             recipient_codes=list(recipients),
-            edxml_document_id=f"{sender},2025/07/15,7816/VPCP-TTĐT",
+            edxml_document_id=edxml_document_id or f"{sender},2025/07/15,7816/VPCP-TTĐT",
             subject="Về việc triển khai liên thông văn bản",
             indication=indication,
             sub_indication=sub_indication,

@@ -13,6 +13,8 @@ from lienthong_common.service import ServiceRuntime
 from lienthong_common.settings import Settings
 from lienthong_routing.main import build
 from lienthong_routing.models import OUTBOX, Base
+from lienthong_routing.settings import RoutingSettings, WebhookSettings
+from lienthong_routing.webhooks import WebhookDispatcher
 
 
 def test_build_registers_the_consumer_and_the_service(tmp_path: Path) -> None:
@@ -28,3 +30,16 @@ def test_build_registers_the_consumer_and_the_service(tmp_path: Path) -> None:
         runtime.engine.dispose()
     [consumer] = runtime.consumers
     assert (consumer.group, consumer.topics) == ("lienthong-routing", [TOPIC_VERIFIED])
+    [dispatcher] = runtime.workers
+    assert isinstance(dispatcher, WebhookDispatcher)
+    dispatcher.stop()
+
+
+def test_webhooks_can_be_switched_off(tmp_path: Path) -> None:
+    runtime = ServiceRuntime(
+        name="routing", settings=Settings(data_dir=tmp_path), metadata=Base.metadata, outbox=OUTBOX
+    )
+    settings = RoutingSettings(webhooks=WebhookSettings(enabled=False))
+    build(runtime, directory=FakeDirectory(), settings=settings)
+    runtime.engine.dispose()
+    assert runtime.workers == []

@@ -11,16 +11,21 @@ from pathlib import Path
 if str(Path(__file__).parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).parent))
 
+import grpc
 import pytest
-from sigverify_factories import SENDER, FakeBindings
+from sigverify_factories import SENDER, FakeBindings, make_settings
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong.sigverify.v1 import sigverify_pb2_grpc
 from lienthong_common.db import make_engine, make_session_factory
+from lienthong_common.grpcutil import make_server
 from lienthong_common.outbox import install_after_commit_hooks
 from lienthong_common.pades import PdfVerifier, sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import DevPki, IssuedIdentity
+from lienthong_sigverify import grpc_api
 from lienthong_sigverify.models import Base
+from lienthong_sigverify.trust import TrustStore
 
 
 @pytest.fixture(scope="session")
@@ -69,3 +74,23 @@ def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     install_after_commit_hooks(factory)
     yield factory
     engine.dispose()
+
+
+@pytest.fixture
+def trust(sessions: sessionmaker[Session], tmp_path: Path) -> TrustStore:
+    """An empty trust store (no configured roots, no dev PKI under data_dir)."""
+    return TrustStore(sessions=sessions, settings=make_settings(tmp_path), refresh_seconds=0)
+
+
+@pytest.fixture
+def stub(
+    sessions: sessionmaker[Session], trust: TrustStore
+) -> Iterator[sigverify_pb2_grpc.SignatureVerifierStub]:
+    server = make_server(max_workers=2)
+    names = grpc_api.register(server, sessions=sessions, trust=trust)
+    assert names == ["lienthong.sigverify.v1.SignatureVerifier"]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        yield sigverify_pb2_grpc.SignatureVerifierStub(channel)
+    server.stop(grace=None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from lienthong_common.edxml import (
     Attachment,
@@ -14,6 +15,7 @@ from lienthong_common.edxml import (
     build_package,
 )
 from lienthong_common.pki import IssuedIdentity, certificate_fingerprint
+from lienthong_common.settings import GatewaySettings, Settings, SigverifySettings
 from lienthong_sigverify.domain import Binding
 
 SENDER = "000.00.00.H49"
@@ -60,4 +62,12 @@ def make_package(attachments: list[Attachment], *, sender: str = SENDER) -> byte
             traces=[TraceHeader(sender, "2025/07/01 08:00:00")],
             attachments=attachments,
         )
+    )
+
+
+def make_settings(tmp_path: Path, *, roots: list[Path] | None = None, **sigverify: object) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        sigverify=SigverifySettings(trust_roots=roots or [], **sigverify),  # type: ignore[arg-type]
+        gateway=GatewaySettings(),
     )

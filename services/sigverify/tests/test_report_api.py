@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
@@ -11,24 +10,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.sigverify.v1 import sigverify_pb2, sigverify_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import make_server
 from lienthong_common.pades import Indication
-from lienthong_sigverify import grpc_api, repository
+from lienthong_sigverify import repository
 from lienthong_sigverify.domain import Report, SignatureCheck
 
 DOCUMENT_ID = "0d6f1d8e-8a43-4c77-9a55-2c1b1f0f4e21"
-
-
-@pytest.fixture
-def stub(sessions: sessionmaker[Session]) -> Iterator[sigverify_pb2_grpc.SignatureVerifierStub]:
-    server = make_server(max_workers=2)
-    names = grpc_api.register(server, sessions=sessions)
-    assert names == ["lienthong.sigverify.v1.SignatureVerifier"]
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield sigverify_pb2_grpc.SignatureVerifierStub(channel)
-    server.stop(grace=None)
 
 
 def test_report_not_found_before_verification(

@@ -99,7 +99,7 @@ def test_build_wires_the_consumer_to_docstore_and_directory(
         data_dir=tmp_path / "data",
         grpc=GrpcSettings(deadline_seconds=5),
         services=ServiceAddresses(docstore=peers.address, directory=peers.address),
-        sigverify=SigverifySettings(trust_roots=[root], revocation="off"),
+        sigverify=SigverifySettings(trust_roots=[root], revocation="off", workers=0),
     )
     runtime = ServiceRuntime(name="sigverify", settings=settings, metadata=Base.metadata, outbox=OUTBOX)
     upgrade_database(settings.database_url_for("sigverify"), MIGRATIONS)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from statistics_support import COMMUNE, DEPARTMENT, SENDER, delivery, exchange, refused, verified
@@ -11,6 +13,7 @@ from lienthong_common.kafka import EventConsumer
 from lienthong_common.outbox import TOPIC_DELIVERIES, TOPIC_SUBMITTED, TOPIC_VERIFIED, new_event
 from lienthong_common.settings import KafkaSettings
 from lienthong_statistics import repository
+from lienthong_statistics.domain import month_of
 from lienthong_statistics.events import CONSUMER_GROUP, handle_event
 from lienthong_statistics.models import OUTBOX, AgencyMonthCount
 
@@ -85,10 +88,13 @@ def test_refusals_statuses_and_what_counts_nothing(session: Session) -> None:
     submitted.submitted.sender_code = SENDER
     handle_event(session, submitted)
 
+    submitted_month = month_of(submitted.occurred_at.ToDatetime(tzinfo=UTC))
     assert counts(session) == {
         (SENDER, "2025-08"): (0, 0, 1, 1),
         (DEPARTMENT, "2025-08"): (0, 0, 0, 1),
+        (SENDER, submitted_month): (0, 0, 0, 0),  # submitted: counted apart, below
     }
+    assert repository.totals_by_agency(session=session)[SENDER]["documents_submitted"] == 1
 
 
 def test_add_to_count_accumulates_on_one_row(session: Session) -> None:

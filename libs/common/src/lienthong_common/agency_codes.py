@@ -15,6 +15,9 @@ _DIGITS = {"V1V2V3": 3, "Z1Z2": 2, "Y1Y2": 2}
 _LEVEL1 = re.compile(r"[A-Z][0-9]{2}")
 PROVINCE_LETTER = "H"
 GOVERNMENT_LETTER = "G"
+# Reserved for recipient groups: `000.00.01.X00` is a group address, never an agency, and its
+# QCVN shape lets it stand in edXML To/OrganId where strict writers demand a code.
+GROUP_LEVEL1 = "X00"
 
 
 class AgencyCodeError(ValueError):
@@ -128,6 +131,28 @@ def level1_of(code: str) -> str:
 def root_of(code: str) -> str:
     """The level-1 unit's own code, e.g. 000.00.00.H49."""
     return str(parse(code).root)
+
+
+def is_group_code(code: str) -> bool:
+    """Whether `code` is a well-formed group address (level-1 unit X00, not the root itself)."""
+    try:
+        parsed = parse(code)
+    except AgencyCodeError:
+        return False
+    return parsed.level1 == GROUP_LEVEL1 and not parsed.is_root
+
+
+def is_descendant(code: str, ancestor: str) -> bool:
+    """Whether `code` sits below `ancestor` in the code tree (the same non-zero segments)."""
+    child, parent = parse(code), parse(ancestor)
+    if child.level1 != parent.level1 or child.depth <= parent.depth:
+        return False
+    pairs = zip(
+        (child.level4, child.level3, child.level2),
+        (parent.level4, parent.level3, parent.level2),
+        strict=True,
+    )
+    return all(int(theirs) == 0 or mine == theirs for mine, theirs in pairs)
 
 
 def plausible_tiers(code: str) -> frozenset[int]:

@@ -32,9 +32,12 @@ def _instrument() -> None:
 
 
 def make_server(max_workers: int) -> grpc.Server:
+    from lienthong_common.metrics import GrpcServerMetrics
+
     _instrument()
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
+        interceptors=[GrpcServerMetrics()],
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", 8 * 1024 * 1024),

@@ -11,7 +11,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
@@ -23,13 +24,17 @@ from opentelemetry.trace import Link, SpanKind
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
+from lienthong_common import metrics
 from lienthong_common.outbox import ALL_TOPICS, Outbox
 from lienthong_common.settings import KafkaSettings
+from lienthong_common.telemetry import event_attributes
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("lienthong.kafka")
 
 Handler = Callable[[Session, events_pb2.Event], None]
+# Sees each polled batch before its events are handled one by one (no session: no effects).
+BatchHook = Callable[[list[events_pb2.Event]], None]
 
 
 def broker_reachable(settings: KafkaSettings, timeout: float = 1.0) -> bool:
@@ -67,6 +72,13 @@ def _headers_to_carrier(headers: list[tuple[str, bytes]] | None) -> dict[str, st
     return {k: v.decode("utf-8", "replace") for k, v in (headers or [])}
 
 
+def _payload_attributes(payload: bytes) -> dict[str, Any]:
+    try:
+        return event_attributes(events_pb2.Event.FromString(payload))
+    except Exception:  # noqa: BLE001 - a span attribute must never stop publishing
+        return {}
+
+
 class OutboxRelay:
     """Publishes committed outbox rows in order, deleting each batch once acknowledged."""
 
@@ -77,8 +89,10 @@ class OutboxRelay:
         settings: KafkaSettings,
         sessions: sessionmaker[Session],
         outbox: Outbox,
-        batch_size: int = 200,
-        poll_interval: float = 0.2,
+        batch_size: int = 500,
+        # Rows added in this process wake the relay at commit (Outbox.wakeup), so the poll is
+        # only a safety net (rows left by a crash); polling less keeps idle services off the DB.
+        poll_interval: float = 1.0,
     ) -> None:
         self.service = service
         self.settings = settings
@@ -158,6 +172,7 @@ class OutboxRelay:
                     "messaging.destination.name": topic,
                     "messaging.kafka.message.key": key,
                     "lienthong.document.id": key,
+                    **_payload_attributes(payload),
                 },
             ):
                 carrier: dict[str, str] = {}
@@ -167,9 +182,41 @@ class OutboxRelay:
         producer.flush(timeout=30)
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not acknowledge
+        for _row_id, topic, _key, payload, _traceparent in batch:
+            metrics.observe_published(topic, payload)
         with self.sessions() as session, session.begin():
             self.outbox.delete_upto(session, [row[0] for row in batch])
         return len(batch)
+
+
+_batch = threading.local()
+
+
+@contextmanager
+def prepared(event: events_pb2.Event) -> Iterator[None]:
+    """Inside a `before_batch` hook: work done ahead for `event` joins the event's trace.
+
+    A span "<topic> prepare", child of the producer's context (as the CONSUMER span will be),
+    so calls made here (fetching a package, say) are part of the document's journey.
+    """
+    found = getattr(_batch, "contexts", {}).get(event.event_id)
+    if found is None:
+        yield
+        return
+    topic, parent = found
+    producer_span = trace.get_current_span(parent).get_span_context()
+    with tracer.start_as_current_span(
+        f"{topic} prepare",
+        context=parent,
+        kind=SpanKind.INTERNAL,
+        links=[Link(producer_span)] if producer_span.is_valid else [],
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": topic,
+            **event_attributes(event),
+        },
+    ):
+        yield
 
 
 class EventConsumer:
@@ -190,6 +237,7 @@ class EventConsumer:
         outbox: Outbox,
         handler: Handler,
         max_attempts: int = 8,
+        before_batch: BatchHook | None = None,
     ) -> None:
         self.service = service
         self.group = group
@@ -198,6 +246,7 @@ class EventConsumer:
         self.sessions = sessions
         self.outbox = outbox
         self.handler = handler
+        self.before_batch = before_batch
         self.max_attempts = max_attempts
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -232,11 +281,14 @@ class EventConsumer:
                 if consumer is None:
                     consumer = self._connect()
                 batches = consumer.poll(timeout_ms=500)
+                if batches and self.before_batch is not None:
+                    self._prepare([r for records in batches.values() for r in records])
                 for records in batches.values():
                     for record in records:
                         self._handle_with_retries(record)
                 if batches:
                     consumer.commit()
+                metrics.record_consumer_lag(consumer, self.group)
             except Exception:
                 log.exception("consumer %s failed; reconnecting", self.group)
                 if consumer is not None:
@@ -248,6 +300,25 @@ class EventConsumer:
                 self._stop.wait(1.0)
         if consumer is not None:
             consumer.close(autocommit=False)
+
+    def _prepare(self, records: list[Any]) -> None:
+        """Give the batch to `before_batch` (e.g. to start CPU work in parallel); never fails it.
+
+        The effects still happen one event at a time, each in its own transaction, in handle().
+        """
+        assert self.before_batch is not None
+        events = [events_pb2.Event.FromString(r.value) for r in records]
+        # prepared(event) inside the hook puts its work for one event into that event's trace.
+        _batch.contexts = {
+            e.event_id: (r.topic, propagate.extract(_headers_to_carrier(r.headers)))
+            for e, r in zip(events, records, strict=True)
+        }
+        try:
+            self.before_batch(events)
+        except Exception:
+            log.exception("consumer %s: preparing a batch failed; handling it event by event", self.group)
+        finally:
+            _batch.contexts = {}
 
     def _handle_with_retries(self, record: Any) -> None:
         delay = 0.2
@@ -270,6 +341,8 @@ class EventConsumer:
     def handle(self, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> bool:
         """Handle one message; False when it had been handled before."""
         event = events_pb2.Event.FromString(value)
+        started = time.perf_counter()
+        outcome = "failed"
         parent = propagate.extract(_headers_to_carrier(headers))
         producer_span = trace.get_current_span(parent).get_span_context()
         links = [Link(producer_span)] if producer_span.is_valid else []
@@ -285,7 +358,7 @@ class EventConsumer:
                     "messaging.destination.name": topic,
                     "messaging.consumer.group.name": self.group,
                     "messaging.message.id": event.event_id,
-                    **({"lienthong.document.id": event.document_id} if event.document_id else {}),
+                    **event_attributes(event),
                 },
             ) as span:
                 with self.sessions() as session, session.begin():
@@ -293,11 +366,20 @@ class EventConsumer:
                         session, consumer=self.group, event_id=event.event_id
                     ):
                         span.set_attribute("lienthong.duplicate", True)
+                        outcome = "duplicate"
                         return False
                     self.handler(session, event)
+                outcome = "handled"
                 return True
         finally:
             otel_context.detach(token)
+            metrics.observe_consumed(
+                group=self.group,
+                topic=topic,
+                event=event,
+                seconds=time.perf_counter() - started,
+                outcome=outcome,
+            )
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:

@@ -111,6 +111,29 @@ class Outbox:
         # The relay polls; this makes it look now once the transaction has committed.
         session.info.setdefault("after_commit", []).append(self.wakeup.set)
 
+    def add_many(self, session: Session, *, topic: str, events: list[tuple[str, events_pb2.Event]]) -> None:
+        """Queue several (key, event) pairs in one statement (same trace context for all)."""
+        if not events:
+            return
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        at = now_utc()
+        session.execute(
+            insert(self.table),
+            [
+                {
+                    "event_id": event.event_id,
+                    "topic": topic,
+                    "key": key,
+                    "payload": event.SerializeToString(),
+                    "traceparent": carrier.get("traceparent", ""),
+                    "created_at": at,
+                }
+                for key, event in events
+            ],
+        )
+        session.info.setdefault("after_commit", []).append(self.wakeup.set)
+
     def claim_first_time(self, session: Session, *, consumer: str, event_id: str) -> bool:
         """Record that `consumer` handled `event_id`; False when it already had."""
         seen = session.execute(

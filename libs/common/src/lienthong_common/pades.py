@@ -24,9 +24,17 @@ Validation never raises for a bad document: every outcome is a :class:`PdfVerdic
   platform requires at least one signature, and nothing has been proven false, only missing)
 
 Revocation modes: ``off`` checks nothing; ``soft-fail`` checks what certificates declare (CRL
-distribution points, OCSP) and passes when that information cannot be had; ``hard-fail``
-*requires* revocation information for the signer and every CA below the root, so a certificate
-that declares none (every dev PKI certificate) is INDETERMINATE/TRY_LATER.
+distribution points, OCSP) and passes when that information cannot be had (the verdict's
+``revocation`` evidence says so); ``hard-fail`` *requires* revocation information for the signer
+and every CA below the trust anchor, so a certificate that declares none, or whose sources cannot
+be reached and have nothing usable cached, is INDETERMINATE/TRY_LATER — never a silent pass.
+
+Revocation data is fetched by this module (not by pyHanko) from the URLs of certificates that
+already chain, signature by signature, to a trust anchor — a forged certificate cannot make the
+verifier fetch URLs of its choosing — and kept in a :class:`RevocationCache` (memory, plus a
+directory shared by processes) until its nextUpdate. When a source is unreachable the last
+cached copy is used even if stale (pyHanko then judges its freshness), so validation works
+offline from the cache.
 
 A document's verdict is the worst of its signatures' (TOTAL_FAILED, then INDETERMINATE).
 """
@@ -36,19 +44,34 @@ from __future__ import annotations
 import asyncio
 import binascii
 import concurrent.futures
+import dataclasses
 import functools
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
 import re
+import tempfile
 import threading
-from collections.abc import Coroutine, Sequence
+import time
+import urllib.request
+import zipfile
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from io import BytesIO
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
 
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp as x509_ocsp
 from pyhanko.keys import load_private_key_from_pemder_data
 from pyhanko.pdf_utils import generic as pdf_generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
@@ -73,17 +96,24 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustMa
 from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
 
 __all__ = [
+    "MAX_UNZIPPED_BYTES",
+    "AttachmentRefused",
+    "CarriedPdf",
     "Indication",
     "PdfVerdict",
     "PdfVerifier",
+    "RevocationCache",
     "RevocationMode",
     "SignatureVerdict",
+    "UnzipBudget",
+    "pdfs_in_attachment",
     "sign_pdf",
     "verify_pdf",
 ]
 
 RevocationMode = Literal["soft-fail", "hard-fail", "off"]
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 NO_SIGNATURE = "NO_SIGNATURE"
 HASH_FAILURE = "HASH_FAILURE"
@@ -122,6 +152,10 @@ class SignatureVerdict:
     chain: list[str]
     modified_after_signing: bool
     message: str
+    # What revocation information was used (or could not be had), one line per source.
+    revocation: tuple[str, ...] = ()
+    # False when some declared source could not be reached (soft-fail passed without it).
+    revocation_confirmed: bool = True
 
 
 @dataclass(frozen=True)
@@ -202,12 +236,18 @@ class PdfVerifier:
         revocation: RevocationMode = "soft-fail",
         allow_fetching: bool | None = None,
         strict: bool = True,
+        revocation_cache: RevocationCache | None = None,
+        fetch_timeout: float = 5.0,
+        revocation_max_age: timedelta = timedelta(hours=1),
     ) -> None:
         """``trust_roots`` are PEM (several per item allowed) or DER certificates.
 
-        ``allow_fetching`` (default: on unless ``revocation="off"``) lets the validator fetch
-        CRLs/OCSP responses over the network from the URLs certificates declare.
-        ``strict=False`` reads PDFs with broken cross-reference tables leniently.
+        ``allow_fetching`` (default: on unless ``revocation="off"``) lets the verifier fetch
+        CRLs/OCSP responses over the network from the URLs certificates declare; off, it works
+        from ``revocation_cache`` alone (offline). A cached CRL/OCSP response is refetched after
+        ``revocation_max_age`` even before its nextUpdate, so a revocation published in the
+        meantime is seen within that time. ``strict=False`` reads PDFs with broken
+        cross-reference tables leniently.
         """
         if revocation not in ("soft-fail", "hard-fail", "off"):
             raise ValueError(f"revocation mode must be soft-fail, hard-fail or off, not {revocation!r}")
@@ -226,6 +266,15 @@ class PdfVerifier:
         self._revinfo_policy = _revinfo_policy(revocation)
         self._allow_fetching = revocation != "off" if allow_fetching is None else allow_fetching
         self._strict = strict
+        self._anchors = [x509.load_der_x509_certificate(root.dump()) for root in roots]
+        self._chains: dict[bytes, list[x509.Certificate] | None] = {}
+        self._chains_lock = threading.Lock()
+        self._revinfo = _RevinfoCollector(
+            revocation_cache or RevocationCache(None),
+            allow_fetching=self._allow_fetching,
+            timeout=fetch_timeout,
+            max_age=revocation_max_age,
+        )
 
     @property
     def revocation(self) -> RevocationMode:
@@ -241,15 +290,37 @@ class PdfVerifier:
 
     # ------------------------------------------------------------------ internals
 
-    def _context(self, moment: datetime | None) -> ValidationContext:
+    def _context(self, moment: datetime | None, revinfo: _Revinfo | None = None) -> ValidationContext:
+        # pyHanko never fetches by itself: the collector did, from trusted certificates only.
         return ValidationContext(
             trust_manager=self._trust_manager,
             revinfo_policy=self._revinfo_policy,
-            allow_fetching=self._allow_fetching,
+            allow_fetching=False,
             moment=moment,
-            # hard-fail with fetching disabled still has to build: give it an empty CRL set
-            crls=[] if not self._allow_fetching else None,
+            crls=list(revinfo.crls) if revinfo else [],
+            ocsps=list(revinfo.ocsps) if revinfo else [],
         )
+
+    def _collect_revinfo(self, sig: EmbeddedPdfSignature) -> _Revinfo:
+        if self._revocation == "off":
+            return _Revinfo((), (), ())
+        try:
+            ders = [sig.signer_cert.dump(), *(c.dump() for c in sig.other_embedded_certs)]
+            key = hashlib.sha256(b"".join(ders)).digest()
+            chain = self._chains.get(key, _NO_CHAIN)
+            if chain is _NO_CHAIN:
+                # The same signer and chain recur document after document: check the links once.
+                certs = [x509.load_der_x509_certificate(der) for der in ders]
+                chain = _trusted_chain(certs[0], certs[1:], self._anchors)
+                with self._chains_lock:
+                    if len(self._chains) > 4096:
+                        self._chains.clear()
+                    self._chains[key] = chain
+        except Exception as exc:  # noqa: BLE001 - unreadable certificates: pyHanko will say so
+            return _Revinfo((), (), (f"revocation not checked: {_describe(exc)}",))
+        if chain is None:
+            return _Revinfo((), (), ("revocation not checked: no trusted chain",))
+        return self._revinfo.collect(chain)
 
     async def _verify(self, pdf: bytes, moment: datetime | None) -> PdfVerdict:
         try:
@@ -280,7 +351,29 @@ class PdfVerifier:
     async def _verify_signature(self, sig: EmbeddedPdfSignature, moment: datetime | None) -> SignatureVerdict:
         field_name = _safe(lambda: str(sig.field_name), "?")
         cert_der = _safe(lambda: bytes(sig.signer_cert.dump()), b"")
-        context = self._context(moment)
+        revinfo = self._collect_revinfo(sig)  # blocking I/O at most; this loop runs nothing else
+        verdict = await self._validate_signature(sig, moment, field_name, cert_der, revinfo)
+        if not revinfo.evidence:
+            return verdict
+        message = verdict.message
+        if verdict.indication is Indication.TOTAL_PASSED and revinfo.unavailable:
+            message += f" (revocation not confirmed, {self._revocation}: {'; '.join(revinfo.unavailable)})"
+        return dataclasses.replace(
+            verdict,
+            revocation=revinfo.evidence,
+            revocation_confirmed=not revinfo.unavailable,
+            message=message,
+        )
+
+    async def _validate_signature(
+        self,
+        sig: EmbeddedPdfSignature,
+        moment: datetime | None,
+        field_name: str,
+        cert_der: bytes,
+        revinfo: _Revinfo,
+    ) -> SignatureVerdict:
+        context = self._context(moment, revinfo)
         try:
             status = await async_validate_pdf_signature(sig, signer_validation_context=context)
         except SignatureValidationError as exc:
@@ -357,7 +450,7 @@ class PdfVerifier:
             )
         problem = status.trust_problem_indic
         if problem is not None:
-            indication, trust_sub, message = await self._classify_trust_problem(status, sig, moment)
+            indication, trust_sub, message = await self._classify_trust_problem(status, sig, moment, revinfo)
             return _signature_verdict(sig, field_name, cert_der, indication, trust_sub, chain, False, message)
         if status.seed_value_constraint_error is not None:
             return _signature_verdict(
@@ -382,7 +475,11 @@ class PdfVerifier:
         )
 
     async def _classify_trust_problem(
-        self, status: PdfSignatureStatus, sig: EmbeddedPdfSignature, moment: datetime | None
+        self,
+        status: PdfSignatureStatus,
+        sig: EmbeddedPdfSignature,
+        moment: datetime | None,
+        revinfo: _Revinfo,
     ) -> tuple[Indication, str, str]:
         problem = status.trust_problem_indic
         assert problem is not None
@@ -404,20 +501,25 @@ class PdfVerifier:
                 "proves the signature was made before",
             )
         if problem is AdESIndeterminate.TRY_LATER:
-            return Indication.INDETERMINATE, problem.name, "revocation information is not fresh"
+            detail = "; ".join(revinfo.unavailable) or "the newest available is stale"
+            return (
+                Indication.INDETERMINATE,
+                problem.name,
+                f"revocation information is not fresh ({detail})",
+            )
         if problem is AdESIndeterminate.CERTIFICATE_CHAIN_GENERAL_FAILURE:
             # pyHanko folds not-yet-valid and missing revocation info into this one; rerun the
             # path validation (failure path only) to tell them apart.
-            refined = await self._diagnose_path(sig, moment)
+            refined = await self._diagnose_path(sig, moment, revinfo)
             if refined is not None:
                 return refined
         name = str(problem.standard_name)
         return Indication.INDETERMINATE, name, f"certificate validation failed: {name}"
 
     async def _diagnose_path(
-        self, sig: EmbeddedPdfSignature, moment: datetime | None
+        self, sig: EmbeddedPdfSignature, moment: datetime | None, revinfo: _Revinfo
     ) -> tuple[Indication, str, str] | None:
-        context = self._context(moment)
+        context = self._context(moment, revinfo)
         try:
             validator = CertificateValidator(
                 sig.signer_cert,
@@ -428,10 +530,12 @@ class PdfVerifier:
         except NotYetValidError as exc:
             return Indication.INDETERMINATE, "NOT_YET_VALID", exc.failure_msg
         except InsufficientRevinfoError as exc:
+            sources = "; ".join(revinfo.unavailable) or "the certificate declares no CRL or OCSP source"
             return (
                 Indication.INDETERMINATE,
                 "TRY_LATER",
-                f"revocation status required ({self._revocation}) but unavailable: {exc.failure_msg}",
+                f"revocation status required ({self._revocation}) but unavailable ({sources}): "
+                f"{exc.failure_msg}",
             )
         except Exception:  # noqa: BLE001 - diagnosis only; pyHanko's verdict stands
             return None  # some other path problem: keep pyHanko's classification
@@ -449,6 +553,115 @@ def verify_pdf(
 ) -> PdfVerdict:
     """Validate all PAdES signatures in ``pdf``; for many documents reuse a :class:`PdfVerifier`."""
     return PdfVerifier(trust_roots, revocation=revocation).verify(pdf, at=at)
+
+
+# --------------------------------------------------------------------------- PDFs in a package
+
+# Total bytes a package's zipped attachments may expand to; beyond it the zip is refused as
+# a possible zip bomb (docstore caps a package at 50 MiB, real archives compress PDFs little).
+MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
+MAX_ZIP_ENTRIES = 1000
+_ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
+
+
+class AttachmentLike(Protocol):
+    """What an edXML attachment offers (lienthong_common.edxml.Attachment)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def data(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class CarriedPdf:
+    """A PDF found in a package: its name (``zip/inner.pdf`` when zipped) and bytes."""
+
+    name: str
+    data: bytes
+
+
+class AttachmentRefused(Exception):
+    """A zipped attachment that cannot be opened safely; the message says why."""
+
+
+def _is_pdf(name: str, content_type: str = "") -> bool:
+    return content_type.strip().lower() == "application/pdf" or name.lower().endswith(".pdf")
+
+
+def _is_zip(attachment: AttachmentLike) -> bool:
+    return attachment.content_type.strip().lower() in _ZIP_TYPES or attachment.name.lower().endswith(".zip")
+
+
+def pdfs_in_attachment(attachment: AttachmentLike, budget: UnzipBudget) -> list[CarriedPdf]:
+    """The PDFs an edXML attachment carries: itself, or those inside it when it is a zip.
+
+    Raises AttachmentRefused (the message says why) for a zip that cannot be opened safely;
+    every PDF of a zip is read before any is returned, so a refusal never leaves half of them.
+    """
+    if _is_pdf(attachment.name, attachment.content_type):
+        return [CarriedPdf(attachment.name, attachment.data)]
+    if _is_zip(attachment):
+        return list(_unzip_pdfs(attachment, budget))
+    return []
+
+
+class UnzipBudget:
+    """Uncompressed bytes still allowed across all zipped attachments of one package."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.remaining = limit
+
+
+def _unzip_pdfs(attachment: AttachmentLike, budget: UnzipBudget) -> Iterator[CarriedPdf]:
+    """The PDFs inside a zipped attachment, read with a cap on what they expand to."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(attachment.data))
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise AttachmentRefused(f"not a readable zip archive: {error}") from error
+    with archive:
+        entries = archive.infolist()
+        if len(entries) > MAX_ZIP_ENTRIES:
+            raise AttachmentRefused(
+                f"the zip holds {len(entries)} entries; at most {MAX_ZIP_ENTRIES} allowed"
+            )
+        # Read everything before yielding: a refusal must not leave half the PDFs verified.
+        pdfs = []
+        for entry in entries:
+            if entry.is_dir() or not _is_pdf(entry.filename):
+                continue
+            if entry.flag_bits & 0x1:
+                raise AttachmentRefused(f"{entry.filename!r} in the zip is encrypted")
+            # Declared sizes can lie, so count what decompression actually produces.
+            if entry.file_size > budget.remaining:
+                raise _bomb(budget)
+            pdfs.append(
+                CarriedPdf(f"{attachment.name}/{entry.filename}", _read_capped(archive, entry, budget))
+            )
+    yield from pdfs
+
+
+def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: UnzipBudget) -> bytes:
+    out = bytearray()
+    try:
+        with archive.open(entry) as stream:
+            while chunk := stream.read(min(1024 * 1024, budget.remaining + 1)):
+                out += chunk
+                if len(out) > budget.remaining:
+                    raise _bomb(budget)
+    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as error:
+        raise AttachmentRefused(f"cannot extract {entry.filename!r}: {error}") from error
+    budget.remaining -= len(out)
+    return bytes(out)
+
+
+def _bomb(budget: UnzipBudget) -> AttachmentRefused:
+    return AttachmentRefused(
+        f"the zipped attachments expand beyond {budget.limit} bytes; refused as a possible zip bomb"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -572,6 +785,272 @@ def _pem_to_der(data: bytes) -> bytes:
     if data.lstrip().startswith(b"-----BEGIN"):
         return x509.load_pem_x509_certificate(data).public_bytes(serialization.Encoding.DER)
     return data
+
+
+# --------------------------------------------------------------------------- revocation data
+
+_NEGATIVE_TTL = 30.0  # seconds a failed source is not retried (an outage must not stall every check)
+_OCSP_DEFAULT_TTL = timedelta(minutes=5)  # an OCSP response without nextUpdate
+_MAX_REVINFO_BYTES = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CachedRevinfo:
+    """A CRL or OCSP response (DER) and the moment it stops being current."""
+
+    der: bytes
+    next_update: datetime | None
+    fetched_at: datetime
+
+
+class RevocationCache:
+    """CRLs and OCSP responses kept until their nextUpdate: in memory, and in ``directory``.
+
+    The directory (one ``.der`` and one ``.json`` per source, written by atomic rename) is shared
+    by every process of a host and survives restarts, which is what lets validation run offline.
+    ``directory=None`` keeps the cache in memory only.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = Path(directory) if directory is not None else None
+        self._memory: dict[str, CachedRevinfo] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> CachedRevinfo | None:
+        with self._lock:
+            hit = self._memory.get(key)
+        if hit is not None or self.directory is None:
+            return hit
+        name = hashlib.sha256(key.encode()).hexdigest()
+        try:
+            meta = json.loads((self.directory / f"{name}.json").read_text())
+            der = (self.directory / f"{name}.der").read_bytes()
+        except (OSError, ValueError):
+            return None
+        if hashlib.sha256(der).hexdigest() != meta.get("sha256"):
+            return None  # torn or foreign file: refetch
+        entry = CachedRevinfo(
+            der=der,
+            next_update=datetime.fromisoformat(meta["next_update"]) if meta.get("next_update") else None,
+            fetched_at=datetime.fromisoformat(meta["fetched_at"]),
+        )
+        with self._lock:
+            self._memory[key] = entry
+        return entry
+
+    def put(self, key: str, entry: CachedRevinfo) -> None:
+        with self._lock:
+            self._memory[key] = entry
+        if self.directory is None:
+            return
+        name = hashlib.sha256(key.encode()).hexdigest()
+        meta = {
+            "source": key,
+            "sha256": hashlib.sha256(entry.der).hexdigest(),
+            "next_update": entry.next_update.isoformat() if entry.next_update else None,
+            "fetched_at": entry.fetched_at.isoformat(),
+        }
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.directory / f"{name}.der", entry.der)
+            _atomic_write(self.directory / f"{name}.json", json.dumps(meta).encode())
+        except OSError as exc:
+            log.warning("cannot write the revocation cache in %s: %s", self.directory, exc)
+
+
+_NO_CHAIN: Any = object()  # "not looked up yet" (None means "no trusted chain")
+
+
+@dataclass(frozen=True)
+class _Revinfo:
+    crls: tuple[bytes, ...]
+    ocsps: tuple[bytes, ...]
+    evidence: tuple[str, ...]
+    unavailable: tuple[str, ...] = ()
+
+
+class _RevinfoCollector:
+    """Finds revocation data for a trusted chain: cache first, then the certificate's URLs."""
+
+    def __init__(
+        self, cache: RevocationCache, *, allow_fetching: bool, timeout: float, max_age: timedelta
+    ) -> None:
+        self._cache = cache
+        self._max_age = max_age
+        self._allow_fetching = allow_fetching
+        self._timeout = timeout
+        self._failed: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def collect(self, chain: list[x509.Certificate]) -> _Revinfo:
+        crls: list[bytes] = []
+        ocsps: list[bytes] = []
+        evidence: list[str] = []
+        unavailable: list[str] = []
+        # chain[-1] is the trust anchor: it needs no revocation check.
+        for cert, issuer in itertools.pairwise(chain):
+            subject = cert.subject.rfc4514_string()
+            found: list[str] = []
+            missed: list[str] = []
+            for url in _crl_urls(cert):
+                der, note = self._obtain(f"crl|{url}", url, functools.partial(self._fetch_crl, url))
+                if der is not None:
+                    crls.append(der)
+                (found if der is not None else missed).append(f"CRL {url} for {subject}: {note}")
+            if not found:
+                for url in _ocsp_urls(cert):
+                    key = f"ocsp|{url}|{cert.issuer.rfc4514_string()}|{cert.serial_number}"
+                    fetch = functools.partial(self._fetch_ocsp, url, cert, issuer)
+                    der, note = self._obtain(key, url, fetch)
+                    if der is not None:
+                        ocsps.append(der)
+                    (found if der is not None else missed).append(f"OCSP {url} for {subject}: {note}")
+                    if der is not None:
+                        break
+            evidence.extend(found)
+            # A source that failed while another answered for the certificate: noted, not missing.
+            (evidence if found else unavailable).extend(missed)
+        return _Revinfo(tuple(crls), tuple(ocsps), tuple(evidence + unavailable), tuple(unavailable))
+
+    def _obtain(self, key: str, url: str, fetch: Any) -> tuple[bytes | None, str]:
+        now = datetime.now(UTC)
+        cached = self._cache.get(key)
+        if (
+            cached is not None
+            and (cached.next_update is None or cached.next_update > now)
+            and (not self._allow_fetching or now - cached.fetched_at < self._max_age)
+        ):
+            return cached.der, f"cached {_iso(cached.fetched_at)}, current until {_iso(cached.next_update)}"
+        reason = "offline: fetching disabled"
+        if self._allow_fetching:
+            with self._lock:
+                failed = self._failed.get(url)
+            if failed is not None and time.monotonic() - failed[0] < _NEGATIVE_TTL:
+                reason = f"unreachable: {failed[1]}"
+            else:
+                try:
+                    entry = fetch()
+                except Exception as exc:  # noqa: BLE001 - any fetch or parse failure: source unusable
+                    reason = f"unreachable: {_describe(exc)}"
+                    with self._lock:
+                        self._failed[url] = (time.monotonic(), _describe(exc))
+                else:
+                    with self._lock:
+                        self._failed.pop(url, None)
+                    self._cache.put(key, entry)
+                    return (
+                        entry.der,
+                        f"fetched {_iso(entry.fetched_at)}, current until {_iso(entry.next_update)}",
+                    )
+        if cached is not None:
+            # Offline from the cache: a stale copy still proves a revocation; pyHanko judges freshness.
+            since = _iso(cached.next_update)
+            stale = f"using the copy cached {_iso(cached.fetched_at)} (stale since {since})"
+            return cached.der, f"{reason}; {stale}"
+        return None, reason
+
+    def _fetch_crl(self, url: str) -> CachedRevinfo:
+        der = _http(url, None, self._timeout, accept="application/pkix-crl")
+        if der.lstrip().startswith(b"-----BEGIN"):
+            der = x509.load_pem_x509_crl(der).public_bytes(serialization.Encoding.DER)
+        parsed = x509.load_der_x509_crl(der)
+        return CachedRevinfo(der=der, next_update=parsed.next_update_utc, fetched_at=datetime.now(UTC))
+
+    def _fetch_ocsp(self, url: str, cert: x509.Certificate, issuer: x509.Certificate) -> CachedRevinfo:
+        request = x509_ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - RFC 6960 CertID
+        der = _http(
+            url,
+            request.public_bytes(serialization.Encoding.DER),
+            self._timeout,
+            accept="application/ocsp-response",
+        )
+        response = x509_ocsp.load_der_ocsp_response(der)
+        if response.response_status is not x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+            raise ValueError(f"OCSP responder answered {response.response_status.name}")
+        now = datetime.now(UTC)
+        next_update = response.next_update_utc or now + _OCSP_DEFAULT_TTL
+        asn1_ocsp.OCSPResponse.load(der)  # pyHanko reads it with asn1crypto: make sure it can
+        return CachedRevinfo(der=der, next_update=next_update, fetched_at=now)
+
+
+def _http(url: str, body: bytes | None, timeout: float, *, accept: str) -> bytes:
+    if not url.lower().startswith(("http://", "https://")):
+        raise ValueError(f"unsupported scheme in {url!r}")
+    headers = {"Accept": accept, "User-Agent": "lienthong-sigverify"}
+    if body is not None:
+        headers["Content-Type"] = "application/ocsp-request"
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")  # noqa: S310 - scheme checked above
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        data = response.read(_MAX_REVINFO_BYTES + 1)
+    if len(data) > _MAX_REVINFO_BYTES:
+        raise ValueError(f"{url} returned more than {_MAX_REVINFO_BYTES} bytes")
+    return bytes(data)
+
+
+def _crl_urls(cert: x509.Certificate) -> list[str]:
+    try:
+        points = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        name.value
+        for point in points
+        for name in (point.full_name or [])
+        if isinstance(name, x509.UniformResourceIdentifier)
+    ]
+
+
+def _ocsp_urls(cert: x509.Certificate) -> list[str]:
+    try:
+        access = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    except x509.ExtensionNotFound:
+        return []
+    return [
+        d.access_location.value
+        for d in access
+        if d.access_method == x509.oid.AuthorityInformationAccessOID.OCSP
+        and isinstance(d.access_location, x509.UniformResourceIdentifier)
+    ]
+
+
+def _trusted_chain(
+    signer: x509.Certificate, embedded: list[x509.Certificate], anchors: list[x509.Certificate]
+) -> list[x509.Certificate] | None:
+    """signer -> ... -> anchor, each link's signature checked; None when it reaches no anchor."""
+    chain = [signer]
+    pool = embedded + anchors
+    while len(chain) <= 8:
+        current = chain[-1]
+        if any(current == anchor for anchor in anchors):
+            return chain
+        for candidate in pool:
+            if candidate.subject != current.issuer or candidate in chain:
+                continue
+            try:
+                current.verify_directly_issued_by(candidate)
+            except (ValueError, TypeError, InvalidSignature) as exc:
+                log.debug("%s did not issue %s: %s", candidate.subject, current.subject, exc)
+                continue
+            chain.append(candidate)
+            break
+        else:
+            return None
+    return None
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else "unknown"
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 # --------------------------------------------------------------------------- accelerators

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -21,12 +22,27 @@ from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common import db
-from lienthong_common.kafka import EventConsumer, Handler, OutboxRelay, broker_reachable, ensure_topics
+from lienthong_common.kafka import (
+    BatchHook,
+    EventConsumer,
+    Handler,
+    OutboxRelay,
+    broker_reachable,
+    ensure_topics,
+)
 from lienthong_common.outbox import Outbox, install_after_commit_hooks
 from lienthong_common.settings import Settings, load_settings
 from lienthong_common.telemetry import setup_telemetry, shutdown_telemetry
 
 log = logging.getLogger(__name__)
+
+
+class BackgroundWorker(Protocol):
+    """A loop a service runs beside its consumers: start() returns at once, stop() joins."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass
@@ -40,6 +56,9 @@ class ServiceRuntime:
     engine: Engine = field(init=False)
     sessions: sessionmaker[Session] = field(init=False)
     consumers: list[EventConsumer] = field(default_factory=list)
+    # Service-owned background loops (e.g. routing's webhook dispatcher): started with the
+    # consumers, stopped when draining.
+    workers: list[BackgroundWorker] = field(default_factory=list)
     server: grpc.Server | None = None
     relay: OutboxRelay | None = None
     _draining: threading.Event = field(default_factory=threading.Event)
@@ -50,7 +69,14 @@ class ServiceRuntime:
         self.sessions = db.make_session_factory(self.engine)
         install_after_commit_hooks(self.sessions)
 
-    def consume(self, topics: list[str], handler: Handler, group: str | None = None) -> None:
+    def consume(
+        self,
+        topics: list[str],
+        handler: Handler,
+        group: str | None = None,
+        *,
+        before_batch: BatchHook | None = None,
+    ) -> None:
         self.consumers.append(
             EventConsumer(
                 service=self.name,
@@ -60,6 +86,7 @@ class ServiceRuntime:
                 sessions=self.sessions,
                 outbox=self.outbox,
                 handler=handler,
+                before_batch=before_batch,
             )
         )
 
@@ -83,6 +110,10 @@ class ServiceRuntime:
         server.start()
         self.server = server
         log.info("%s listening on %s", self.name, address)
+        from lienthong_common.metrics import serve_metrics, watch_outbox
+
+        watch_outbox(self.name, self.sessions, self.outbox)
+        serve_metrics(self.settings.metrics)
 
         def on_signal(signum: int, _frame: object) -> None:
             log.info("%s received signal %d; draining", self.name, signum)
@@ -102,6 +133,8 @@ class ServiceRuntime:
         self.relay.start()
         for consumer in self.consumers:
             consumer.start()
+        for worker in self.workers:
+            worker.start()
 
         status = None
         while not self._draining.is_set():
@@ -121,6 +154,8 @@ class ServiceRuntime:
         health.enter_graceful_shutdown()
         for consumer in self.consumers:
             consumer.stop()
+        for worker in self.workers:
+            worker.stop()
         server.stop(grace=self.settings.drain_seconds).wait()
         self.relay.stop()
         self.engine.dispose()

@@ -69,6 +69,25 @@ class SigverifySettings(BaseModel):
     revocation: Literal["off", "soft-fail", "hard-fail"] = "soft-fail"
     # Whether the signer's certificate must be registered to the sending agency.
     require_binding: bool = True
+    # Processes verifying PDFs in parallel: None = one per core, 0 = in the service process.
+    workers: int | None = None
+    # CRLs/OCSP responses kept until their nextUpdate (default data_dir/sigverify/revocation-cache).
+    revocation_cache_dir: Path | None = None
+    # Off: work from the revocation cache only (no network).
+    revocation_fetching: bool = True
+    revocation_fetch_timeout_seconds: float = 5.0
+    # Verdicts per (PDF digest, policy, trust-store version), reused for this long at most.
+    verdict_cache_seconds: int = 600
+    verdict_cache_entries: int = 10000
+    # The edXML envelope's XML-DSig: ignored, verified when present, or required.
+    envelope_signature: Literal["off", "if-present", "required"] = "if-present"
+    # Legacy senders sign with rsa-sha1; accepted (with a warning) unless this is off.
+    allow_rsa_sha1: bool = True
+
+
+class DirectorySettings(BaseModel):
+    # An agency counts as connected when it has an active credential and exchanged this recently.
+    connection_window_days: int = 30
 
 
 class GatewaySettings(BaseModel):
@@ -77,6 +96,25 @@ class GatewaySettings(BaseModel):
     previous_jwt_secrets: list[SecretStr] = Field(default_factory=list)
     token_ttl_seconds: int = 900
     max_request_bytes: int = 50 * 1024 * 1024
+    # Per-agency token bucket: sustained requests per second and burst; 0 turns limiting off.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 200
+    # How long a status post's Idempotency-Key is remembered by this gateway process.
+    idempotency_ttl_seconds: int = 24 * 3600
+    # HTTPS and optional mTLS: with tls_client_ca set, a presented client certificate must chain
+    # to it and be registered to the calling agency in the directory; require_client_cert makes
+    # one mandatory on every authenticated request.
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    tls_client_ca_file: Path | None = None
+    require_client_cert: bool = False
+
+
+class MetricsSettings(BaseModel):
+    """Where a service serves its OpenTelemetry metrics for Prometheus to scrape; port 0 = off."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
 
 
 class Settings(BaseSettings):
@@ -95,6 +133,8 @@ class Settings(BaseSettings):
     docstore: DocstoreSettings = DocstoreSettings()
     sigverify: SigverifySettings = SigverifySettings()
     gateway: GatewaySettings = GatewaySettings()
+    directory: DirectorySettings = DirectorySettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> Settings:

@@ -15,7 +15,10 @@ from typing import Any
 
 from lienthong_sdk.client import ApiError, LienthongClient
 
-EXIT_OK, EXIT_FAILED, EXIT_INDETERMINATE, EXIT_USAGE = 0, 1, 2, 2
+# Exit codes scripts can rely on: 0 done; 1 refused or failed (the gateway said no, a check
+# failed); 2 usage error, or a verdict that is indeterminate; 3 the gateway or a platform service
+# is unreachable (worth retrying later).
+EXIT_OK, EXIT_FAILED, EXIT_INDETERMINATE, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 2, 3
 
 
 class CliError(Exception):
@@ -54,7 +57,7 @@ def emit(args: argparse.Namespace, data: Any, text: str) -> None:
 # -- platform ----------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from lienthong_common.settings import load_settings
-    from lienthong_sdk.local import LocalPlatform, kafka_script, repo_root
+    from lienthong_sdk.local import LocalPlatform, kafka_script, repo_root, start_trace_viewer
 
     settings = load_settings()
     root = repo_root()
@@ -74,6 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
+        print(start_trace_viewer(), flush=True)
         print("migrating and starting the six services …", flush=True)
         platform.start()
         platform.wait_ready(timeout=90)
@@ -132,16 +136,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_pki(args: argparse.Namespace) -> int:
-    from lienthong_common.pki import DevPki, write_identity
+    from lienthong_common.pki import DevPki, certificate_serial, load_identity, write_identity
 
     folder = Path(args.dir) if args.dir else data_dir() / "pki"
-    pki = DevPki.init(folder)
+    pki = DevPki.init(folder, crl_base_url=getattr(args, "crl_base_url", None))
     if args.pki_command == "init":
-        emit(args, {"root": str(pki.root_path)}, f"dev PKI ready; root CA at {pki.root_path}")
+        where = f"; CRLs at {pki.crl_base_url}/" if pki.crl_base_url else ""
+        emit(
+            args,
+            {"root": str(pki.root_path), "crl_base_url": pki.crl_base_url},
+            f"dev PKI ready; root CA at {pki.root_path}{where}",
+        )
         return 0
-    identity = pki.issue_signer(agency_code=args.agency, common_name=args.name or args.agency)
-    out = write_identity(identity, folder / "agencies", args.agency)
-    emit(args, {"identity": str(out)}, f"issued a signing certificate for {args.agency} in {out}")
+    if args.pki_command == "issue":
+        identity = pki.issue_signer(
+            agency_code=args.agency,
+            common_name=args.name or args.agency,
+            purpose="seal" if args.seal else "signer",
+        )
+        out = write_identity(identity, folder / "agencies", args.agency + ("-seal" if args.seal else ""))
+        emit(args, {"identity": str(out)}, f"issued a signing certificate for {args.agency} in {out}")
+        return 0
+    if args.pki_command == "revoke":
+        if args.serial is not None:
+            serial = int(args.serial, 0)
+        else:
+            try:
+                serial = certificate_serial(load_identity(folder / "agencies", args.agency).cert_pem)
+            except OSError as error:
+                raise CliError(f"no identity for {args.agency} under {folder / 'agencies'}") from error
+        pki.revoke(serial)
+        emit(args, {"revoked": serial}, f"revoked serial {serial:#x}; the next CRL lists it")
+        return 0
+    crl = pki.crl_pem() if args.pem else pki.crl_der()
+    if args.output:
+        Path(args.output).write_bytes(crl)
+        emit(args, {"crl": args.output}, f"wrote the issuing CA's CRL to {args.output}")
+    else:
+        sys.stdout.buffer.write(crl)
     return 0
 
 
@@ -149,60 +181,43 @@ def cmd_sign(args: argparse.Namespace) -> int:
     from lienthong_common.pades import sign_pdf
     from lienthong_common.pki import load_identity
 
+    name = args.as_code + ("-seal" if args.seal else "")
     try:
-        identity = load_identity(data_dir() / "pki" / "agencies", args.as_code)
+        identity = load_identity(data_dir() / "pki" / "agencies", name)
     except (FileNotFoundError, OSError) as error:
         raise CliError(
-            f"no signing identity for {args.as_code}; run `lienthong demo` or "
-            f"`lienthong pki issue --agency {args.as_code}`"
+            f"no signing identity for {name}; run `lienthong demo` or "
+            f"`lienthong pki issue --agency {args.as_code}{' --seal' if args.seal else ''}`"
         ) from error
     source = read_file(args.file)
-    signed = sign_pdf(source, identity)
+    if b"%PDF-" not in source[:1024]:
+        raise CliError(f"{args.file} is not a PDF")
+    signed = None
+    # Signer first, then the seal: each signature goes to the first free field.
+    fields = [args.field] if args.field else [f"Signature{n}" for n in range(1, 10)]
+    for field_name in fields:
+        try:
+            signed = sign_pdf(source, identity, field_name=field_name, reason=args.reason or "")
+            break
+        except ValueError as error:
+            if "already signed" in str(error) and not args.field:
+                continue
+            raise CliError(f"cannot sign {args.file}: {error}") from error
+    if signed is None:
+        raise CliError(f"cannot sign {args.file}: no free signature field")
     Path(args.output).write_bytes(signed)
-    emit(args, {"output": args.output, "size": len(signed)}, f"signed {args.file} → {args.output}")
+    emit(
+        args,
+        {"output": args.output, "size": len(signed), "field": field_name},
+        f"signed {args.file} → {args.output} ({field_name})",
+    )
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from lienthong_common.pades import Indication, PdfVerifier
+    from lienthong_sdk.cli_trust import run_verify
 
-    roots = [read_file(p) for p in args.trust_root]
-    default_root = data_dir() / "pki" / "root.pem"
-    if not roots and default_root.exists():
-        roots = [default_root.read_bytes()]
-    if not roots:
-        raise CliError("no trust root: pass --trust-root PEM (or run `lienthong demo` for the dev root)")
-    verdict = PdfVerifier(trust_roots=roots).verify(read_file(args.file))
-    data: dict[str, Any] = {
-        "indication": str(verdict.indication),
-        "sub_indication": verdict.sub_indication,
-        "message": verdict.message,
-        "signatures": [
-            {
-                "field": s.field_name,
-                "indication": str(s.indication),
-                "sub_indication": s.sub_indication,
-                "signer": s.signer_subject,
-                "agency": s.agency_code,
-                "signing_time": s.signing_time.isoformat() if s.signing_time else None,
-                "chain": s.chain,
-                "message": s.message,
-            }
-            for s in verdict.signatures
-        ],
-    }
-    lines = [
-        f"{verdict.indication}{'/' + verdict.sub_indication if verdict.sub_indication else ''}: "
-        f"{verdict.message}"
-    ]
-    lines += [
-        f"  {s.field_name}: {s.indication} {s.sub_indication or ''} signer {s.signer_subject}"
-        for s in verdict.signatures
-    ]
-    emit(args, data, "\n".join(lines))
-    return {Indication.TOTAL_PASSED: EXIT_OK, Indication.TOTAL_FAILED: EXIT_FAILED}.get(
-        verdict.indication, EXIT_INDETERMINATE
-    )
+    return run_verify(args)
 
 
 def read_file(path: str) -> bytes:
@@ -215,36 +230,35 @@ def read_file(path: str) -> bytes:
 # -- agency verbs ----------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
     from lienthong_common import edxml
+    from lienthong_common.pki import load_identity
+    from lienthong_sdk.builder import PackageBuilder
 
     recipients = [c.strip() for c in args.to.split(",") if c.strip()]
     if not recipients:
         raise CliError("--to needs at least one agency code")
-    attachments = []
-    for index, path in enumerate(args.attach or [], start=1):
-        data = read_file(path)
-        content_type = "application/pdf" if path.lower().endswith(".pdf") else "application/octet-stream"
-        attachments.append(
-            edxml.Attachment(
-                content_id=f"cid:{index}", name=Path(path).name, content_type=content_type, data=data
-            )
-        )
+    identity = None
+    if not args.no_envelope_signature:
+        # The sender's dev identity (written by `lienthong demo` / `pki issue`), when there is one.
+        try:
+            identity = load_identity(data_dir() / "pki" / "agencies", args.as_code)
+        except OSError:
+            identity = None
     with client_for(args.as_code) as client:
-        sender = org_from(client, args.as_code)
-        orgs = [edxml.Organization(organ_id=c) for c in recipients]
-        today = dt.date.today()
-        header = edxml.MessageHeader(
-            sender=sender,
-            recipients=orgs,
-            code_number=args.code_number or str(random.randint(1000, 99999)),
-            code_notation=args.code_notation,
-            promulgation_place=args.place,
-            promulgation_date=today,
-            document_type=1,
-            document_type_name="Công văn",
-            subject=args.subject,
-            priority=args.priority,
+        builder = (
+            PackageBuilder(sender=org_from(client, args.as_code))
+            .to(*recipients)
+            .subject(args.subject)
+            .code(args.code_number or str(random.randint(1000, 99999)), args.code_notation)
+            .promulgated(args.place, dt.date.today())
+            .priority(args.priority)
         )
-        package = edxml.build_package(edxml.EdxmlPackage(header=header, attachments=attachments))
+        for path in args.attach or []:
+            read_file(path)  # a clear error for a missing file
+            builder.attach_file(path)
+        try:
+            package = builder.build(identity=identity)
+        except edxml.EdxmlError as error:
+            raise CliError(f"cannot build the package: {error}") from error
         reply = client.send_package(package, idempotency_key=args.idempotency_key)
     states = ", ".join(f"{r['code']} {r['state']}" for r in reply["recipients"])
     emit(args, reply, f"sent {reply['id']} ({reply['document_id']}): {states}")
@@ -265,9 +279,24 @@ def org_from(client: LienthongClient, code: str) -> Any:
     )
 
 
+def progress(args: argparse.Namespace, message: str) -> None:
+    """Progress of a long operation, on stderr (stdout stays clean for --json and pipes)."""
+    if sys.stderr.isatty() or os.environ.get("LIENTHONG_PROGRESS"):
+        print(f"\r{message}", end="", file=sys.stderr, flush=True)
+
+
 def cmd_inbox(args: argparse.Namespace) -> int:
     with client_for(args.as_code) as client:
-        page = client.inbox(cursor=args.cursor or "", limit=args.limit)
+        if args.all:
+            items = []
+            for item in client.inbox_all(limit=min(args.limit, 500)):
+                items.append(item)
+                if len(items) % 100 == 0:
+                    progress(args, f"{len(items)} documents …")
+            progress(args, f"{len(items)} documents\n")
+            page: dict[str, Any] = {"items": items, "next_cursor": None}
+        else:
+            page = client.inbox(cursor=args.cursor or "", limit=args.limit)
     lines = [f"{i['id']}  {i['state']:<12} from {i['sender']}  {i['subject']}" for i in page["items"]]
     if page.get("next_cursor") and len(page["items"]) >= args.limit:
         lines.append(f"(more: --cursor {page['next_cursor']})")
@@ -281,7 +310,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     with client_for(args.as_code) as client:
-        content = client.content(args.id)
+        content = client.content(
+            args.id, progress=lambda got, total: progress(args, f"{got / 1e6:.1f}/{total / 1e6:.1f} MB")
+        )
+        progress(args, "\n")
     (out / f"{args.id}.edxml").write_bytes(content)
     package = edxml.parse_package(content)
     files = [str(out / f"{args.id}.edxml")]
@@ -313,6 +345,7 @@ def cmd_track(args: argparse.Namespace) -> int:
         f"  subject   {doc['subject']}",
         f"  sender    {doc['sender']}",
         f"  state     {doc['state']}",
+        f"  trace     {doc.get('trace_id') or '-'}",
     ]
     validation = doc.get("validation")
     if validation:
@@ -348,7 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="act as this agency (credentials from `lienthong demo`)",
     )
 
-    parser = argparse.ArgumentParser(prog="lienthong", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="lienthong",
+        description=__doc__,
+        epilog="exit codes: 0 ok; 1 refused or failed; 2 usage error or indeterminate verdict; "
+        "3 gateway or platform unreachable",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", parents=[common], help="run the whole platform locally")
@@ -361,22 +399,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pki", parents=[common], help="development PKI")
     pki_sub = p.add_subparsers(dest="pki_command", required=True)
-    q = pki_sub.add_parser("init", parents=[common])
+    q = pki_sub.add_parser("init", parents=[common], help="create (or load) the dev root and issuing CA")
     q.add_argument("--dir")
-    q = pki_sub.add_parser("issue", parents=[common])
+    q.add_argument(
+        "--crl-base-url",
+        metavar="URL",
+        help="CRL distribution point base for certificates issued from now on (e.g. http://127.0.0.1:8000/crl)",
+    )
+    q = pki_sub.add_parser("issue", parents=[common], help="issue an agency signing certificate")
     q.add_argument("--agency", required=True)
     q.add_argument("--name")
+    q.add_argument("--seal", action="store_true", help="the agency's seal (stored as CODE-seal)")
+    q.add_argument("--dir")
+    q = pki_sub.add_parser("revoke", parents=[common], help="revoke a certificate (listed in the next CRL)")
+    group = q.add_mutually_exclusive_group(required=True)
+    group.add_argument("--agency", help="the identity issued to this agency")
+    group.add_argument("--serial", help="a certificate serial number (decimal or 0x hex)")
+    q.add_argument("--dir")
+    q = pki_sub.add_parser("crl", parents=[common], help="write the issuing CA's current CRL")
+    q.add_argument("-o", "--output")
+    q.add_argument("--pem", action="store_true", help="PEM instead of DER")
     q.add_argument("--dir")
     p.set_defaults(func=cmd_pki)
 
     p = sub.add_parser("sign", parents=[common, agency], help="PAdES-sign a PDF as an agency")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True)
+    p.add_argument("--seal", action="store_true", help="sign with the agency's seal certificate")
+    p.add_argument("--field", help="signature field name (default: the first free SignatureN)")
+    p.add_argument("--reason", default="")
     p.set_defaults(func=cmd_sign)
 
-    p = sub.add_parser("verify", parents=[common], help="verify a signed PDF (exit 0/1/2)")
+    p = sub.add_parser(
+        "verify",
+        parents=[common],
+        help="verify a signed PDF or edXML package (exit 0 passed, 1 failed, 2 indeterminate)",
+    )
     p.add_argument("file")
-    p.add_argument("--trust-root", action="append", default=[], metavar="PEM")
+    p.add_argument(
+        "--trust-root",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="trusted CA certificate(s); default: the platform's trust store (the dev root offline)",
+    )
+    p.add_argument("--revocation", choices=["soft-fail", "hard-fail", "off"], default="soft-fail")
+    p.add_argument("--offline", action="store_true", help="no network: revocation data from the cache only")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("send", parents=[common, agency], help="send a document")
@@ -388,11 +456,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--place", default="Hà Nội")
     p.add_argument("--priority", type=int, default=0, choices=range(0, 5))
     p.add_argument("--idempotency-key")
+    p.add_argument(
+        "--no-envelope-signature",
+        action="store_true",
+        help="do not XML-DSig-sign the package with the sender's identity from `lienthong demo`",
+    )
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("inbox", parents=[common, agency], help="documents delivered to you")
     p.add_argument("--cursor")
     p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--all", action="store_true", help="every page, oldest first (progress on stderr)")
     p.set_defaults(func=cmd_inbox)
 
     p = sub.add_parser("fetch", parents=[common, agency], help="download a document and its files")
@@ -411,9 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_track)
 
     # Verbs of each area live in their own module: cli_<area>.register(sub, common, agency).
-    from lienthong_sdk import cli_directory, cli_statistics, cli_trust
+    from lienthong_sdk import cli_directory, cli_routing, cli_statistics, cli_trust
 
-    for module in (cli_directory, cli_statistics, cli_trust):
+    for module in (cli_directory, cli_statistics, cli_trust, cli_routing):
         module.register(sub, common, agency)
     return parser
 
@@ -433,7 +507,7 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
             )
         print(f"lienthong: {error}", file=sys.stderr)
-        code = 1
+        code = EXIT_UNREACHABLE if error.status in (0, 502, 503, 504) else EXIT_FAILED
     except CliError as error:
         print(f"lienthong: {error}", file=sys.stderr)
         code = error.code

@@ -2,12 +2,77 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import random
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
+
+# Statuses worth retrying: rate limited, and a platform service briefly away.
+RETRYABLE = frozenset({429, 502, 503, 504})
+SIGNATURE_HEADER = "X-Lienthong-Signature"
+TIMESTAMP_HEADER = "X-Lienthong-Timestamp"
+
+
+class Recipient(TypedDict, total=False):
+    code: str
+    state: str
+    last_status_code: str | None
+    updated_at: str | None
+    requested_code: str
+
+
+class SubmitReply(TypedDict):
+    id: str
+    document_id: str
+    recipients: list[Recipient]
+    duplicate: bool
+    warnings: list[str]
+
+
+class InboxItem(TypedDict):
+    id: str
+    document_id: str
+    sender: str
+    subject: str
+    state: str
+    delivered_at: str | None
+
+
+class InboxPage(TypedDict):
+    items: list[InboxItem]
+    next_cursor: str | None
+
+
+class StatusReply(TypedDict):
+    id: str
+    recipients: list[Recipient]
+
+
+def verify_webhook_signature(
+    *,
+    secret: str,
+    body: bytes,
+    timestamp: str,
+    signature: str,
+    tolerance_seconds: int = 300,
+    now: float | None = None,
+) -> bool:
+    """Check a pushed webhook: `X-Lienthong-Signature: sha256=<hex>`, the HMAC-SHA256 with the
+    agency's webhook secret over `<X-Lienthong-Timestamp>.<raw body>`, sent recently."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs((now if now is not None else time.time()) - sent) > tolerance_seconds:
+        return False
+    expected = hmac.new(secret.encode(), f"{sent}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(f"sha256={expected}", signature)
 
 
 class ApiError(Exception):
@@ -30,6 +95,11 @@ class LienthongClient:
     client_id: str
     client_secret: str
     timeout: float = 30.0
+    # Retries of retryable statuses and connection errors, with exponential back-off and jitter
+    # (Retry-After wins when the gateway sends one). POSTs carry an Idempotency-Key, so a retry
+    # never acts twice.
+    retries: int = 4
+    backoff: float = 0.5
     _token: str = ""
     _token_expires: float = 0.0
     _http: httpx.Client = field(init=False)
@@ -49,15 +119,35 @@ class LienthongClient:
     # -- plumbing -------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
-        if auth:
-            headers["Authorization"] = f"Bearer {self.token()}"
-        try:
-            response = self._http.request(method, path, headers=headers, **kwargs)
-        except httpx.HTTPError as error:
-            raise ApiError(0, f"gateway at {self.base_url} is unreachable: {error}") from error
-        if response.status_code >= 400:
-            raise error_from(response)
-        return response
+        attempt = 0
+        while True:
+            if auth:
+                headers["Authorization"] = f"Bearer {self.token()}"
+            try:
+                response = self._http.request(method, path, headers=headers, **kwargs)
+            except httpx.HTTPError as error:
+                if attempt >= self.retries:
+                    raise ApiError(0, f"gateway at {self.base_url} is unreachable: {error}") from error
+                self._sleep(attempt, None)
+                attempt += 1
+                continue
+            if response.status_code == 401 and auth and attempt == 0 and self._token:
+                self._token = ""  # expired or rotated: one fresh token, then give up
+                attempt += 1
+                continue
+            if response.status_code in RETRYABLE and attempt < self.retries:
+                self._sleep(attempt, response.headers.get("retry-after"))
+                attempt += 1
+                continue
+            if response.status_code >= 400:
+                raise error_from(response)
+            return response
+
+    def _sleep(self, attempt: int, retry_after: str | None) -> None:
+        if retry_after and retry_after.isdigit():
+            time.sleep(min(float(retry_after), 60.0))
+            return
+        time.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
 
     def token(self) -> str:
         if self._token and time.time() < self._token_expires - 30:
@@ -79,9 +169,8 @@ class LienthongClient:
 
     # -- documents ------------------------------------------------------------------------
     def send_package(self, package: bytes, *, idempotency_key: str | None = None) -> dict[str, Any]:
-        headers = {"Content-Type": "application/xml"}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
+        """Submit an edXML package; a fresh Idempotency-Key by default, kept across retries."""
+        headers = {"Content-Type": "application/xml", "Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         result: dict[str, Any] = self._request(
             "POST", "/v1/documents", content=package, headers=headers
         ).json()
@@ -91,8 +180,28 @@ class LienthongClient:
         result: dict[str, Any] = self._request("GET", f"/v1/documents/{document_id}").json()
         return result
 
-    def content(self, document_id: str) -> bytes:
-        return self._request("GET", f"/v1/documents/{document_id}/content").content
+    def content(self, document_id: str, *, progress: Callable[[int, int], None] | None = None) -> bytes:
+        """The stored package; `progress(received, total)` is called as the bytes arrive."""
+        if progress is None:
+            return self._request("GET", f"/v1/documents/{document_id}/content").content
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        try:
+            with self._http.stream(
+                "GET", f"/v1/documents/{document_id}/content", headers=headers
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise error_from(response)
+                total = int(response.headers.get("content-length") or 0)
+                chunks: list[bytes] = []
+                received = 0
+                for chunk in response.iter_bytes():
+                    chunks.append(chunk)
+                    received += len(chunk)
+                    progress(received, total)
+                return b"".join(chunks)
+        except httpx.HTTPError as error:
+            raise ApiError(0, f"gateway at {self.base_url} is unreachable: {error}") from error
 
     def inbox(self, *, cursor: str = "", limit: int = 50) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
@@ -109,11 +218,15 @@ class LienthongClient:
             if not cursor or not page["items"]:
                 return
 
-    def post_status(self, document_id: str, code: str, description: str = "") -> dict[str, Any]:
+    def post_status(
+        self, document_id: str, code: str, description: str = "", *, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """Post a business status; a fresh Idempotency-Key by default, kept across retries."""
         result: dict[str, Any] = self._request(
             "POST",
             f"/v1/documents/{document_id}/status",
             json={"code": code, "description": description},
+            headers={"Idempotency-Key": idempotency_key or str(uuid.uuid4())},
         ).json()
         return result
 
@@ -129,14 +242,58 @@ class LienthongClient:
         return result
 
     def report(
-        self, *, province: str = "", from_month: str = "", to_month: str = "", format: str = "json"
+        self,
+        *,
+        province: str = "",
+        from_month: str = "",
+        to_month: str = "",
+        format: str = "json",
+        tier: int = 0,
+        agency_months: bool = False,
     ) -> Any:
-        response = self._request(
-            "GET",
-            "/v1/statistics/report",
-            params={"province": province, "from": from_month, "to": to_month, "format": format},
-        )
+        params: dict[str, Any] = {"province": province, "from": from_month, "to": to_month, "format": format}
+        if tier:
+            params["tier"] = tier
+        if agency_months:
+            params["agency_months"] = "true"
+        response = self._request("GET", "/v1/statistics/report", params=params)
         return response.text if format == "csv" else response.json()
+
+    def report_paper(
+        self,
+        *,
+        period: str,
+        paper_issued: int,
+        paper_received: int,
+        electronic_issued_other: int = 0,
+        note: str = "",
+        agency_code: str = "",
+    ) -> dict[str, Any]:
+        """Report (or correct) an agency's paper traffic for a month; the same report again is a no-op."""
+        body: dict[str, Any] = {
+            "period": period,
+            "paper_issued": paper_issued,
+            "paper_received": paper_received,
+            "electronic_issued_other": electronic_issued_other,
+            "note": note,
+        }
+        if agency_code:
+            body["agency_code"] = agency_code
+        result: dict[str, Any] = self._request("POST", "/v1/statistics/paper", json=body).json()
+        return result
+
+    def paper_history(self, *, agency_code: str = "", period: str = "") -> list[dict[str, Any]]:
+        body = self._request(
+            "GET", "/v1/statistics/paper", params={"agency": agency_code, "period": period}
+        ).json()
+        return list(body["revisions"])
+
+    def rebuild_statistics(self, *, apply: bool = False, timeout: float = 900.0) -> dict[str, Any]:
+        """Replay every event into a fresh store and compare with the live counts (administrators)."""
+        result: dict[str, Any] = self._request(
+            "POST", "/v1/statistics/rebuild", params={"apply": str(apply).lower()}, timeout=timeout
+        ).json()
+        return result
 
 
 def error_from(response: httpx.Response) -> ApiError:

@@ -56,9 +56,21 @@ def seed(*, directory_address: str, data_dir: Path, dataset: Path, timeout: floa
     records = load_dataset(dataset)
     with grpc.insecure_channel(directory_address) as channel:
         stub = directory_pb2_grpc.DirectoryServiceStub(channel)
+        raw = json.loads(dataset.read_text(encoding="utf-8"))
+        imported = isinstance(raw, dict) and ("reorganizations" in raw or "groups" in raw)
+        if imported:
+            # A dated dataset (national.json, haiphong.json): one all-or-nothing import.
+            reply = stub.ImportAgencies(
+                directory_pb2.ImportAgenciesRequest(format="json", content=dataset.read_bytes()),
+                timeout=max(timeout, 300.0),
+            )
+            if not reply.applied:
+                rows = "; ".join(f"row {r.row} {r.code}: {r.reason}" for r in reply.rejected[:10])
+                raise RuntimeError(f"{dataset}: import refused: {rows}")
+            records = [r for r in records if r.get("status", "active") == "active"]
         # Parents first: shorter chains of non-zero segments are higher in the tree.
         records.sort(key=lambda r: (int(r.get("tier", 9)), str(r["code"])))
-        for record in records:
+        for record in [] if imported else records:
             stub.UpsertAgency(
                 directory_pb2.UpsertAgencyRequest(agency=agency_message(record)), timeout=timeout
             )

@@ -50,6 +50,9 @@ class LocalPlatform:
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Where services send spans (OTLP/gRPC): None = OTEL_EXPORTER_OTLP_ENDPOINT if set, else the
+    # local Jaeger when infra/jaeger.sh runs it; "" = nowhere.
+    otlp_endpoint: str | None = None
 
     @property
     def gateway_url(self) -> str:
@@ -57,6 +60,17 @@ class LocalPlatform:
 
     def grpc_address(self, service: str) -> str:
         return f"127.0.0.1:{self.grpc_port_base + GRPC_SERVICES.index(service)}"
+
+    def metrics_port(self, service: str) -> int | None:
+        """The Prometheus port of a gRPC service (the gateway serves /metrics on its HTTP port)."""
+        if service not in GRPC_SERVICES:
+            return None
+        return self.grpc_port_base + 200 + GRPC_SERVICES.index(service)
+
+    def traces_endpoint(self) -> str:
+        if self.otlp_endpoint is None:
+            self.otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or running_trace_viewer()
+        return self.otlp_endpoint
 
     def log_path(self, service: str) -> Path:
         return self.data_dir / "logs" / f"{service}.log"
@@ -79,6 +93,14 @@ class LocalPlatform:
             env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port_base + GRPC_SERVICES.index(service))
         if service in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[service]
+        metrics_port = self.metrics_port(service)
+        if metrics_port:
+            env["LIENTHONG_METRICS__PORT"] = str(metrics_port)
+        endpoint = self.traces_endpoint()
+        if endpoint:
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        else:
+            env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         env.update(self.extra_env)
         return env
 
@@ -174,3 +196,37 @@ def kafka_script(verb: str, *, port: int = 9092, env: dict[str, str] | None = No
     result = subprocess.run(["bash", str(script), verb], env=full_env, check=False)
     if result.returncode != 0:
         raise SystemExit(f"infra/kafka.sh {verb} failed (exit {result.returncode})")
+
+
+JAEGER_UI = "http://127.0.0.1:16686"
+
+
+def running_trace_viewer() -> str:
+    """The OTLP endpoint of the local Jaeger (infra/jaeger.sh) when it runs, else ""."""
+    try:
+        script = repo_root() / "infra" / "jaeger.sh"
+    except SystemExit:
+        return ""
+    if not script.exists():
+        return ""
+    result = subprocess.run(["bash", str(script), "endpoint"], capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def start_trace_viewer() -> str:
+    """Start the local Jaeger when it is built (or OTLP is configured); says where to look."""
+    if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        return f"traces: sent to {os.environ['OTEL_EXPORTER_OTLP_ENDPOINT']} (OTEL_EXPORTER_OTLP_ENDPOINT)"
+    try:
+        script = repo_root() / "infra" / "jaeger.sh"
+    except SystemExit:
+        return "traces: no local viewer"
+    built = subprocess.run(["bash", str(script), "built"], capture_output=True, check=False).returncode == 0
+    if built:
+        started = subprocess.run(["bash", str(script), "start"], capture_output=True, text=True, check=False)
+        if started.returncode == 0:
+            return f"traces: {JAEGER_UI} (Jaeger; search by service or by a document's trace id)"
+    return (
+        "traces: no local viewer running; `infra/jaeger.sh build` once builds Jaeger, "
+        "or set OTEL_EXPORTER_OTLP_ENDPOINT (see docs/observability.md)"
+    )

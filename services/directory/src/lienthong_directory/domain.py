@@ -85,9 +85,19 @@ def _code(code: str, *, context: str = "") -> str:
         raise invalid(f"{context}: {error}" if context else str(error)) from None
 
 
+def normalize_code(code: str) -> str:
+    """The canonical code, or INVALID_ARGUMENT naming the wrong segment."""
+    return _code(code)
+
+
 def normalize(record: AgencyRecord) -> AgencyRecord:
     """Check a record's code, tier, status and successor; fill parent and province."""
     code = _code(record.code)
+    if agency_codes.level1_of(code) == agency_codes.GROUP_LEVEL1:
+        raise invalid(
+            f"agency code {code}: segment M1M2M3 '{agency_codes.GROUP_LEVEL1}' is reserved "
+            "for recipient groups"
+        )
     name = record.name.strip()
     if not name:
         raise invalid(f"agency {code}: name is required")
@@ -217,6 +227,7 @@ class Resolution:
     resolved_code: str
     found: bool
     reason: str
+    group_code: str = ""
 
 
 def _dissolved_on(session: Session, code: str, day: date) -> date:
@@ -287,6 +298,8 @@ def set_credential(*, session: Session, client_id: str, secret: str, roles: list
             raise not_found(f"client {client_id} has no credential to revoke")
         existing.active = False
         existing.version += 1
+        existing.previous_secret_hash = None
+        existing.previous_valid_until = None
         existing.updated_at = now_utc()
         return existing.version
     wanted = sorted({role.strip() for role in roles if role.strip()})
@@ -308,9 +321,12 @@ def set_credential(*, session: Session, client_id: str, secret: str, roles: list
         )
     hashed = credentials.hash_secret(secret)
     if existing is None:
-        existing = Credential(client_id=client_id, version=0)
+        existing = Credential(client_id=client_id, version=0, client_cert_required=False)
         session.add(existing)
     existing.secret_hash = hashed
+    # Setting a secret outright ends any overlap of a rotation.
+    existing.previous_secret_hash = None
+    existing.previous_valid_until = None
     existing.roles = " ".join(wanted)
     existing.active = True
     existing.version = (existing.version or 0) + 1
@@ -327,15 +343,115 @@ class CredentialCheck:
     version: int = 0
 
 
-def verify_credential(*, session: Session, client_id: str, secret: str) -> CredentialCheck:
-    """Whether the secret is the client's current one; unknown and revoked clients fail."""
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fingerprint(text: str) -> str:
+    normalized = text.strip().lower().replace(":", "")
+    if not _FINGERPRINT.fullmatch(normalized):
+        raise invalid(f"fingerprint '{text}' is not a SHA-256 hex digest")
+    return normalized
+
+
+def verify_credential(
+    *, session: Session, client_id: str, secret: str, client_cert_fingerprint: str = ""
+) -> CredentialCheck:
+    """Whether the secret is the client's current one (or, during a rotation's overlap, the
+    previous one), and the presented client certificate, if any, is the bound one."""
     stored = repository.get_credential(session=session, client_id=client_id.strip())
     if stored is None:
         credentials.secret_matches(secret, credentials.dummy_hash())
         return CredentialCheck(valid=False)
     matches = credentials.secret_matches(secret, stored.secret_hash)
+    if not matches and stored.previous_secret_hash and stored.previous_valid_until:
+        if now_utc() < _aware(stored.previous_valid_until):
+            matches = credentials.secret_matches(secret, stored.previous_secret_hash)
     if not (matches and stored.active):
         return CredentialCheck(valid=False, version=stored.version)
+    presented = client_cert_fingerprint.strip().lower().replace(":", "")
+    bound = stored.client_cert_fingerprint
+    if bound and (presented or stored.client_cert_required) and presented != bound:
+        return CredentialCheck(valid=False, version=stored.version)
+    roles = tuple(stored.roles.split())
+    agency = stored.client_id if ROLE_AGENCY in roles else ""
+    return CredentialCheck(valid=True, agency_code=agency, roles=roles, version=stored.version)
+
+
+@dataclass(frozen=True)
+class Rotation:
+    version: int
+    previous_valid_until: datetime
+
+
+DEFAULT_OVERLAP = timedelta(days=1)
+
+
+def rotate_credential(
+    *, session: Session, client_id: str, new_secret: str, overlap: timedelta | None = None
+) -> Rotation:
+    """Replace an active client's secret; the old one stays valid for `overlap` (default a day).
+
+    The version is kept, so tokens issued before the rotation stay valid to their expiry;
+    revocation (an empty secret in SetCredential) bumps it and ends them at once.
+    """
+    client_id = client_id.strip()
+    stored = repository.get_credential(session=session, client_id=client_id)
+    if stored is None or not stored.active:
+        raise not_found(f"client {client_id} has no active credential to rotate")
+    if len(new_secret) < credentials.MIN_SECRET_LENGTH:
+        raise invalid(
+            f"client {client_id}: a secret needs at least "
+            f"{credentials.MIN_SECRET_LENGTH} characters"
+        )
+    overlap = DEFAULT_OVERLAP if overlap is None else overlap
+    if overlap < timedelta(0) or overlap > timedelta(days=90):
+        raise invalid(f"client {client_id}: overlap must be between 0 and 90 days")
+    if credentials.secret_matches(new_secret, stored.secret_hash):
+        raise invalid(f"client {client_id}: the new secret is the current one")
+    until = now_utc() + overlap
+    stored.previous_secret_hash = stored.secret_hash
+    stored.previous_valid_until = until
+    stored.secret_hash = credentials.hash_secret(new_secret)
+    stored.updated_at = now_utc()
+    session.flush()
+    return Rotation(version=stored.version, previous_valid_until=until)
+
+
+def bind_client_certificate(
+    *, session: Session, client_id: str, fingerprint: str, required: bool
+) -> tuple[str, bool]:
+    """Bind (or, with an empty fingerprint, unbind) the mTLS client certificate of a client."""
+    client_id = client_id.strip()
+    stored = repository.get_credential(session=session, client_id=client_id)
+    if stored is None:
+        raise not_found(f"client {client_id} has no credential")
+    if not fingerprint.strip():
+        stored.client_cert_fingerprint = None
+        stored.client_cert_required = False
+    else:
+        normalized = _fingerprint(fingerprint)
+        other = repository.client_by_certificate(session=session, fingerprint=normalized)
+        if other is not None and other.client_id != client_id:
+            raise conflict(
+                f"certificate {normalized[:16]}… is already bound to client {other.client_id}"
+            )
+        stored.client_cert_fingerprint = normalized
+        stored.client_cert_required = required
+    stored.updated_at = now_utc()
+    session.flush()
+    return stored.client_cert_fingerprint or "", stored.client_cert_required
+
+
+def verify_client_certificate(*, session: Session, fingerprint: str) -> CredentialCheck:
+    """The active client a TLS client certificate is bound to, if any."""
+    normalized = fingerprint.strip().lower().replace(":", "")
+    if not _FINGERPRINT.fullmatch(normalized):
+        return CredentialCheck(valid=False)
+    stored = repository.client_by_certificate(session=session, fingerprint=normalized)
+    if stored is None or not stored.active:
+        return CredentialCheck(valid=False)
     roles = tuple(stored.roles.split())
     agency = stored.client_id if ROLE_AGENCY in roles else ""
     return CredentialCheck(valid=True, agency_code=agency, roles=roles, version=stored.version)
@@ -349,8 +465,16 @@ def credential_version(*, session: Session, client_id: str) -> tuple[bool, int]:
     return stored.active, stored.version
 
 
-def register_certificate(*, session: Session, agency_code: str, certificate: bytes) -> str:
-    """Bind a signing certificate (DER; PEM accepted) to an agency; returns its fingerprint."""
+def register_certificate(
+    *,
+    session: Session,
+    agency_code: str,
+    certificate: bytes,
+    valid_from: date | None = None,
+    valid_to: date | None = None,
+) -> str:
+    """Bind a signing certificate (DER; PEM accepted) to an agency for a period (default: the
+    certificate's own validity); registering it again changes the period. Returns its fingerprint."""
     code = _code(agency_code)
     if not repository.agency_exists(session=session, code=code):
         raise not_found(f"agency {code} is not in the directory")
@@ -364,9 +488,20 @@ def register_certificate(*, session: Session, agency_code: str, certificate: byt
         raise invalid(
             f"certificate for agency {code} is not a well-formed X.509 certificate: {error}"
         ) from None
+    if valid_from and valid_to and valid_to <= valid_from:
+        raise invalid(
+            f"certificate for agency {code}: valid_to {valid_to.isoformat()} is not after "
+            f"valid_from {valid_from.isoformat()}"
+        )
     der = parsed.public_bytes(Encoding.DER)
     fingerprint = certificate_fingerprint(der)
-    if repository.find_certificate(session=session, agency_code=code, fingerprint=fingerprint):
+    existing = repository.find_certificate(session=session, agency_code=code, fingerprint=fingerprint)
+    if existing is not None:
+        if valid_from is not None:
+            existing.valid_from = valid_from
+        if valid_to is not None:
+            existing.valid_to = valid_to
+        session.flush()
         return fingerprint
     session.add(
         AgencyCertificate(
@@ -377,18 +512,67 @@ def register_certificate(*, session: Session, agency_code: str, certificate: byt
             not_before=parsed.not_valid_before_utc.astimezone(UTC),
             not_after=parsed.not_valid_after_utc.astimezone(UTC),
             registered_at=now_utc(),
+            valid_from=valid_from,
+            valid_to=valid_to,
         )
     )
     session.flush()
     return fingerprint
 
 
+def binding_period(binding: AgencyCertificate) -> tuple[datetime, datetime]:
+    """[start, end) of a binding: its own dates (Vietnam days) else the certificate's validity."""
+    start = _aware(binding.not_before)
+    end = _aware(binding.not_after)
+    if binding.valid_from is not None:
+        start = datetime.combine(binding.valid_from, datetime.min.time(), VIETNAM)
+    if binding.valid_to is not None:
+        end = datetime.combine(binding.valid_to, datetime.min.time(), VIETNAM)
+    return start, end
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO date-time (naive = Vietnam time) or date (its start in Vietnam); empty = now."""
+    text = text.strip()
+    if not text:
+        return now_utc()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(f"as_of '{text}' is not an ISO date or date-time") from None
+    if len(text) == 10:  # a bare date: the whole day counts, so take its end
+        moment = datetime.combine(moment.date(), datetime.max.time(), VIETNAM)
+    return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM)
+
+
+@dataclass(frozen=True)
+class BindingCheck:
+    bound: bool
+    owners: list[str]
+    reason: str = ""
+
+
 def check_certificate(
-    *, session: Session, agency_code: str, fingerprint: str
-) -> tuple[bool, list[str]]:
-    """(bound to agency_code, every agency the certificate is registered to)."""
-    normalized = fingerprint.strip().lower().replace(":", "")
-    if not _FINGERPRINT.fullmatch(normalized):
-        raise invalid(f"fingerprint '{fingerprint}' is not a SHA-256 hex digest")
-    owners = repository.certificate_owners(session=session, fingerprint=normalized)
-    return agency_code.strip() in owners, owners
+    *, session: Session, agency_code: str, fingerprint: str, at: datetime | None = None
+) -> BindingCheck:
+    """Whether the certificate is registered to agency_code at `at` (default now), with every
+    agency whose binding is in force then."""
+    normalized = _fingerprint(fingerprint)
+    moment = at or now_utc()
+    bindings = repository.certificate_bindings(session=session, fingerprint=normalized)
+    owners = sorted(
+        {b.agency_code for b in bindings if binding_period(b)[0] <= moment < binding_period(b)[1]}
+    )
+    code = agency_code.strip()
+    if code in owners:
+        return BindingCheck(True, owners)
+    own = [b for b in bindings if b.agency_code == code]
+    if not own:
+        reason = f"certificate {normalized[:16]}… is not registered to agency {code}"
+    else:
+        start, end = binding_period(own[0])
+        reason = (
+            f"certificate {normalized[:16]}… is registered to agency {code} only from "
+            f"{start.isoformat()} to {end.isoformat()}, not at {moment.isoformat()}"
+        )
+    return BindingCheck(False, owners, reason)

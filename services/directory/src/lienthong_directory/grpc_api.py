@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import invalid, translate_errors
-from lienthong_directory import domain
-from lienthong_directory.models import AgencyVersion
+from lienthong_common.grpcutil import invalid, not_found, translate_errors
+from lienthong_directory import connections, domain, groups, reorganize, repository, transfer
+from lienthong_directory.models import AgencyGroup, AgencyVersion
 
 SERVICE_NAME = "lienthong.directory.v1.DirectoryService"
 
@@ -29,6 +31,8 @@ def agency_message(version: AgencyVersion) -> directory_pb2.Agency:
         website=version.website,
         illustrative=version.illustrative,
         successor_code=version.successor_code,
+        valid_from=version.valid_from.isoformat(),
+        valid_to=version.valid_to.isoformat() if version.valid_to else "",
     )
 
 
@@ -53,8 +57,11 @@ def agency_record(message: directory_pb2.Agency) -> domain.AgencyRecord:
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     """Agencies, recipients' resolution, credentials and signing-certificate bindings."""
 
-    def __init__(self, *, sessions: sessionmaker[Session]) -> None:
+    def __init__(
+        self, *, sessions: sessionmaker[Session], connection_window_days: int = 30
+    ) -> None:
         self.sessions = sessions
+        self.connection_window_days = connection_window_days
 
     @translate_errors
     def GetAgency(
@@ -82,9 +89,11 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> directory_pb2.Agency:
         if not request.HasField("agency"):
             raise invalid("agency is required")
-        # The request has no effective date: a change takes effect today (see domain).
+        day = domain.parse_day(request.effective_from, field="effective_from")
         with transaction(self.sessions) as session:
-            outcome = domain.upsert_agency(session=session, record=agency_record(request.agency))
+            outcome = domain.upsert_agency(
+                session=session, record=agency_record(request.agency), effective_from=day
+            )
             return agency_message(outcome.version)
 
     @translate_errors
@@ -93,7 +102,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> directory_pb2.ResolveRecipientsResponse:
         day = domain.parse_day(request.as_of)
         with transaction(self.sessions) as session:
-            resolutions = domain.resolve_recipients(
+            resolutions = groups.resolve_recipients(
                 session=session, codes=list(request.codes), day=day
             )
         return directory_pb2.ResolveRecipientsResponse(
@@ -103,6 +112,7 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
                     resolved_code=r.resolved_code,
                     found=r.found,
                     reason=r.reason,
+                    group_code=r.group_code,
                 )
                 for r in resolutions
             ]
@@ -127,7 +137,10 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> directory_pb2.VerifyCredentialResponse:
         with transaction(self.sessions) as session:
             check = domain.verify_credential(
-                session=session, client_id=request.client_id, secret=request.secret
+                session=session,
+                client_id=request.client_id,
+                secret=request.secret,
+                client_cert_fingerprint=request.client_cert_fingerprint,
             )
         return directory_pb2.VerifyCredentialResponse(
             valid=check.valid,
@@ -155,6 +168,8 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
                 session=session,
                 agency_code=request.agency_code,
                 certificate=request.certificate_der,
+                valid_from=_optional_day(request.valid_from, "valid_from"),
+                valid_to=_optional_day(request.valid_to, "valid_to"),
             )
         return directory_pb2.RegisterCertificateResponse(fingerprint=fingerprint)
 
@@ -162,8 +177,263 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     def CheckCertificate(
         self, request: directory_pb2.CheckCertificateRequest, context: grpc.ServicerContext
     ) -> directory_pb2.CheckCertificateResponse:
+        at = domain.parse_moment(request.as_of)
         with transaction(self.sessions) as session:
-            bound, owners = domain.check_certificate(
-                session=session, agency_code=request.agency_code, fingerprint=request.fingerprint
+            check = domain.check_certificate(
+                session=session,
+                agency_code=request.agency_code,
+                fingerprint=request.fingerprint,
+                at=at,
             )
-        return directory_pb2.CheckCertificateResponse(bound=bound, owner_codes=owners)
+        return directory_pb2.CheckCertificateResponse(
+            bound=check.bound, owner_codes=check.owners, reason=check.reason
+        )
+
+    @translate_errors
+    def ListCertificates(
+        self, request: directory_pb2.ListCertificatesRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ListCertificatesResponse:
+        code = domain.normalize_code(request.agency_code)
+        with transaction(self.sessions) as session:
+            bindings = []
+            for b in repository.certificates_of(session=session, agency_code=code):
+                start, end = domain.binding_period(b)
+                bindings.append(
+                    directory_pb2.CertificateBinding(
+                        agency_code=b.agency_code,
+                        fingerprint=b.fingerprint,
+                        subject=b.subject,
+                        valid_from=start.isoformat(),
+                        valid_to=end.isoformat(),
+                    )
+                )
+        return directory_pb2.ListCertificatesResponse(certificates=bindings)
+
+    @translate_errors
+    def GetAgencyHistory(
+        self, request: directory_pb2.GetAgencyRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.AgencyHistoryResponse:
+        code = domain.normalize_code(request.code)
+        with transaction(self.sessions) as session:
+            versions = repository.history(session=session, code=code)
+            if not versions:
+                raise not_found(f"agency {code} is not in the directory")
+            return directory_pb2.AgencyHistoryResponse(
+                versions=[agency_message(v) for v in versions]
+            )
+
+    @translate_errors
+    def Reorganize(
+        self, request: directory_pb2.ReorganizeRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ReorganizeResponse:
+        if not request.changes:
+            raise invalid("at least one change is required")
+        changes = [
+            (change_of(c), domain.parse_day(c.effective_from, field="effective_from"))
+            for c in request.changes
+        ]
+        with transaction(self.sessions) as session:
+            versions = reorganize.reorganize(session=session, changes=changes)
+            return directory_pb2.ReorganizeResponse(changed=[agency_message(v) for v in versions])
+
+    @translate_errors
+    def DefineGroup(
+        self, request: directory_pb2.Group, context: grpc.ServicerContext
+    ) -> directory_pb2.Group:
+        definition = groups.GroupDefinition(
+            code=request.code,
+            name=request.name,
+            rule=request.rule or groups.MEMBERS,
+            base_code=request.base_code,
+            members=tuple(request.members),
+        )
+        with transaction(self.sessions) as session:
+            return group_message(groups.define_group(session=session, definition=definition))
+
+    @translate_errors
+    def DeleteGroup(
+        self, request: directory_pb2.DeleteGroupRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.Group:
+        with transaction(self.sessions) as session:
+            return group_message(groups.delete_group(session=session, code=request.code))
+
+    @translate_errors
+    def ListGroups(
+        self, request: directory_pb2.ListGroupsRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ListGroupsResponse:
+        with transaction(self.sessions) as session:
+            return directory_pb2.ListGroupsResponse(
+                groups=[group_message(g) for g in repository.list_groups(session=session)]
+            )
+
+    @translate_errors
+    def ExpandGroup(
+        self, request: directory_pb2.ExpandGroupRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ListAgenciesResponse:
+        day = domain.parse_day(request.as_of)
+        with transaction(self.sessions) as session:
+            members = groups.expand(session=session, address=request.address, day=day)
+            return directory_pb2.ListAgenciesResponse(agencies=[agency_message(v) for v in members])
+
+    @translate_errors
+    def RotateCredential(
+        self, request: directory_pb2.RotateCredentialRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.RotateCredentialResponse:
+        overlap = timedelta(seconds=request.overlap_seconds) if request.overlap_seconds else None
+        with transaction(self.sessions) as session:
+            rotation = domain.rotate_credential(
+                session=session,
+                client_id=request.client_id,
+                new_secret=request.new_secret,
+                overlap=overlap,
+            )
+        return directory_pb2.RotateCredentialResponse(
+            version=rotation.version,
+            previous_valid_until=rotation.previous_valid_until.isoformat(),
+        )
+
+    @translate_errors
+    def BindClientCertificate(
+        self, request: directory_pb2.BindClientCertificateRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.BindClientCertificateResponse:
+        with transaction(self.sessions) as session:
+            fingerprint, required = domain.bind_client_certificate(
+                session=session,
+                client_id=request.client_id,
+                fingerprint=request.fingerprint,
+                required=request.required,
+            )
+        return directory_pb2.BindClientCertificateResponse(
+            fingerprint=fingerprint, required=required
+        )
+
+    @translate_errors
+    def VerifyClientCertificate(
+        self, request: directory_pb2.ClientCertificateRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VerifyCredentialResponse:
+        with transaction(self.sessions) as session:
+            check = domain.verify_client_certificate(
+                session=session, fingerprint=request.fingerprint
+            )
+        return directory_pb2.VerifyCredentialResponse(
+            valid=check.valid,
+            agency_code=check.agency_code,
+            roles=list(check.roles),
+            version=check.version,
+        )
+
+    @translate_errors
+    def GetConnectionStatus(
+        self, request: directory_pb2.ConnectionStatusRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ConnectionStatusResponse:
+        day = domain.parse_day(request.as_of)
+        window = request.window_days or self.connection_window_days
+        with transaction(self.sessions) as session:
+            result = connections.status(
+                session=session,
+                codes=list(request.codes),
+                province_code=request.province_code,
+                tier=request.tier,
+                day=day,
+                window_days=window,
+            )
+        return directory_pb2.ConnectionStatusResponse(
+            agencies=[
+                directory_pb2.AgencyConnection(
+                    code=c.code,
+                    connected=c.connected,
+                    active_credential=c.active_credential,
+                    last_exchange_at=c.last_exchange_at.isoformat() if c.last_exchange_at else "",
+                )
+                for c in result
+            ],
+            window_days=window,
+        )
+
+    @translate_errors
+    def ImportAgencies(
+        self, request: directory_pb2.ImportAgenciesRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ImportAgenciesResponse:
+        default_day = domain.parse_day(request.effective_from, field="effective_from")
+        try:
+            with transaction(self.sessions) as session:
+                report = transfer.import_content(
+                    session=session,
+                    fmt=request.format,
+                    content=request.content,
+                    default_day=default_day,
+                )
+                if request.dry_run or not report.applied:
+                    raise _Discard(report)
+        except _Discard as discarded:
+            report = discarded.report
+            report.applied = False
+        return directory_pb2.ImportAgenciesResponse(
+            applied=report.applied,
+            created_or_changed=report.created_or_changed,
+            unchanged=report.unchanged,
+            reorganizations=report.reorganizations,
+            groups=report.groups,
+            rejected=[
+                directory_pb2.RejectedRow(row=r.row, code=r.code, reason=r.reason)
+                for r in report.rejected
+            ],
+        )
+
+    @translate_errors
+    def ExportAgencies(
+        self, request: directory_pb2.ExportAgenciesRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ExportAgenciesResponse:
+        day = domain.parse_day(request.as_of)
+        with transaction(self.sessions) as session:
+            content, content_type = transfer.export_content(
+                session=session,
+                fmt=request.format,
+                day=day,
+                province_code=request.province_code,
+                history=request.history,
+            )
+        return directory_pb2.ExportAgenciesResponse(content=content, content_type=content_type)
+
+
+class _Discard(Exception):
+    """Rolls an import's transaction back (a dry run, or rows were rejected)."""
+
+    def __init__(self, report: transfer.ImportReport) -> None:
+        super().__init__("import discarded")
+        self.report = report
+
+
+def _optional_day(text: str, field: str) -> date | None:
+    return domain.parse_day(text, field=field) if text.strip() else None
+
+
+def group_message(group: AgencyGroup) -> directory_pb2.Group:
+    return directory_pb2.Group(
+        code=group.code,
+        name=group.name,
+        rule=group.rule,
+        base_code=group.base_code,
+        members=group.members.split(),
+    )
+
+
+def change_of(message: directory_pb2.Reorganization) -> reorganize.Change:
+    """The domain change a Reorganization message describes."""
+    kind = message.WhichOneof("change")
+    if kind == "rename":
+        return reorganize.Rename(message.rename.code, message.rename.name)
+    if kind == "recode":
+        return reorganize.Recode(message.recode.code, message.recode.new_code)
+    if kind == "merge":
+        into = agency_record(message.merge.into)
+        return reorganize.Merge(list(message.merge.source_codes), into)
+    if kind == "split":
+        return reorganize.Split(
+            message.split.source_code,
+            [agency_record(a) for a in message.split.into],
+            message.split.successor_code,
+        )
+    if kind == "dissolve":
+        return reorganize.Dissolve(message.dissolve.code, message.dissolve.successor_code)
+    raise invalid("a reorganization needs one of rename, recode, merge, split, dissolve")

@@ -8,7 +8,9 @@ from pathlib import Path
 import grpc
 
 from lienthong.directory.v1 import directory_pb2_grpc
+from lienthong_common.outbox import TOPIC_DELIVERIES
 from lienthong_common.service import ServiceRuntime, service_main
+from lienthong_directory.events import handle_delivery_event
 from lienthong_directory.grpc_api import SERVICE_NAME, DirectoryServicer
 from lienthong_directory.models import OUTBOX, Base
 
@@ -16,8 +18,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
-    """Register the DirectoryService; the directory consumes no events."""
-    servicer = DirectoryServicer(sessions=runtime.sessions)
+    """Register the DirectoryService; consume delivery events for connection status."""
+    servicer = DirectoryServicer(
+        sessions=runtime.sessions,
+        connection_window_days=runtime.settings.directory.connection_window_days,
+    )
+    runtime.consume([TOPIC_DELIVERIES], handle_delivery_event)
 
     def register(server: grpc.Server) -> list[str]:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)

@@ -76,6 +76,16 @@ class Credential(Base):
     version: Mapped[int] = mapped_column(BigInteger)
     active: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Rotation with overlap: the previous secret stays valid until previous_valid_until.
+    previous_secret_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    previous_valid_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    # Optional mTLS binding: SHA-256 hex of the client certificate this system presents.
+    client_cert_fingerprint: Mapped[str | None] = mapped_column(
+        String(64), nullable=True, index=True
+    )
+    client_cert_required: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class AgencyCertificate(Base):
@@ -92,6 +102,31 @@ class AgencyCertificate(Base):
     not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The binding's own period (dates, end exclusive); defaults to the certificate's validity.
+    valid_from: Mapped[date | None] = mapped_column(Date, nullable=True)
+    valid_to: Mapped[date | None] = mapped_column(Date, nullable=True)
+
+
+class AgencyGroup(Base):
+    """A recipient group: a rule over the directory, or a named list of members."""
+
+    __tablename__ = "agency_groups"
+
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    rule: Mapped[str] = mapped_column(String(30))
+    base_code: Mapped[str] = mapped_column(String(20), default="")
+    members: Mapped[str] = mapped_column(Text, default="")  # space-separated codes
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Exchange(Base):
+    """When an agency last took part in an exchange (from delivery events), for connection status."""
+
+    __tablename__ = "agency_exchanges"
+
+    agency_code: Mapped[str] = mapped_column(String(20), primary_key=True)
+    last_exchange_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 OUTBOX = Outbox.for_metadata(Base.metadata)

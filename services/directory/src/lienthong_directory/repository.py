@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
-from lienthong_directory.models import Agency, AgencyCertificate, AgencyVersion, Credential
+from lienthong_directory.models import (
+    Agency,
+    AgencyCertificate,
+    AgencyGroup,
+    AgencyVersion,
+    Credential,
+    Exchange,
+)
 
 
 def _in_effect(day: date) -> ColumnElement[bool]:
@@ -87,3 +94,94 @@ def find_certificate(
             AgencyCertificate.fingerprint == fingerprint,
         )
     ).first()
+
+
+def certificate_bindings(*, session: Session, fingerprint: str) -> Sequence[AgencyCertificate]:
+    return session.scalars(
+        select(AgencyCertificate)
+        .where(AgencyCertificate.fingerprint == fingerprint)
+        .order_by(AgencyCertificate.agency_code)
+    ).all()
+
+
+def certificates_of(*, session: Session, agency_code: str) -> Sequence[AgencyCertificate]:
+    return session.scalars(
+        select(AgencyCertificate)
+        .where(AgencyCertificate.agency_code == agency_code)
+        .order_by(AgencyCertificate.registered_at, AgencyCertificate.id)
+    ).all()
+
+
+def client_by_certificate(*, session: Session, fingerprint: str) -> Credential | None:
+    return session.scalars(
+        select(Credential).where(Credential.client_cert_fingerprint == fingerprint)
+    ).first()
+
+
+def history(*, session: Session, code: str) -> Sequence[AgencyVersion]:
+    """Every version of `code`, oldest first (empty intervals left out)."""
+    return session.scalars(
+        select(AgencyVersion)
+        .where(
+            AgencyVersion.code == code,
+            or_(
+                AgencyVersion.valid_to.is_(None),
+                AgencyVersion.valid_to > AgencyVersion.valid_from,
+            ),
+        )
+        .order_by(AgencyVersion.valid_from, AgencyVersion.id)
+    ).all()
+
+
+def all_versions(*, session: Session, level1: str = "") -> Sequence[AgencyVersion]:
+    query = select(AgencyVersion).where(
+        or_(AgencyVersion.valid_to.is_(None), AgencyVersion.valid_to > AgencyVersion.valid_from)
+    )
+    if level1:
+        query = query.where(AgencyVersion.code.endswith(f".{level1}"))
+    return session.scalars(query.order_by(AgencyVersion.valid_from, AgencyVersion.id)).all()
+
+
+def get_group(*, session: Session, code: str) -> AgencyGroup | None:
+    return session.get(AgencyGroup, code)
+
+
+def list_groups(*, session: Session) -> Sequence[AgencyGroup]:
+    return session.scalars(select(AgencyGroup).order_by(AgencyGroup.code)).all()
+
+
+def active_credentials(*, session: Session) -> set[str]:
+    return set(session.scalars(select(Credential.client_id).where(Credential.active)).all())
+
+
+def exchanges(*, session: Session) -> dict[str, datetime]:
+    return {e.agency_code: e.last_exchange_at for e in session.scalars(select(Exchange)).all()}
+
+
+def record_exchange(*, session: Session, agency_code: str, at: datetime) -> None:
+    """Keep the latest exchange time (replays and out-of-order events change nothing)."""
+    existing = session.get(Exchange, agency_code)
+    if existing is None:
+        session.add(Exchange(agency_code=agency_code, last_exchange_at=at))
+        session.flush()
+        return
+    current = existing.last_exchange_at
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=at.tzinfo)
+    if at > current:
+        existing.last_exchange_at = at
+
+
+def active_children(*, session: Session, code: str, day: date) -> list[str]:
+    """Codes of active agencies directly under `code` on `day`."""
+    return list(
+        session.scalars(
+            select(AgencyVersion.code)
+            .where(
+                AgencyVersion.parent_code == code,
+                AgencyVersion.status == "active",
+                _in_effect(day),
+            )
+            .order_by(AgencyVersion.code)
+        ).all()
+    )

@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 import tempfile
+import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -26,8 +28,13 @@ class BlobNotFound(LookupError):
 class BlobStore(Protocol):
     """Where blob bytes live; a blob is written once and never changed."""
 
-    def put_file(self, path: Path) -> str:
-        """Store the file's bytes (the file is left in place) and return their SHA-256."""
+    def put_file(self, path: Path, *, sha256: str | None = None) -> str:
+        """Store the file's bytes (the file is left in place) and return their SHA-256.
+
+        A caller that hashed the file while writing it passes `sha256`; the store trusts it and
+        may take the file over (a hard link) instead of copying and hashing it again. The caller
+        must not change the file afterwards.
+        """
         ...
 
     def open(self, digest: str) -> BinaryIO:
@@ -49,13 +56,39 @@ class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._incoming = root / ".incoming"
+        self._directories = _GroupSync()
 
     def path_for(self, digest: str) -> Path:
         if not is_digest(digest):
             raise BlobNotFound(f"{digest!r} is not a SHA-256 digest")
         return self.root / digest[:2] / digest[2:4] / digest
 
-    def put_file(self, path: Path) -> str:
+    def put_file(self, path: Path, *, sha256: str | None = None) -> str:
+        if sha256 is not None and is_digest(sha256):
+            target = self.path_for(sha256)
+            if target.exists():
+                return sha256
+            if self._adopt(path, target):
+                return sha256
+        return self._copy(path)
+
+    def _adopt(self, path: Path, target: Path) -> bool:
+        """Link the caller's file into place without copying; False where that cannot be done
+        (another filesystem, no hard links), and the caller copies instead."""
+        # The bytes must be on disk before the name is: fsync the file, then link it.
+        with path.open("rb") as source:
+            os.fsync(source.fileno())
+        created = self._make_parents(target)
+        try:
+            os.link(path, target)
+        except FileExistsError:
+            return True
+        except OSError:
+            return False
+        self._sync_directories(target, created)
+        return True
+
+    def _copy(self, path: Path) -> str:
         self._incoming.mkdir(parents=True, exist_ok=True)
         sha = hashlib.sha256()
         fd, temp_name = tempfile.mkstemp(dir=self._incoming, prefix="blob-")
@@ -78,7 +111,7 @@ class FilesystemBlobStore:
         """Make `temp` visible at `target` atomically, never replacing a blob already there."""
         if target.exists():
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
+        created = self._make_parents(target)
         try:
             # A hard link fails if the target exists, so a concurrent writer never overwrites.
             os.link(temp, target)
@@ -87,7 +120,25 @@ class FilesystemBlobStore:
         except OSError:
             # Filesystems without hard links: same bytes under the same name, so a race is harmless.
             os.replace(temp, target)
-        _fsync_directory(target.parent)
+        self._sync_directories(target, created)
+
+    def _make_parents(self, target: Path) -> list[Path]:
+        """Create the fan-out folders of `target`; return those this call created."""
+        created: list[Path] = []
+        for folder in (target.parent.parent, target.parent):
+            try:
+                folder.mkdir(parents=True)
+            except FileExistsError:
+                continue
+            created.append(folder)
+        return created
+
+    def _sync_directories(self, target: Path, created: list[Path]) -> None:
+        """Make the new name durable: its folder, and the parent of every folder just created
+        (a new folder's own entry lives in its parent). Each folder is synced once."""
+        folders = {target.parent}
+        folders.update(folder.parent for folder in created)
+        self._directories.sync(folders)
 
     def open(self, digest: str) -> BinaryIO:
         try:
@@ -103,6 +154,41 @@ class FilesystemBlobStore:
             return self.path_for(digest).stat().st_size
         except FileNotFoundError:
             raise BlobNotFound(f"blob {digest} is not in the store") from None
+
+
+class _GroupSync:
+    """Group commit of directory fsyncs: a writer whose folders are not yet synced either leads
+    the next round (syncing every folder queued so far, each once) or waits for the round that
+    takes its folders. Concurrent uploads then share rounds instead of queueing one journal
+    commit each, and no writer returns before its own folders are on disk."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pending: set[Path] = set()
+        self._next_round = 1  # the round that will take folders queued now
+        self._completed = 0
+        self._running = False
+
+    def sync(self, folders: Iterable[Path]) -> None:
+        with self._cond:
+            self._pending.update(folders)
+            mine = self._next_round
+            while self._completed < mine:
+                if self._running:
+                    self._cond.wait()
+                    continue
+                self._running = True
+                batch, self._pending = self._pending, set()
+                current, self._next_round = self._next_round, self._next_round + 1
+                self._cond.release()
+                try:
+                    for folder in sorted(batch, key=lambda f: len(f.parts)):
+                        _fsync_directory(folder)
+                finally:
+                    self._cond.acquire()
+                    self._running = False
+                    self._completed = current
+                    self._cond.notify_all()
 
 
 def _fsync_directory(directory: Path) -> None:

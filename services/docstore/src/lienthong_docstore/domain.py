@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.db import transaction
-from lienthong_common.edxml import LENIENT, EdxmlError, EdxmlPackage, ParsePolicy, parse_package
+from lienthong_common.edxml import (
+    LENIENT,
+    EdxmlError,
+    EdxmlPackage,
+    PackageFile,
+    ParsePolicy,
+    read_package_file,
+)
 from lienthong_common.grpcutil import DomainError, invalid, not_found
 from lienthong_common.outbox import now_utc
 from lienthong_docstore import repository
@@ -113,7 +120,30 @@ def submit_package(
         if earlier is not None:
             return earlier
 
-    edxml = _read(package, policy)
+    with contextlib.ExitStack() as cleanup:
+        parsed = _read(package, policy, cleanup)
+        return _store(
+            sessions=sessions,
+            blobs=blobs,
+            header=header,
+            package=package,
+            parsed=parsed,
+            duplicate_window=duplicate_window,
+            now=now,
+        )
+
+
+def _store(
+    *,
+    sessions: sessionmaker[Session],
+    blobs: BlobStore,
+    header: PackageHeader,
+    package: SpooledPackage,
+    parsed: PackageFile,
+    duplicate_window: timedelta,
+    now: datetime | None,
+) -> Submission:
+    edxml = parsed.package
     declared_sender = edxml.header.sender.organ_id
     if declared_sender != header.sender_code:
         raise invalid(
@@ -132,11 +162,10 @@ def submit_package(
     if existing is not None:
         return Submission(document=existing, duplicate=True)
 
-    attachments = _store_attachments(edxml, blobs=blobs, spool=package.path.parent)
-    if not blobs.exists(package.sha256):
-        stored = blobs.put_file(package.path)
-        if stored != package.sha256:  # pragma: no cover - the spool file changed under us
-            raise DomainError(grpc.StatusCode.INTERNAL, "the package changed while it was stored")
+    attachments = _store_attachments(parsed, blobs=blobs)
+    # Both digests were computed while the bytes arrived, so the store can take the spool
+    # files over instead of copying and hashing them again.
+    blobs.put_file(package.path, sha256=package.sha256)
     document = Document(
         id=header.id,
         sender_code=header.sender_code,
@@ -244,30 +273,22 @@ def _replay(session: Session, *, header: PackageHeader, package: SpooledPackage)
     return Submission(document=earlier, replayed=True)
 
 
-def _read(package: SpooledPackage, policy: ParsePolicy) -> EdxmlPackage:
-    # The parser needs the whole document in memory; the size limit above bounds it.
-    data = package.path.read_bytes()
+def _read(package: SpooledPackage, policy: ParsePolicy, cleanup: contextlib.ExitStack) -> PackageFile:
+    """Parse the spooled package in bounded memory; attachments are decoded to spool files."""
     try:
-        return parse_package(data, policy=policy)
+        return cleanup.enter_context(
+            read_package_file(package.path, attachment_dir=package.path.parent, policy=policy)
+        )
     except EdxmlError as error:
         raise invalid(str(error)) from None
 
 
-def _store_attachments(edxml: EdxmlPackage, *, blobs: BlobStore, spool: Path) -> list[DocumentAttachment]:
+def _store_attachments(parsed: PackageFile, *, blobs: BlobStore) -> list[DocumentAttachment]:
     """Put each attachment in the blob store once per digest; return the rows describing them."""
     rows: list[DocumentAttachment] = []
-    for position, attachment in enumerate(edxml.attachments):
-        digest = hashlib.sha256(attachment.data).hexdigest()
-        if not blobs.exists(digest):
-            fd, name = tempfile.mkstemp(dir=spool, prefix="attachment-")
-            path = Path(name)
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    out.write(attachment.data)
-                blobs.put_file(path)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+    for position, attachment in enumerate(parsed.attachments):
+        digest = attachment.sha256
+        blobs.put_file(attachment.path, sha256=digest)
         rows.append(
             DocumentAttachment(
                 position=position,
@@ -275,7 +296,7 @@ def _store_attachments(edxml: EdxmlPackage, *, blobs: BlobStore, spool: Path) ->
                 name=attachment.name,
                 content_type=attachment.content_type,
                 sha256=digest,
-                size=len(attachment.data),
+                size=attachment.size,
             )
         )
     return rows

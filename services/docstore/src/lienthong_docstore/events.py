@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.outbox import TOPIC_SUBMITTED, new_event
+from lienthong_common.telemetry import set_document_attributes
 from lienthong_docstore.models import OUTBOX, Document
 
 
@@ -40,4 +41,7 @@ def submitted_event(document: Document) -> events_pb2.Event:
 
 def emit_submitted(*, session: Session, document: Document) -> None:
     """Queue `DocumentSubmitted` in the transaction that stores the document."""
+    set_document_attributes(
+        document_id=document.id, agency_code=document.sender_code, recipient_codes=document.recipient_codes
+    )
     OUTBOX.add(session, topic=TOPIC_SUBMITTED, key=document.id, event=submitted_event(document))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +16,7 @@ from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, not_found, translate_errors
 from lienthong_common.outbox import timestamp
 from lienthong_common.settings import DocstoreSettings
-from lienthong_docstore import domain
+from lienthong_docstore import domain, repository
 from lienthong_docstore.blobstore import BlobNotFound, BlobStore
 from lienthong_docstore.models import Document
 
@@ -106,6 +107,43 @@ class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
         return _stream(stream, self.settings.chunk_bytes)
 
 
+    @translate_errors
+    def ListSentDocuments(
+        self, request: docstore_pb2.ListSentRequest, context: grpc.ServicerContext
+    ) -> docstore_pb2.ListSentResponse:
+        if not request.sender_code:
+            raise invalid("sender_code is required")
+        limit = request.limit or 50
+        if not 1 <= limit <= 500:
+            raise invalid(f"limit must be between 1 and 500, not {limit}")
+        after = _decode_sent_cursor(request.cursor) if request.cursor else None
+        with transaction(self.sessions) as session:
+            documents = repository.list_sent(
+                session=session, sender_code=request.sender_code, after=after, limit=limit + 1
+            )
+            page = [document_metadata(d) for d in documents[:limit]]
+            last = documents[limit - 1] if len(documents) > limit else None
+            next_cursor = _encode_sent_cursor(_as_utc(last.submitted_at), last.id) if last else ""
+        return docstore_pb2.ListSentResponse(documents=page, next_cursor=next_cursor)
+
+
+def _encode_sent_cursor(at: datetime, document_id: str) -> str:
+    raw = f"{at.isoformat()}|{document_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_sent_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, document_id = raw.partition("|")
+        parsed = datetime.fromisoformat(at)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid(f"cursor {cursor!r} is not one this service issued") from None
+    if not document_id:
+        raise invalid(f"cursor {cursor!r} is not one this service issued")
+    return _as_utc(parsed), document_id
+
+
 def _package_chunks(request: Iterator[docstore_pb2.PutPackageRequest]) -> Iterator[bytes]:
     for message in request:
         if message.WhichOneof("part") != "chunk":
@@ -144,6 +182,7 @@ def document_metadata(document: Document) -> docstore_pb2.DocumentMetadata:
         warnings=document.warnings,
         business_doc_type=document.business_doc_type,
         referenced_document_id=document.referenced_document_id,
+        traceparent=document.traceparent or "",
     )
 
 

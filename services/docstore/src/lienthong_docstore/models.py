@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Index, Integer, S
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from lienthong_common.outbox import Outbox
+from lienthong_common.telemetry import current_traceparent
 
 
 class Base(DeclarativeBase):
@@ -37,6 +38,10 @@ class Document(Base):
     priority: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    # The trace of the submission, taken from the active span when the row is inserted.
+    traceparent: Mapped[str] = mapped_column(
+        String(64), nullable=False, default=current_traceparent, server_default=""
+    )
 
     attachments: Mapped[list[DocumentAttachment]] = relationship(
         order_by="DocumentAttachment.position", lazy="selectin", cascade="all, delete-orphan"

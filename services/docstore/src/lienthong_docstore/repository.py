@@ -37,6 +37,19 @@ def find_recent_by_edxml_id(
     ).first()
 
 
+def list_sent(
+    *, session: Session, sender_code: str, after: tuple[datetime, str] | None, limit: int
+) -> list[Document]:
+    """The sender's documents, oldest first, strictly after the (submitted_at, id) cursor."""
+    query = select(Document).where(Document.sender_code == sender_code)
+    if after is not None:
+        at, last_id = after
+        query = query.where(
+            (Document.submitted_at > at) | ((Document.submitted_at == at) & (Document.id > last_id))
+        )
+    return list(session.scalars(query.order_by(Document.submitted_at, Document.id).limit(limit)))
+
+
 def find_attachment(*, session: Session, sha256: str) -> DocumentAttachment | None:
     """Any attachment stored under the digest (all of them share the same bytes)."""
     return session.scalars(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from typing import Any
 
 import grpc
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,13 +19,69 @@ from lienthong_common.grpcutil import health_status
 from lienthong_common.ids import new_id
 from lienthong_common.settings import Settings
 from lienthong_common.telemetry import current_trace_id
-from lienthong_gateway import directory_api, documents, problems, statistics_api, trust_api, vdxp
+from lienthong_gateway import (
+    directory_api,
+    documents,
+    problems,
+    reports_page,
+    statistics_api,
+    trust_api,
+    vdxp,
+    webhooks_api,
+)
 from lienthong_gateway.auth import TokenIssuer, client_credentials_from
 from lienthong_gateway.clients import PlatformClients
-from lienthong_gateway.context import GatewayContext, GatewayMetrics, gateway
-from lienthong_gateway.problems import Problem
+from lienthong_gateway.context import GatewayContext, GatewayMetrics, gateway, throttle
+from lienthong_gateway.idempotency import IdempotencyStore
+from lienthong_gateway.mtls import client_certificate_fingerprint
+from lienthong_gateway.problems import PROBLEM_JSON, Problem, problem_response
+from lienthong_gateway.ratelimit import RateLimiter
+from lienthong_gateway.schemas import (
+    HealthReply,
+    ProblemModel,
+    ReadinessReply,
+    TokenReply,
+    problem_responses,
+)
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "OAuth2 client credentials (client id = agency code); optional mTLS."},
+    {
+        "name": "documents",
+        "description": "Submit edXML packages, read them and their state, the inbox, business statuses. "
+        "Only the sender and the recipients see a document; to anyone else it does not exist (404).",
+    },
+    {"name": "directory", "description": "Agencies, as of any date; writes for administrators."},
+    {"name": "statistics", "description": "The electronic-exchange report."},
+    {"name": "trust", "description": "The trust store of signature verification (administrators)."},
+    {
+        "name": "vdxp",
+        "description": "The VDXP-compatible facade: existing document-management software switches "
+        "to this platform without code changes (docs/vdxp.md).",
+    },
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+]
 
 PEERS = ("directory", "docstore", "sigverify", "routing", "statistics")
+
+
+TOKEN_FORM_SCHEMA = {
+    "type": "object",
+    "required": ["client_id", "client_secret"],
+    "properties": {
+        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+        "client_id": {"type": "string", "description": "the agency code"},
+        "client_secret": {"type": "string"},
+    },
+}
+TOKEN_EXAMPLE = {
+    "grant_type": "client_credentials",
+    "client_id": "000.00.00.H49",
+    "client_secret": "s3cr3t-from-the-directory",
+}
+
+TOKEN_BODY = {"schema": TOKEN_FORM_SCHEMA, "example": TOKEN_EXAMPLE}
+METRICS_EXAMPLE = 'lienthong_gateway_requests_total{route="/v1/inbox",method="GET",status="200"} 12.0\n'
 
 
 def build_router() -> APIRouter:
@@ -33,25 +91,39 @@ def build_router() -> APIRouter:
         "/v1/oauth/token",
         tags=["auth"],
         summary="OAuth2 client credentials grant",
-        responses={
-            200: {
+        description="Exchange the agency's client id (its code) and secret for a short-lived bearer "
+        "token (HS256 JWT with a `kid`). The credentials may also come as HTTP Basic. A token stops "
+        "working at once when its credential is revoked or rotated. With mTLS, the presented client "
+        "certificate must be bound to the credential.",
+        response_model=TokenReply,
+        responses=problem_responses(400, 401),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
                 "content": {
-                    "application/json": {
-                        "example": {"access_token": "eyJ…", "token_type": "Bearer", "expires_in": 900}
-                    }
-                }
+                    "application/x-www-form-urlencoded": {
+                        "schema": TOKEN_FORM_SCHEMA,
+                        "example": TOKEN_EXAMPLE,
+                    },
+                    "application/json": {"schema": TOKEN_FORM_SCHEMA, "example": TOKEN_EXAMPLE},
+                },
             }
         },
     )
     async def token(request: Request) -> dict[str, Any]:
         form: dict[str, str] = {}
         content_type = request.headers.get("content-type", "")
-        if "json" in content_type:
-            data = await request.json()
-            form = {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-        elif content_type:
-            raw = await request.form()
-            form = {k: str(v) for k, v in raw.items()}
+        try:
+            if "json" in content_type:
+                data = await request.json()
+                form = {k: str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+            elif content_type:
+                raw = await request.form()
+                form = {k: str(v) for k, v in raw.items()}
+        except (ValueError, UnicodeDecodeError) as error:
+            raise Problem(
+                400, f"request body is not a valid form or JSON object: {error}", kind="invalid-request"
+            ) from error
         grant = form.get("grant_type", "client_credentials")
         if grant != "client_credentials":
             raise Problem(
@@ -61,11 +133,14 @@ def build_router() -> APIRouter:
             )
         client_id, secret = client_credentials_from(request, form)
         ctx = gateway(request)
-        import asyncio
-
+        throttle(ctx, f"token:{client_id}")
         reply = await asyncio.to_thread(
             ctx.clients.directory.VerifyCredential,
-            directory_pb2.VerifyCredentialRequest(client_id=client_id, secret=secret),
+            directory_pb2.VerifyCredentialRequest(
+                client_id=client_id,
+                secret=secret,
+                client_cert_fingerprint=client_certificate_fingerprint(request) or "",
+            ),
             timeout=ctx.deadline,
         )
         if not reply.valid:
@@ -75,11 +150,19 @@ def build_router() -> APIRouter:
         )
         return {"access_token": access, "token_type": "Bearer", "expires_in": ttl}
 
-    @router.get("/healthz", tags=["operations"], summary="Liveness: the process answers")
+    @router.get(
+        "/healthz", tags=["operations"], summary="Liveness: the process answers", response_model=HealthReply
+    )
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["operations"], summary="Readiness: every platform service is SERVING")
+    @router.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: every platform service is SERVING",
+        response_model=ReadinessReply,
+        responses={503: {"model": ReadinessReply, "description": "a platform service is not serving"}},
+    )
     def readyz(request: Request) -> JSONResponse:
         ctx = gateway(request)
         peers = {name: health_status(getattr(ctx.settings.services, name), timeout=1.0) for name in PEERS}
@@ -89,11 +172,66 @@ def build_router() -> APIRouter:
             status_code=200 if ready else 503,
         )
 
-    @router.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "content": {
+                    CONTENT_TYPE_LATEST: {
+                        "schema": {"type": "string"},
+                        "example": METRICS_EXAMPLE,
+                    }
+                }
+            }
+        },
+    )
     def metrics(request: Request) -> Response:
         return Response(generate_latest(gateway(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def install_problem_schema(app: FastAPI) -> None:
+    """Every error reply is problem+json: say so in the OpenAPI document for every operation,
+    including FastAPI's automatic 422 (which it would otherwise document as application/json)."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault("ProblemModel", ProblemModel.model_json_schema())
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ProblemModel"}}}
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith("/vdxp/"):
+                continue  # the facade answers in its own JSON envelope (docs/vdxp.md)
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    if status.startswith(("4", "5")):
+                        content = response.setdefault("content", {})
+                        content.pop("application/json", None)
+                        content.setdefault(PROBLEM_JSON, problem[PROBLEM_JSON])
+                # What any authenticated operation can answer: no or bad credentials, a client
+                # certificate not bound (403), rate limits, platform services away; and 404 for
+                # whatever a path parameter names.
+                statuses = ["400", "401", "403", "422", "429", "502", "503", "504"]
+                statuses += ["404"] if "{" in path else []
+                for status in statuses:
+                    responses.setdefault(status, {"description": "problem", "content": dict(problem)})
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings, clients: PlatformClients | None = None) -> FastAPI:
@@ -116,7 +254,12 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
                 deadline=settings.grpc.deadline_seconds,
             ),
             metrics=GatewayMetrics.create(),
+            limiter=RateLimiter(
+                rate=settings.gateway.rate_limit_per_second, burst=settings.gateway.rate_limit_burst
+            ),
+            idempotency=IdempotencyStore(ttl=settings.gateway.idempotency_ttl_seconds),
         )
+        statistics_api.register_metrics(app.state.gateway)  # live exchange metrics, asked on scrape
         yield
         if owned:
             platform.close()
@@ -129,8 +272,31 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
         "electronic-exchange report. Errors are RFC 9457 problem+json.",
         lifespan=lifespan,
         docs_url="/docs",
+        openapi_tags=OPENAPI_TAGS,
     )
     problems.install(app)
+
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        # No identifier, code or text of this platform contains NUL, and PostgreSQL text cannot
+        # store it: refuse it at the edge instead of letting it reach a service's database.
+        raw_path = request.scope.get("raw_path") or b""
+        query = request.scope.get("query_string") or b""
+        suspicious = b"%00" in raw_path.lower() or b"%00" in query.lower() or b"\x00" in query
+        json_body = "json" in request.headers.get("content-type", "")
+        if not suspicious and json_body and not request.url.path.startswith("/vdxp/"):
+            declared = request.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) <= 1024 * 1024:
+                body = await request.body()
+                suspicious = b"\\u0000" in body or b"\x00" in body
+        if suspicious:
+            return problem_response(
+                request,
+                400,
+                "the request contains a NUL character, which no field accepts",
+                "invalid-request",
+            )
+        return await call_next(request)
 
     @app.middleware("http")
     async def request_ids(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
@@ -149,9 +315,10 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
             response.headers["X-Trace-Id"] = trace_id
         return response
 
+    install_problem_schema(app)
     app.include_router(build_router())
     # One router per area; each module owns its endpoints.
-    for area in (documents, directory_api, statistics_api, trust_api, vdxp):
+    for area in (documents, directory_api, statistics_api, reports_page, trust_api, vdxp, webhooks_api):
         app.include_router(area.router)
     return app
 

@@ -86,8 +86,21 @@ class TokenIssuer:
         raise Problem(401, "bearer token is not valid", kind="invalid-token")
 
 
+def checked_credentials(client_id: str, secret: str) -> tuple[str, str]:
+    """Refuse ids and secrets no credential can have (control characters, absurd lengths)."""
+    for name, value in (("client id", client_id), ("client secret", secret)):
+        if len(value) > 256 or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise Problem(401, f"the {name} is not a valid credential", kind="invalid-client")
+    return client_id, secret
+
+
 def client_credentials_from(request: Request, form: dict[str, str]) -> tuple[str, str]:
     """client_id/secret from the form body, or from HTTP Basic auth."""
+    client_id, secret = _client_credentials_from(request, form)
+    return checked_credentials(client_id, secret)
+
+
+def _client_credentials_from(request: Request, form: dict[str, str]) -> tuple[str, str]:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
         try:

@@ -10,6 +10,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from lienthong_common.settings import Settings
 from lienthong_gateway.auth import Caller, TokenIssuer, authenticate
 from lienthong_gateway.clients import PlatformClients
+from lienthong_gateway.idempotency import IdempotencyStore
+from lienthong_gateway.mtls import require_bound_certificate
+from lienthong_gateway.problems import Problem
+from lienthong_gateway.ratelimit import RateLimiter, retry_after_header
 
 
 @dataclass
@@ -55,6 +59,8 @@ class GatewayContext:
     clients: PlatformClients
     issuer: TokenIssuer
     metrics: GatewayMetrics
+    limiter: RateLimiter
+    idempotency: IdempotencyStore
 
     @property
     def deadline(self) -> float:
@@ -66,7 +72,34 @@ def gateway(request: Request) -> GatewayContext:
     return ctx
 
 
+def throttle(ctx: GatewayContext, key: str) -> None:
+    """429 with Retry-After once `key` (an agency code) has spent its token bucket."""
+    wait = ctx.limiter.acquire(key)
+    if wait > 0:
+        problem = Problem(
+            429,
+            f"{key} is over its rate limit of {ctx.limiter.rate:g} requests/s "
+            f"(burst {ctx.limiter.burst}); retry after the Retry-After seconds",
+            kind="rate-limited",
+        )
+        problem.headers["Retry-After"] = retry_after_header(wait)
+        raise problem
+
+
+def admit(ctx: GatewayContext, request: Request, caller: Caller) -> Caller:
+    """Checks every authenticated request passes: certificate binding (mTLS), then rate limit."""
+    require_bound_certificate(
+        directory=ctx.clients.directory,
+        deadline=ctx.deadline,
+        request=request,
+        agency_code=caller.code,
+        required=ctx.settings.gateway.require_client_cert,
+    )
+    throttle(ctx, caller.code)
+    return caller
+
+
 def caller_dependency(request: Request) -> Caller:
     """FastAPI dependency: the authenticated agency (401 problem+json otherwise)."""
     ctx = gateway(request)
-    return authenticate(ctx.clients, ctx.issuer, request)
+    return admit(ctx, request, authenticate(ctx.clients, ctx.issuer, request))

@@ -12,7 +12,6 @@ import grpc
 from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import BaseModel, Field
 
 from lienthong.directory.v1 import directory_pb2
 from lienthong.docstore.v1 import docstore_pb2
@@ -21,25 +20,35 @@ from lienthong.sigverify.v1 import sigverify_pb2
 from lienthong_common import edxml
 from lienthong_common.grpcutil import iter_chunks
 from lienthong_common.ids import new_id
+from lienthong_common.telemetry import link_to_trace, set_document_attributes, trace_id_of
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, caller_dependency, gateway
+from lienthong_gateway.idempotency import Remembered, fingerprint
 from lienthong_gateway.problems import Problem
+from lienthong_gateway.schemas import (
+    DocumentView,
+    InboxPage,
+    StatusBody,
+    StatusReply,
+    SubmitReply,
+    problem_responses,
+)
 
 router = APIRouter(prefix="/v1", tags=["documents"])
+
+EDXML_EXAMPLE = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<edXML:edXMLEnvelope xmlns:edXML="http://www.mic.gov.vn/TBT/QCVN_102_2016">'
+    "<edXML:edXMLHeader><edXML:MessageHeader><edXML:From><edXML:OrganId>000.00.00.H49</edXML:OrganId>"
+    "</edXML:From><edXML:To><edXML:OrganId>000.00.02.H49</edXML:OrganId></edXML:To>…"
+    "</edXML:MessageHeader></edXML:edXMLHeader><edXML:edXMLBody>…</edXML:edXMLBody></edXML:edXMLEnvelope>"
+)
 
 
 def iso(ts: Timestamp) -> str | None:
     if not ts.seconds and not ts.nanos:
         return None
     return ts.ToDatetime(tzinfo=UTC).isoformat()
-
-
-SUBMIT_EXAMPLE = {
-    "id": "6f1c2f0e-8a0b-4f5e-9d3c-1b2a3c4d5e6f",
-    "document_id": "000.00.00.H49,2026/11/26,7816/UBND-VP",
-    "recipients": [{"code": "000.00.01.H49", "state": "queued"}],
-    "duplicate": False,
-}
 
 
 async def read_body_limited(request: Request, limit: int) -> bytes:
@@ -108,7 +117,17 @@ def submit_package(
         for chunk in iter_chunks(body, 256 * 1024):
             yield docstore_pb2.PutPackageRequest(chunk=chunk)
 
-    stored = ctx.clients.docstore.PutPackage(requests(), timeout=ctx.deadline * 3)
+    try:
+        stored = ctx.clients.docstore.PutPackage(requests(), timeout=ctx.deadline * 3)
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.ALREADY_EXISTS and idempotency_key:
+            raise Problem(
+                422,
+                f"Idempotency-Key {idempotency_key!r} was already used by {caller.code} for a different "
+                "package; use a new key for a new package",
+                kind="idempotency-key-reused",
+            ) from error
+        raise
     doc = stored.document
     recipients = recipient_states(ctx, doc.id, list(doc.recipient_codes))
     reply = {
@@ -134,12 +153,10 @@ def recipient_states(ctx: GatewayContext, document_id: str, codes: list[str]) ->
     return [{"code": d.recipient_code, "state": d.state} for d in state.deliveries]
 
 
-class SubmitReply(BaseModel):
-    id: str
-    document_id: str
-    recipients: list[dict[str, Any]]
-    duplicate: bool = False
-    warnings: list[str] = Field(default_factory=list)
+IDEMPOTENCY_KEY_DOC = (
+    "Any string up to 255 characters, unique per intended operation. Retrying with the same key and "
+    "the same body returns the first result; the same key with another body is refused (422)."
+)
 
 
 @router.post(
@@ -147,20 +164,28 @@ class SubmitReply(BaseModel):
     status_code=202,
     response_model=SubmitReply,
     summary="Submit an edXML package",
+    description="Stores the package (QCVN 102:2016 edXML), then verifies its signatures and delivers it "
+    "to every recipient. `From/OrganId` must be the caller. Replies 202 at once: follow the document "
+    "with GET /v1/documents/{id}.",
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                "application/xml": {"schema": {"type": "string"}, "example": "<edXML:edXMLEnvelope …/>"}
+                "application/xml": {
+                    "schema": {"type": "string"},
+                    "example": EDXML_EXAMPLE,
+                }
             },
         }
     },
-    responses={202: {"content": {"application/json": {"example": SUBMIT_EXAMPLE}}}},
+    responses=problem_responses(413),
 )
 async def submit_document(
     request: Request,
     caller: Caller = Depends(caller_dependency),
-    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key"),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY_DOC
+    ),
 ) -> JSONResponse:
     """Store the package, then verify its signatures and deliver it to every recipient."""
     ctx = gateway(request)
@@ -181,6 +206,8 @@ def document_parties(ctx: GatewayContext, caller: Caller, document_id: str) -> d
         if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
             raise not_found from error
         raise
+    link_to_trace(meta.traceparent)  # this request's trace points at the document's journey
+    set_document_attributes(document_id=document_id, agency_code=caller.code)
     parties = {meta.sender_code, *meta.recipient_codes}
     if caller.code in parties:
         return meta
@@ -210,6 +237,7 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
             for a in meta.attachments
         ],
         "warnings": list(meta.warnings),
+        "trace_id": trace_id_of(meta.traceparent) or None,
         "state": "verifying",
         "validation": None,
         "recipients": [{"code": c, "state": "queued"} for c in meta.recipient_codes],
@@ -280,7 +308,13 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
     return view
 
 
-@router.get("/documents/{document_id}", summary="A document's validation, deliveries and statuses")
+@router.get(
+    "/documents/{document_id}",
+    summary="A document's validation, deliveries and statuses",
+    response_model=DocumentView,
+    response_model_exclude_unset=True,
+    responses=problem_responses(404),
+)
 def get_document(
     document_id: str, request: Request, caller: Caller = Depends(caller_dependency)
 ) -> dict[str, Any]:
@@ -293,7 +327,13 @@ def get_document(
 @router.get(
     "/documents/{document_id}/content",
     summary="The edXML package as stored",
-    responses={200: {"content": {"application/xml": {}}}},
+    description="Streams the package byte for byte as stored (ETag is its SHA-256). A recipient's first "
+    "fetch records status 01 (arrived).",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/xml": {"schema": {"type": "string"}, "example": EDXML_EXAMPLE}}},
+        **problem_responses(404, 409),
+    },
 )
 def get_content(
     document_id: str, request: Request, caller: Caller = Depends(caller_dependency)
@@ -339,11 +379,17 @@ def mark_arrived(ctx: GatewayContext, caller: Caller, document_id: str) -> None:
         )
 
 
-@router.get("/inbox", summary="Documents delivered to the caller, oldest first")
+@router.get(
+    "/inbox",
+    summary="Documents delivered to the caller, oldest first",
+    description="Cursor-paged: pass the reply's next_cursor as ?cursor= until it is null.",
+    response_model=InboxPage,
+    responses=problem_responses(),
+)
 def inbox(
     request: Request,
     caller: Caller = Depends(caller_dependency),
-    cursor: str = Query(default="", description="next_cursor of the previous page"),
+    cursor: str = Query(default="", max_length=512, description="next_cursor of the previous page"),
     limit: int = Query(default=50, ge=1, le=500),
 ) -> dict[str, Any]:
     ctx = gateway(request)
@@ -367,37 +413,131 @@ def inbox(
     }
 
 
-class StatusBody(BaseModel):
-    code: str = Field(description="01..06 from a recipient, 13 (recall) from the sender", examples=["03"])
-    description: str = Field(default="", examples=["Đã tiếp nhận"])
+RECIPIENT_CODES = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})
+SENDER_CODES = frozenset({"13"})
 
 
-@router.post("/documents/{document_id}/status", summary="Post a business status")
+def check_status_party(
+    ctx: GatewayContext, caller: Caller, meta: docstore_pb2.DocumentMetadata, code: str
+) -> None:
+    """Only recipients post 01-06 (and answer a recall with 15/16); only the sender posts 13."""
+    is_sender = caller.code == meta.sender_code
+    if code in SENDER_CODES:
+        if not is_sender:
+            raise Problem(
+                403,
+                f"only the sender ({meta.sender_code}) posts {code} (recall); {caller.code} is a recipient",
+                kind="status-not-allowed",
+            )
+        return
+    is_recipient = caller.code in meta.recipient_codes or caller.code in delivered_to(ctx, meta.id)
+    if not is_recipient:
+        raise Problem(
+            403,
+            f"only a recipient posts {code}; {caller.code} is the sender of this document",
+            kind="status-not-allowed",
+        )
+
+
+def delivered_to(ctx: GatewayContext, document_id: str) -> set[str]:
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        return set()
+    return {d.recipient_code for d in state.deliveries}
+
+
+def status_reply(document_id: str, deliveries: Any) -> dict[str, Any]:
+    return {
+        "id": document_id,
+        "recipients": [
+            {"code": d.recipient_code, "state": d.state, "last_status_code": d.last_status_code or None}
+            for d in deliveries
+        ],
+    }
+
+
+def record_status(
+    ctx: GatewayContext,
+    caller: Caller,
+    document_id: str,
+    code: str,
+    description: str,
+    idempotency_key: str,
+) -> dict[str, Any]:
+    """Post a business status once per Idempotency-Key (see idempotency.py for the design)."""
+    request_print = fingerprint(document_id, code, description)
+    if idempotency_key:
+        seen = ctx.idempotency.get("status", caller.code, idempotency_key)
+        if seen is not None:
+            if seen.request != request_print:
+                raise Problem(
+                    422,
+                    f"Idempotency-Key {idempotency_key!r} was already used by {caller.code} for another "
+                    "status request; use a new key",
+                    kind="idempotency-key-reused",
+                )
+            return seen.reply
+    meta = document_parties(ctx, caller, document_id)
+    check_status_party(ctx, caller, meta, code)
+    try:
+        reply = ctx.clients.routing.PostStatus(
+            routing_pb2.PostStatusRequest(
+                document_id=document_id, actor_code=caller.code, code=code, description=description
+            ),
+            timeout=ctx.deadline,
+        )
+        result = status_reply(document_id, reply.deliveries)
+    except grpc.RpcError as error:
+        # A retry after a lost reply: routing refuses the repeated transition, but the effect is
+        # there; answer as the first time did.
+        if not (idempotency_key and error.code() == grpc.StatusCode.FAILED_PRECONDITION):
+            raise
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+        )
+        already = any(
+            (d.recipient_code == caller.code or caller.code == meta.sender_code)
+            and d.last_status_code == code
+            for d in state.deliveries
+        )
+        if not already:
+            raise
+        result = status_reply(document_id, state.deliveries)
+    if idempotency_key:
+        ctx.idempotency.put(
+            "status",
+            caller.code,
+            idempotency_key,
+            Remembered(request=request_print, status=200, reply=result),
+        )
+    ctx.metrics.statuses_posted.labels(code=code).inc()
+    return result
+
+
+@router.post(
+    "/documents/{document_id}/status",
+    summary="Post a business status",
+    description="A recipient posts 01-06 (arrived … done) and answers a recall with 15/16; the sender "
+    "posts 13 to ask for a recall. Illegal transitions are 409.",
+    response_model=StatusReply,
+    responses=problem_responses(404, 409),
+)
 def post_status(
     document_id: str,
     request: Request,
     body: StatusBody = Body(...),
     caller: Caller = Depends(caller_dependency),
+    idempotency_key: str | None = Header(
+        default=None, alias="Idempotency-Key", max_length=255, description=IDEMPOTENCY_KEY_DOC
+    ),
 ) -> dict[str, Any]:
     ctx = gateway(request)
-    document_parties(ctx, caller, document_id)
-    reply = ctx.clients.routing.PostStatus(
-        routing_pb2.PostStatusRequest(
-            document_id=document_id,
-            actor_code=caller.code,
-            code=body.code,
-            description=body.description,
-        ),
-        timeout=ctx.deadline,
-    )
-    ctx.metrics.statuses_posted.labels(code=body.code).inc()
-    return {
-        "id": document_id,
-        "recipients": [
-            {"code": d.recipient_code, "state": d.state, "last_status_code": d.last_status_code or None}
-            for d in reply.deliveries
-        ],
-    }
+    return record_status(ctx, caller, document_id, body.code, body.description, idempotency_key or "")
 
 
 def dumps(obj: Any) -> str:

@@ -25,8 +25,15 @@ def main() -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     from lienthong_gateway.app import create_app
+    from lienthong_gateway.mtls import ssl_options
 
     app = create_app(settings)
+    gw = settings.gateway
+    tls = ssl_options(
+        cert=str(gw.tls_cert_file) if gw.tls_cert_file else None,
+        key=str(gw.tls_key_file) if gw.tls_key_file else None,
+        client_ca=str(gw.tls_client_ca_file) if gw.tls_client_ca_file else None,
+    )
     FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     uvicorn.run(
         app,
@@ -34,4 +41,5 @@ def main() -> None:
         port=settings.http.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_seconds),
+        **tls,
     )

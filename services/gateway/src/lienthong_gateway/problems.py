@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -83,6 +84,12 @@ def from_rpc_error(error: grpc.RpcError) -> Problem:
     code = error.code() if hasattr(error, "code") else grpc.StatusCode.UNKNOWN
     detail = error.details() if hasattr(error, "details") else str(error)
     status = GRPC_TO_HTTP.get(code, 502)
+    if status == 502:
+        # UNKNOWN/INTERNAL carry the servicer's exception text (SQL, paths): keep it in the logs.
+        logging.getLogger(__name__).warning("platform service failed: %s %s", code, detail)
+        return Problem(
+            502, "a platform service failed; the trace id identifies it in the logs", kind="bad-gateway"
+        )
     if status == 503:
         detail = f"a platform service is unavailable; try again ({detail})"
     return Problem(status, detail or code.name.lower())

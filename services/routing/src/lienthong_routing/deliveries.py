@@ -14,27 +14,29 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from lienthong_common.grpcutil import conflict, forbidden, invalid, not_found
 from lienthong_common.outbox import now_utc
-from lienthong_routing import repository
+from lienthong_routing import ledger, repository, webhooks
+from lienthong_routing.deadlines import AWAITING_ACK_STATES, is_overdue
 from lienthong_routing.domain import (
     DESCRIPTIONS,
     POSTED_BY,
     DeliveryState,
     Party,
-    StatusCode,
     can_follow,
     next_state,
     parse_status_code,
 )
-from lienthong_routing.events import REFUSED, emit_delivery_updated
-from lienthong_routing.models import Delivery, RoutedDocument, StatusEntry
+from lienthong_routing.events import REFUSED
+from lienthong_routing.models import Delivery, RoutedDocument, StatusEntry, WebhookDelivery
 
 DEFAULT_INBOX_LIMIT = 50
 MAX_INBOX_LIMIT = 500
 _CURSOR_PREFIX = "seq:"
+OVERDUE = "overdue"
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,17 @@ class DocumentView:
     document: RoutedDocument
     deliveries: list[Delivery]
     timeline: list[StatusEntry]
+    # Latest webhook payload per delivery id (deliveries to agencies with a webhook).
+    pushes: dict[str, WebhookDelivery]
+    now: datetime
+
+    def overdue(self, delivery: Delivery) -> bool:
+        return is_overdue(
+            state=delivery.state,
+            acknowledged_at=delivery.acknowledged_at,
+            ack_deadline=delivery.ack_deadline,
+            now=self.now,
+        )
 
 
 @dataclass(frozen=True)
@@ -101,7 +114,7 @@ def post_status(
     when = at or now_utc()
     text = description or DESCRIPTIONS[status]
     for delivery in targets:
-        _apply(
+        ledger.apply_status(
             session=session,
             document=document,
             delivery=delivery,
@@ -110,54 +123,97 @@ def post_status(
             actor_code=actor_code,
             at=when,
         )
+    # The other party hears of it as an edXML status package: the sender of a recipient's
+    # status, the recipients of the sender's recall request.
+    ledger.send_status_package(
+        session=session,
+        document=document,
+        from_code=actor_code,
+        to_codes=(
+            [d.recipient_code for d in targets]
+            if POSTED_BY[status] is Party.SENDER
+            else [document.sender_code]
+        ),
+        status=status,
+        description=text,
+        at=when,
+    )
     return targets
 
 
-def _apply(
-    *,
-    session: Session,
-    document: RoutedDocument,
-    delivery: Delivery,
-    status: StatusCode,
-    description: str,
-    actor_code: str,
-    at: datetime,
-) -> None:
-    """Move one delivery, append its timeline entry and queue its DeliveryUpdated."""
-    previous = DeliveryState(delivery.state)
-    delivery.state = next_state(recipient_code=delivery.recipient_code, current=previous, code=status)
-    delivery.last_status_code = status.value
-    delivery.updated_at = at
-    repository.add_status_entry(
-        session=session,
-        document_id=document.id,
-        recipient_code=delivery.recipient_code,
-        code=status.value,
-        state=delivery.state,
-        description=description,
-        actor_code=actor_code,
-        at=at,
-    )
-    emit_delivery_updated(
-        session=session,
-        document=document,
-        delivery=delivery,
-        previous_state=previous.value,
-        status_code=status.value,
-        description=description,
-        actor_code=actor_code,
-        at=at,
-    )
+def document_state(*, session: Session, document_id: str, now: datetime | None = None) -> DocumentView:
+    """A document's deliveries and timeline (and its refusal reason, if refused).
 
-
-def document_state(*, session: Session, document_id: str) -> DocumentView:
-    """A document's deliveries and timeline (and its refusal reason, if refused)."""
+    An overdue delivery adds a line to the timeline as read (state `overdue`, at its
+    deadline), so `track` shows it; nothing is stored, since overdue depends on the clock.
+    """
     document = _document_or_not_found(session=session, document_id=document_id)
-    return DocumentView(
+    view = DocumentView(
         document=document,
         deliveries=repository.deliveries_of(session=session, document_id=document_id),
         timeline=repository.timeline_of(session=session, document_id=document_id),
+        pushes=webhooks.push_states(session=session, document_id=document_id),
+        now=now or now_utc(),
     )
+    for delivery in view.deliveries:
+        if view.overdue(delivery) and delivery.ack_deadline is not None:
+            view.timeline.append(
+                StatusEntry(
+                    document_id=document.id,
+                    recipient_code=delivery.recipient_code,
+                    code="",
+                    state=OVERDUE,
+                    description="not acknowledged (01, 02 or 03) by the end of the working day "
+                    f"it was delivered: due {delivery.ack_deadline.isoformat()}",
+                    actor_code="",
+                    at=delivery.ack_deadline,
+                )
+            )
+    view.timeline.sort(key=lambda e: e.at)
+    return view
+
+
+def overdue_deliveries(
+    *,
+    session: Session,
+    recipient_code: str = "",
+    sender_code: str = "",
+    limit: int = 500,
+    now: datetime | None = None,
+) -> list[tuple[Delivery, RoutedDocument]]:
+    """Unacknowledged deliveries past their deadline, oldest deadline first."""
+    query = (
+        select(Delivery, RoutedDocument)
+        .join(RoutedDocument, RoutedDocument.id == Delivery.document_id)
+        .where(*_overdue_filter(now or now_utc()))
+        .order_by(Delivery.ack_deadline)
+        .limit(min(max(limit, 1), 5000))
+    )
+    if recipient_code:
+        query = query.where(Delivery.recipient_code == recipient_code)
+    if sender_code:
+        query = query.where(RoutedDocument.sender_code == sender_code)
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def count_overdue(*, session: Session, now: datetime | None = None) -> dict[str, int]:
+    """Overdue deliveries per recipient (the metric's labels)."""
+    query = (
+        select(Delivery.recipient_code, func.count())
+        .where(*_overdue_filter(now or now_utc()))
+        .group_by(Delivery.recipient_code)
+        .order_by(Delivery.recipient_code)
+    )
+    return {str(code): int(n) for code, n in session.execute(query).all()}
+
+
+def _overdue_filter(now: datetime) -> list[ColumnElement[bool]]:
+    return [
+        Delivery.ack_deadline.is_not(None),
+        Delivery.ack_deadline <= now,
+        Delivery.acknowledged_at.is_(None),
+        Delivery.state.in_(sorted(AWAITING_ACK_STATES)),
+    ]
 
 
 def encode_cursor(sequence: int) -> str:

@@ -17,10 +17,11 @@ class Resolution:
     resolved_code: str
     found: bool
     reason: str = ""
+    group_code: str = ""  # set when requested_code is a group address and this is a member
 
     @property
     def redirected(self) -> bool:
-        return self.found and self.resolved_code != self.requested_code
+        return self.found and not self.group_code and self.resolved_code != self.requested_code
 
 
 class RecipientDirectory(Protocol):
@@ -47,12 +48,18 @@ class GrpcRecipientDirectory:
             directory_pb2.ResolveRecipientsRequest(codes=list(codes), as_of=as_of.isoformat()),
             timeout=self._deadline,
         )
-        by_code = {r.requested_code: r for r in reply.resolutions}
+        # A group address answers with one resolution per member, all under the same code.
+        by_code: dict[str, list[directory_pb2.Resolution]] = {}
+        for r in reply.resolutions:
+            by_code.setdefault(r.requested_code, []).append(r)
         resolutions = []
         for code in codes:
-            found = by_code.get(code)
-            if found is None:
+            answers = by_code.get(code)
+            if not answers:
                 resolutions.append(Resolution(code, "", False, "the directory did not answer for it"))
-            else:
-                resolutions.append(Resolution(code, found.resolved_code or code, found.found, found.reason))
+                continue
+            for found in answers:
+                resolutions.append(
+                    Resolution(code, found.resolved_code or code, found.found, found.reason, found.group_code)
+                )
         return resolutions

@@ -3,7 +3,9 @@
 A recipient moves its own delivery forward (01..06, never backwards, forward skips allowed
 once accepted); the sender asks for a recall (13), which puts every delivery still in play
 into `recall_requested`; the recipient then answers 15 (recalled) or 16 (recall refused).
-`refused`, `done`, `recalled` and `recall_refused` are terminal.
+`refused`, `done`, `recalled` and `recall_refused` are terminal. A later document that updates
+or replaces this one (BussinessDocType 2/3) moves the delivery to `superseded` or `replaced`
+(see business.py): a platform action, not a status code, and terminal too.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class DeliveryState(StrEnum):
     RECALL_REQUESTED = "recall_requested"
     RECALLED = "recalled"
     RECALL_REFUSED = "recall_refused"
+    # Set by the platform when a later document updates (BussinessDocType 2) or replaces (3) it.
+    SUPERSEDED = "superseded"
+    REPLACED = "replaced"
 
 
 class StatusCode(StrEnum):
@@ -74,7 +79,10 @@ POSTED_BY: dict[StatusCode, Party] = {
     code: (Party.SENDER if code is C.RECALL_REQUESTED else Party.RECIPIENT) for code in StatusCode
 }
 
-TERMINAL_STATES = frozenset({S.REFUSED, S.DONE, S.RECALLED, S.RECALL_REFUSED})
+TERMINAL_STATES = frozenset({S.REFUSED, S.DONE, S.RECALLED, S.RECALL_REFUSED, S.SUPERSEDED, S.REPLACED})
+
+# States an update or replacement can no longer touch: the document is already out of play.
+NOT_SUPERSEDABLE = frozenset({S.REFUSED, S.RECALLED, S.SUPERSEDED, S.REPLACED})
 
 DESCRIPTIONS: dict[StatusCode, str] = {
     C.ARRIVED: "arrived",

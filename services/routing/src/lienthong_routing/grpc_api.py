@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import translate_errors
-from lienthong_common.outbox import timestamp
-from lienthong_routing import deliveries
-from lienthong_routing.models import Delivery, RoutedDocument, StatusEntry
+from lienthong_common.grpcutil import invalid, translate_errors
+from lienthong_common.outbox import now_utc, timestamp
+from lienthong_routing import deliveries, evidence, status_packages, webhooks
+from lienthong_routing.deadlines import is_overdue
+from lienthong_routing.models import (
+    Delivery,
+    EvidenceEntry,
+    RoutedDocument,
+    StatusEntry,
+    StatusPackageRecord,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 
 SERVICE_NAME = routing_pb2.DESCRIPTOR.services_by_name["Routing"].full_name
 
 
-def delivery_message(delivery: Delivery) -> routing_pb2.Delivery:
-    return routing_pb2.Delivery(
+def delivery_message(
+    delivery: Delivery, *, overdue: bool = False, push: WebhookDelivery | None = None
+) -> routing_pb2.Delivery:
+    message = routing_pb2.Delivery(
         recipient_code=delivery.recipient_code,
         state=delivery.state,
         last_status_code=delivery.last_status_code,
         updated_at=timestamp(delivery.updated_at),
         requested_code=delivery.requested_code,
+        overdue=overdue,
+        superseded_by=delivery.superseded_by,
     )
+    if delivery.ack_deadline is not None:
+        message.ack_deadline.CopyFrom(timestamp(delivery.ack_deadline))
+    if push is not None:
+        message.push_state = push.state
+        message.push_attempts = push.attempts
+        message.push_error = push.last_error
+    return message
 
 
 def status_entry_message(entry: StatusEntry) -> routing_pb2.StatusEntry:
@@ -36,7 +58,7 @@ def status_entry_message(entry: StatusEntry) -> routing_pb2.StatusEntry:
     )
 
 
-def inbox_item_message(delivery: Delivery, document: RoutedDocument) -> routing_pb2.InboxItem:
+def inbox_item_message(delivery: Delivery, document: RoutedDocument, now: datetime) -> routing_pb2.InboxItem:
     return routing_pb2.InboxItem(
         document_id=document.id,
         sender_code=document.sender_code,
@@ -44,7 +66,83 @@ def inbox_item_message(delivery: Delivery, document: RoutedDocument) -> routing_
         edxml_document_id=document.edxml_document_id,
         state=delivery.state,
         delivered_at=timestamp(delivery.delivered_at),
+        business_doc_type=document.business_doc_type,
+        referenced_document_id=document.referenced_document_id,
+        overdue=is_overdue(
+            state=delivery.state,
+            acknowledged_at=delivery.acknowledged_at,
+            ack_deadline=delivery.ack_deadline,
+            now=now,
+        ),
+        superseded_by=delivery.superseded_by,
     )
+
+
+def evidence_message(entry: EvidenceEntry) -> routing_pb2.EvidenceEntry:
+    return routing_pb2.EvidenceEntry(
+        sequence=entry.sequence,
+        kind=entry.kind,
+        document_id=entry.document_id,
+        recipient_code=entry.recipient_code,
+        body=entry.body,
+        previous_hash=entry.previous_hash,
+        hash=entry.hash,
+        at=timestamp(entry.at),
+    )
+
+
+def status_package_info(entry: StatusPackageRecord) -> routing_pb2.StatusPackageInfo:
+    return routing_pb2.StatusPackageInfo(
+        number=entry.number,
+        from_code=entry.from_code,
+        status_code=entry.status_code,
+        description=entry.description,
+        at=timestamp(entry.at),
+        size=len(entry.package),
+    )
+
+
+def webhook_message(view: webhooks.WebhookView) -> routing_pb2.Webhook:
+    hook = view.webhook
+    return routing_pb2.Webhook(
+        agency_code=hook.agency_code,
+        url=hook.url,
+        secret=view.generated_secret,
+        secret_hint=hook.secret[-4:],
+        updated_at=timestamp(hook.updated_at),
+        pending=view.counts.get(webhooks.PENDING, 0),
+        dead_lettered=view.counts.get(webhooks.DEAD, 0),
+        pushed=view.counts.get(webhooks.PUSHED, 0),
+    )
+
+
+def webhook_delivery_message(
+    item: WebhookDelivery, history: list[WebhookAttempt]
+) -> routing_pb2.WebhookDelivery:
+    message = routing_pb2.WebhookDelivery(
+        id=item.id,
+        agency_code=item.agency_code,
+        document_id=item.document_id,
+        kind=item.kind,
+        state=item.state,
+        attempts=item.attempts,
+        last_error=item.last_error,
+        next_attempt_at=timestamp(item.next_attempt_at),
+        created_at=timestamp(item.created_at),
+        history=[
+            routing_pb2.WebhookAttempt(
+                number=a.number,
+                at=timestamp(a.at),
+                http_status=a.http_status,
+                error=a.error,
+                duration_ms=a.duration_ms,
+            )
+            for a in history
+        ],
+    )
+    if item.pushed_at is not None:
+        message.pushed_at.CopyFrom(timestamp(item.pushed_at))
+    return message
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServicer):
@@ -62,16 +160,22 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
                 sender_code=view.document.sender_code,
                 state=view.document.state,
                 refusal_reason=view.document.refusal_reason,
-                deliveries=[delivery_message(d) for d in view.deliveries],
+                deliveries=[
+                    delivery_message(d, overdue=view.overdue(d), push=view.pushes.get(d.id))
+                    for d in view.deliveries
+                ],
                 timeline=[status_entry_message(e) for e in view.timeline],
                 subject=view.document.subject,
                 edxml_document_id=view.document.edxml_document_id,
+                business_doc_type=view.document.business_doc_type,
+                referenced_document_id=view.document.referenced_document_id,
             )
 
     @translate_errors
     def ListInbox(
         self, request: routing_pb2.InboxRequest, context: grpc.ServicerContext
     ) -> routing_pb2.InboxResponse:
+        now = now_utc()
         with transaction(self._sessions) as session:
             page = deliveries.inbox(
                 session=session,
@@ -80,7 +184,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
                 limit=request.limit,
             )
             return routing_pb2.InboxResponse(
-                items=[inbox_item_message(d, doc) for d, doc in page.items],
+                items=[inbox_item_message(d, doc, now) for d, doc in page.items],
                 next_cursor=page.next_cursor,
             )
 
@@ -97,3 +201,137 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
                 description=request.description,
             )
             return routing_pb2.PostStatusResponse(deliveries=[delivery_message(d) for d in changed])
+
+    # -- evidence --------------------------------------------------------------------------
+    @translate_errors
+    def ListEvidence(
+        self, request: routing_pb2.ListEvidenceRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.ListEvidenceResponse:
+        if not request.document_id:
+            raise invalid("document_id is required")
+        with transaction(self._sessions) as session:
+            entries = evidence.entries_of(session=session, document_id=request.document_id)
+            return routing_pb2.ListEvidenceResponse(entries=[evidence_message(e) for e in entries])
+
+    @translate_errors
+    def VerifyEvidence(
+        self, request: routing_pb2.VerifyEvidenceRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.VerifyEvidenceResponse:
+        with transaction(self._sessions) as session:
+            result = evidence.verify(session=session)
+        return routing_pb2.VerifyEvidenceResponse(
+            valid=result.valid,
+            entries=result.entries,
+            head_hash=result.head_hash,
+            first_bad_sequence=result.first_bad_sequence,
+            problem=result.problem,
+        )
+
+    # -- status packages ---------------------------------------------------------------------
+    @translate_errors
+    def ListStatusPackages(
+        self, request: routing_pb2.ListStatusPackagesRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.ListStatusPackagesResponse:
+        with transaction(self._sessions) as session:
+            deliveries.document_state(session=session, document_id=request.document_id)
+            found = status_packages.list_for(session=session, document_id=request.document_id)
+            return routing_pb2.ListStatusPackagesResponse(packages=[status_package_info(e) for e in found])
+
+    @translate_errors
+    def GetStatusPackage(
+        self, request: routing_pb2.GetStatusPackageRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.StatusPackage:
+        with transaction(self._sessions) as session:
+            entry = status_packages.get(
+                session=session, document_id=request.document_id, number=request.number
+            )
+            return routing_pb2.StatusPackage(info=status_package_info(entry), package=entry.package)
+
+    # -- webhooks ------------------------------------------------------------------------------
+    @translate_errors
+    def SetWebhook(
+        self, request: routing_pb2.SetWebhookRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.Webhook:
+        with transaction(self._sessions) as session:
+            view = webhooks.set_webhook(
+                session=session, agency_code=request.agency_code, url=request.url, secret=request.secret
+            )
+            return webhook_message(view)
+
+    @translate_errors
+    def GetWebhook(
+        self, request: routing_pb2.WebhookRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.Webhook:
+        with transaction(self._sessions) as session:
+            return webhook_message(webhooks.get_webhook(session=session, agency_code=request.agency_code))
+
+    @translate_errors
+    def DeleteWebhook(
+        self, request: routing_pb2.WebhookRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.Webhook:
+        with transaction(self._sessions) as session:
+            return webhook_message(webhooks.delete_webhook(session=session, agency_code=request.agency_code))
+
+    @translate_errors
+    def ListWebhookDeliveries(
+        self, request: routing_pb2.ListWebhookDeliveriesRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.ListWebhookDeliveriesResponse:
+        with transaction(self._sessions) as session:
+            items = webhooks.list_deliveries(
+                session=session,
+                agency_code=request.agency_code,
+                state=request.state,
+                document_id=request.document_id,
+                limit=request.limit or 100,
+            )
+            history = webhooks.attempts_of(session=session, ids=[i.id for i in items])
+            return routing_pb2.ListWebhookDeliveriesResponse(
+                deliveries=[webhook_delivery_message(i, history[i.id]) for i in items]
+            )
+
+    @translate_errors
+    def RedriveWebhookDeliveries(
+        self, request: routing_pb2.RedriveRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.RedriveResponse:
+        with transaction(self._sessions) as session:
+            ids = webhooks.redrive(session=session, agency_code=request.agency_code, ids=list(request.ids))
+        return routing_pb2.RedriveResponse(ids=ids)
+
+    # -- deadlines -----------------------------------------------------------------------------
+    @translate_errors
+    def CountOverdue(
+        self, request: routing_pb2.CountOverdueRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.CountOverdueResponse:
+        with transaction(self._sessions) as session:
+            counts = deliveries.count_overdue(session=session)
+        return routing_pb2.CountOverdueResponse(
+            total=sum(counts.values()),
+            by_recipient=[routing_pb2.OverdueCount(recipient_code=c, count=n) for c, n in counts.items()],
+        )
+
+    @translate_errors
+    def ListOverdue(
+        self, request: routing_pb2.ListOverdueRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.ListOverdueResponse:
+        with transaction(self._sessions) as session:
+            rows = deliveries.overdue_deliveries(
+                session=session,
+                recipient_code=request.recipient_code,
+                sender_code=request.sender_code,
+                limit=request.limit or 500,
+            )
+            return routing_pb2.ListOverdueResponse(
+                deliveries=[
+                    routing_pb2.OverdueDelivery(
+                        document_id=doc.id,
+                        edxml_document_id=doc.edxml_document_id,
+                        sender_code=doc.sender_code,
+                        recipient_code=d.recipient_code,
+                        state=d.state,
+                        delivered_at=timestamp(d.delivered_at),
+                        ack_deadline=timestamp(d.ack_deadline) if d.ack_deadline else None,
+                        subject=doc.subject,
+                    )
+                    for d, doc in rows
+                ]
+            )

@@ -12,22 +12,34 @@ from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong_common.outbox import TOPIC_VERIFIED
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_routing import events
+from lienthong_routing.deadlines import WorkingCalendar
 from lienthong_routing.directory import GrpcRecipientDirectory, RecipientDirectory
 from lienthong_routing.grpc_api import SERVICE_NAME, RoutingServicer
 from lienthong_routing.models import OUTBOX, Base
+from lienthong_routing.settings import RoutingSettings, routing_settings
+from lienthong_routing.webhooks import WebhookDispatcher
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def build(
-    runtime: ServiceRuntime, *, directory: RecipientDirectory | None = None
+    runtime: ServiceRuntime,
+    *,
+    directory: RecipientDirectory | None = None,
+    settings: RoutingSettings | None = None,
 ) -> Callable[[grpc.Server], list[str]]:
-    """Wire the consumer and the servicer into the runtime; returns the server registrar."""
+    """Wire the consumer, the webhook dispatcher and the servicer; returns the server registrar."""
+    own = settings or routing_settings()
     resolver = directory or GrpcRecipientDirectory(
         runtime.settings.services.directory,
         deadline_seconds=runtime.settings.grpc.deadline_seconds,
     )
-    runtime.consume([TOPIC_VERIFIED], functools.partial(events.handle_event, directory=resolver))
+    calendar = WorkingCalendar.from_settings(own.deadlines)
+    runtime.consume(
+        [TOPIC_VERIFIED], functools.partial(events.handle_event, directory=resolver, calendar=calendar)
+    )
+    if own.webhooks.enabled:
+        runtime.workers.append(WebhookDispatcher(runtime.sessions, own.webhooks))
 
     def register(server: grpc.Server) -> list[str]:
         routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(runtime.sessions), server)

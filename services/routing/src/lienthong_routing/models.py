@@ -8,9 +8,12 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -55,6 +58,8 @@ class RoutedDocument(Base):
     """A verified document as routing knows it: routed to its recipients, or refused."""
 
     __tablename__ = "documents"
+    # Business documents (recall, update, replace) find the document they act on by these.
+    __table_args__ = (Index("ix_documents_sender_edxml", "sender_code", "edxml_document_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     sender_code: Mapped[str] = mapped_column(String(AGENCY_CODE), index=True)
@@ -91,6 +96,11 @@ class Delivery(Base):
     inbox_sequence: Mapped[int] = mapped_column(BigInteger)
     delivered_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # End of the working day the recipient must acknowledge (01, 02 or 03) by; see deadlines.py.
+    ack_deadline: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True, index=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    # The document that updated or replaced this one (BussinessDocType 2/3).
+    superseded_by: Mapped[str] = mapped_column(String(36), default="")
 
 
 class StatusEntry(Base):
@@ -108,3 +118,98 @@ class StatusEntry(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     actor_code: Mapped[str] = mapped_column(String(AGENCY_CODE), default="")
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EvidenceHead(Base):
+    """The chain's single head row: last sequence and hash. Locking it serialises appends."""
+
+    __tablename__ = "evidence_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class EvidenceEntry(Base):
+    """One link of the append-only evidence chain; `hash` covers `previous_hash` and `body`."""
+
+    __tablename__ = "evidence_log"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(20))
+    document_id: Mapped[str] = mapped_column(String(36), index=True)
+    recipient_code: Mapped[str] = mapped_column(String(AGENCY_CODE), default="")
+    body: Mapped[str] = mapped_column(Text)
+    previous_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StatusPackageRecord(Base):
+    """A status as the edXML Status package the sender's software reads, numbered per document."""
+
+    __tablename__ = "status_packages"
+    __table_args__ = (UniqueConstraint("document_id", "number", name="uq_status_packages_number"),)
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    from_code: Mapped[str] = mapped_column(String(AGENCY_CODE))
+    status_code: Mapped[str] = mapped_column(String(4))
+    description: Mapped[str] = mapped_column(Text, default="")
+    package: Mapped[bytes] = mapped_column(LargeBinary)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Webhook(Base):
+    """An agency's push endpoint and the secret its payloads are signed with."""
+
+    __tablename__ = "webhooks"
+
+    agency_code: Mapped[str] = mapped_column(String(AGENCY_CODE), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Needed in clear to sign (HMAC); never returned after the reply that generated it.
+    secret: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebhookDelivery(Base):
+    """One payload to push to one agency; its id is the idempotency id the receiver sees."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agency_code: Mapped[str] = mapped_column(String(AGENCY_CODE), index=True)
+    document_id: Mapped[str] = mapped_column(String(36), index=True)
+    # The delivery pushed (kind delivery) or "" (kind status, pushed to the sender).
+    delivery_id: Mapped[str] = mapped_column(String(36), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    # pending | pushed | dead_lettered
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    pushed_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One POST of a webhook delivery and how the receiver answered."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    webhook_delivery_id: Mapped[str] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    number: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    http_status: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")
+    duration_ms: Mapped[int] = mapped_column(Integer, default=0)

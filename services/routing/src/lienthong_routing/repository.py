@@ -42,6 +42,18 @@ def next_inbox_sequence(*, session: Session, recipient_code: str) -> int:
     return int(last or 0) + 1
 
 
+def last_inbox_sequences(*, session: Session, recipient_codes: list[str]) -> dict[str, int]:
+    """The last inbox position of each recipient (absent: an empty inbox)."""
+    if not recipient_codes:
+        return {}
+    query = (
+        select(Delivery.recipient_code, func.max(Delivery.inbox_sequence))
+        .where(Delivery.recipient_code.in_(recipient_codes))
+        .group_by(Delivery.recipient_code)
+    )
+    return {str(code): int(last or 0) for code, last in session.execute(query).all()}
+
+
 def add_delivery(
     *,
     session: Session,

@@ -6,31 +6,37 @@ so the whole verdict can be tested without a network or a database.
 
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Iterator
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from lienthong_common.edxml import Attachment, EdxmlError, parse_package
-from lienthong_common.pades import Indication, PdfVerdict, PdfVerifier, SignatureVerdict
+from lienthong_common.edxml import EdxmlError, parse_package
+from lienthong_common.pades import (
+    MAX_UNZIPPED_BYTES,
+    AttachmentRefused,
+    Indication,
+    PdfVerdict,
+    SignatureVerdict,
+    UnzipBudget,
+    pdfs_in_attachment,
+)
 from lienthong_common.pki import certificate_fingerprint
 
 __all__ = [
     "MAX_UNZIPPED_BYTES",
     "Binding",
     "BindingCheck",
+    "EnvelopeOutcome",
     "Indication",
+    "PdfCheck",
     "Report",
     "SignatureCheck",
+    "apply_envelope",
+    "pdfs_in_package",
     "verify_package",
 ]
 
-# Total bytes a package's zipped attachments may expand to; beyond it the zip is refused as
-# a possible zip bomb (docstore caps a package at 50 MiB, real archives compress PDFs little).
-MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
-MAX_ZIP_ENTRIES = 1000
 
 FORMAT_FAILURE = "FORMAT_FAILURE"
 NO_SIGNATURE = "NO_SIGNATURE"
@@ -38,7 +44,6 @@ NO_SIGNATURE = "NO_SIGNATURE"
 SIGNER_NOT_BOUND = "SIGNER_NOT_BOUND"
 
 _SEVERITY = {Indication.TOTAL_PASSED: 0, Indication.INDETERMINATE: 1, Indication.TOTAL_FAILED: 2}
-_ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class Binding:
 
     bound: bool
     owner_codes: tuple[str, ...] = ()
+
+
+class PdfCheck(Protocol):
+    """Anything that gives a verdict on one PDF (a PdfVerifier, or the service's worker pool)."""
+
+    def verify(self, pdf: bytes) -> PdfVerdict: ...
 
 
 class BindingCheck(Protocol):
@@ -69,6 +80,8 @@ class SignatureCheck:
     signer_fingerprint: str = ""
     signing_time: datetime | None = None
     chain: tuple[str, ...] = ()
+    # Revocation evidence: one line per CRL/OCSP source used or unavailable.
+    revocation: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict, the form kept in the database."""
@@ -83,6 +96,7 @@ class SignatureCheck:
             "signer_fingerprint": self.signer_fingerprint,
             "signing_time": self.signing_time.isoformat() if self.signing_time else None,
             "chain": list(self.chain),
+            "revocation": list(self.revocation),
         }
 
     @classmethod
@@ -100,6 +114,7 @@ class SignatureCheck:
             signer_fingerprint=data.get("signer_fingerprint", ""),
             signing_time=datetime.fromisoformat(signing_time) if signing_time else None,
             chain=tuple(data.get("chain", ())),
+            revocation=tuple(data.get("revocation", ())),
         )
 
 
@@ -111,26 +126,35 @@ class Report:
     sub_indication: str
     reason: str
     signatures: tuple[SignatureCheck, ...] = field(default=())
+    # The policy and trust store the verdict was reached under (empty/0 when not recorded).
+    policy: str = ""
+    trust_store_version: int = 0
 
     @property
     def passed(self) -> bool:
         return self.indication is Indication.TOTAL_PASSED
 
 
-@dataclass(frozen=True)
-class _Pdf:
-    name: str
-    data: bytes
-
-
-class _ZipRefused(Exception):
-    """A zipped attachment that cannot be opened safely; the message says why."""
+def pdfs_in_package(package_bytes: bytes, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> list[bytes]:
+    """Every PDF a package carries (zipped ones included); [] when it cannot be read."""
+    try:
+        package = parse_package(package_bytes)
+    except EdxmlError:
+        return []
+    budget = UnzipBudget(max_unzipped_bytes)
+    found: list[bytes] = []
+    for attachment in package.attachments:
+        try:
+            found.extend(pdf.data for pdf in pdfs_in_attachment(attachment, budget))
+        except AttachmentRefused:
+            continue
+    return found
 
 
 def verify_package(
     package_bytes: bytes,
     *,
-    verifier: PdfVerifier,
+    verifier: PdfCheck,
     binding_check: BindingCheck | None,
     max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
 ) -> Report:
@@ -144,11 +168,11 @@ def verify_package(
     checks: list[SignatureCheck] = []
     unsigned: list[str] = []
     pdf_count = 0
-    budget = _Budget(max_unzipped_bytes)
+    budget = UnzipBudget(max_unzipped_bytes)
     for attachment in package.attachments:
         try:
-            pdfs = list(_pdfs_in(attachment, budget))
-        except _ZipRefused as refused:
+            pdfs = pdfs_in_attachment(attachment, budget)
+        except AttachmentRefused as refused:
             checks.append(
                 SignatureCheck(attachment.name, "", Indication.TOTAL_FAILED, FORMAT_FAILURE, str(refused))
             )
@@ -166,6 +190,81 @@ def verify_package(
     if binding_check is not None:
         checks = _check_bindings(checks, sender=sender, binding_check=binding_check)
     return _summarise(checks, pdf_count=pdf_count, unsigned=unsigned)
+
+
+ENVELOPE = "edXML envelope"
+
+
+@dataclass(frozen=True)
+class EnvelopeOutcome:
+    """The envelope XML-DSig verdict, in the terms the report needs."""
+
+    indication: Indication
+    sub_indication: str
+    message: str
+    signer_subject: str = ""
+    signer_certificate_der: bytes = b""
+    agency_code: str = ""
+    chain: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def apply_envelope(
+    report: Report,
+    envelope: EnvelopeOutcome | None,
+    *,
+    required: bool,
+    sender: str,
+    binding_check: BindingCheck | None,
+) -> Report:
+    """Fold the envelope signature into a PDF report: absent is fine unless `required`."""
+    if envelope is None:
+        return report
+    if envelope.sub_indication == NO_SIGNATURE:
+        if not required:
+            return report
+        check = SignatureCheck(
+            ENVELOPE,
+            "Signature",
+            Indication.INDETERMINATE,
+            NO_SIGNATURE,
+            "the package's envelope carries no XML-DSig signature; the policy requires one",
+        )
+    else:
+        message = envelope.message + (
+            f" (warnings: {'; '.join(envelope.warnings)})" if envelope.warnings else ""
+        )
+        check = SignatureCheck(
+            attachment_name=ENVELOPE,
+            field_name="Signature",
+            indication=envelope.indication,
+            sub_indication=envelope.sub_indication,
+            message=message,
+            signer_subject=envelope.signer_subject,
+            signer_agency_code=envelope.agency_code,
+            signer_fingerprint=(
+                certificate_fingerprint(envelope.signer_certificate_der)
+                if envelope.signer_certificate_der
+                else ""
+            ),
+            chain=envelope.chain,
+        )
+        if binding_check is not None:
+            [check] = _check_bindings([check], sender=sender, binding_check=binding_check)
+    checks = [*report.signatures, check]
+    # Worse than the PDFs' verdict: it decides. Otherwise (a valid envelope on a package without
+    # a signed PDF included) the PDFs' verdict stands: the binding signatures are the PDFs'.
+    worst = max(checks, key=lambda c: _SEVERITY[c.indication])
+    if _SEVERITY[worst.indication] <= _SEVERITY[report.indication]:
+        return dataclasses.replace(report, signatures=tuple(checks))
+    reason = f"{ENVELOPE} signature: {worst.message}"
+    return dataclasses.replace(
+        report,
+        indication=worst.indication,
+        sub_indication=worst.sub_indication,
+        reason=reason,
+        signatures=tuple(checks),
+    )
 
 
 def _summarise(checks: list[SignatureCheck], *, pdf_count: int, unsigned: list[str]) -> Report:
@@ -230,6 +329,7 @@ def _check_bindings(
                 signer_fingerprint=check.signer_fingerprint,
                 signing_time=check.signing_time,
                 chain=check.chain,
+                revocation=check.revocation,
             )
         )
     return result
@@ -249,6 +349,7 @@ def _from_signature(attachment_name: str, sig: SignatureVerdict) -> SignatureChe
         ),
         signing_time=sig.signing_time,
         chain=tuple(sig.chain),
+        revocation=tuple(sig.revocation),
     )
 
 
@@ -259,73 +360,6 @@ def _from_pdf_verdict(attachment_name: str, verdict: PdfVerdict) -> SignatureChe
         indication=verdict.indication,
         sub_indication=verdict.sub_indication or "",
         message=verdict.message,
-    )
-
-
-def _is_pdf(name: str, content_type: str = "") -> bool:
-    return content_type.strip().lower() == "application/pdf" or name.lower().endswith(".pdf")
-
-
-def _is_zip(attachment: Attachment) -> bool:
-    return attachment.content_type.strip().lower() in _ZIP_TYPES or attachment.name.lower().endswith(".zip")
-
-
-def _pdfs_in(attachment: Attachment, budget: _Budget) -> Iterator[_Pdf]:
-    if _is_pdf(attachment.name, attachment.content_type):
-        yield _Pdf(attachment.name, attachment.data)
-    elif _is_zip(attachment):
-        yield from _unzip_pdfs(attachment, budget)
-
-
-class _Budget:
-    """Uncompressed bytes still allowed across all zipped attachments of one package."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.remaining = limit
-
-
-def _unzip_pdfs(attachment: Attachment, budget: _Budget) -> Iterator[_Pdf]:
-    """The PDFs inside a zipped attachment, read with a cap on what they expand to."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(attachment.data))
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
-        raise _ZipRefused(f"not a readable zip archive: {error}") from error
-    with archive:
-        entries = archive.infolist()
-        if len(entries) > MAX_ZIP_ENTRIES:
-            raise _ZipRefused(f"the zip holds {len(entries)} entries; at most {MAX_ZIP_ENTRIES} allowed")
-        # Read everything before yielding: a refusal must not leave half the PDFs verified.
-        pdfs = []
-        for entry in entries:
-            if entry.is_dir() or not _is_pdf(entry.filename):
-                continue
-            if entry.flag_bits & 0x1:
-                raise _ZipRefused(f"{entry.filename!r} in the zip is encrypted")
-            # Declared sizes can lie, so count what decompression actually produces.
-            if entry.file_size > budget.remaining:
-                raise _bomb(budget)
-            pdfs.append(_Pdf(f"{attachment.name}/{entry.filename}", _read_capped(archive, entry, budget)))
-    yield from pdfs
-
-
-def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: _Budget) -> bytes:
-    out = bytearray()
-    try:
-        with archive.open(entry) as stream:
-            while chunk := stream.read(min(1024 * 1024, budget.remaining + 1)):
-                out += chunk
-                if len(out) > budget.remaining:
-                    raise _bomb(budget)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as error:
-        raise _ZipRefused(f"cannot extract {entry.filename!r}: {error}") from error
-    budget.remaining -= len(out)
-    return bytes(out)
-
-
-def _bomb(budget: _Budget) -> _ZipRefused:
-    return _ZipRefused(
-        f"the zipped attachments expand beyond {budget.limit} bytes; refused as a possible zip bomb"
     )
 
 

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import threading
 from collections.abc import Callable
 from datetime import datetime
 
 from opentelemetry import trace
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
-from lienthong_common.kafka import Handler
+from lienthong_common.kafka import Handler, prepared
 from lienthong_common.outbox import TOPIC_VERIFIED, new_event, now_utc, timestamp
-from lienthong_common.pades import PdfVerifier
 from lienthong_sigverify import repository
-from lienthong_sigverify.domain import BindingCheck, Report, SignatureCheck, verify_package
+from lienthong_sigverify.domain import (
+    BindingCheck,
+    EnvelopeOutcome,
+    Indication,
+    PdfCheck,
+    Report,
+    SignatureCheck,
+    apply_envelope,
+    pdfs_in_package,
+    verify_package,
+)
 from lienthong_sigverify.models import OUTBOX
+from lienthong_sigverify.verification import VerificationEngine
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +38,90 @@ VERDICT_ATTRIBUTE = "lienthong.verdict.indication"
 
 
 def on_document_submitted(
-    *, fetch_package: PackageSource, verifier: PdfVerifier, binding_check: BindingCheck | None
+    *,
+    fetch_package: PackageSource,
+    verifier: PdfCheck | VerificationEngine,
+    binding_check: BindingCheck | None,
 ) -> Handler:
     """The TOPIC_SUBMITTED handler: verify the package, store the report, announce the verdict."""
+    return SubmittedDocuments(
+        fetch_package=fetch_package, verifier=verifier, binding_check=binding_check
+    ).handle
 
-    def handle(session: Session, event: events_pb2.Event) -> None:
+
+class SubmittedDocuments:
+    """Verifies submitted documents: `prefetch` a polled batch, then `handle` each event.
+
+    `prefetch` (the consumer's before_batch hook) fetches the batch's packages and starts their
+    PDFs in the worker pool; `handle` runs per event inside the transaction that records the
+    event, waits for that document's verdicts, and stores report and outbox row together.
+    """
+
+    # Packages held between prefetch and handle; beyond this the rest are fetched again later.
+    max_prefetched_bytes = 256 * 1024 * 1024
+
+    def __init__(
+        self,
+        *,
+        fetch_package: PackageSource,
+        verifier: PdfCheck | VerificationEngine,
+        binding_check: BindingCheck | None,
+        sessions: sessionmaker[Session] | None = None,
+        envelope_policy: str = "if-present",
+        allow_rsa_sha1: bool = True,
+    ) -> None:
+        self._fetch_package = fetch_package
+        self._envelope_policy = envelope_policy
+        self._allow_rsa_sha1 = allow_rsa_sha1
+        self._verifier = verifier
+        self._binding_check = binding_check
+        self._sessions = sessions
+        self._packages: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def prefetch(self, events: list[events_pb2.Event]) -> None:
+        """Start verifying the PDFs of every not-yet-verified document in `events`."""
+        engine = self._verifier
+        if not isinstance(engine, VerificationEngine):
+            return
+        snapshot = engine.snapshot()  # outside any transaction: may seed configured roots
+        if engine.workers == 0:
+            return
+        with self._lock:
+            self._packages.clear()  # left over from a batch whose events went elsewhere (rebalance)
+        held = 0
+        for event in events:
+            if event.WhichOneof("payload") != "submitted" or event.document_id in self._packages:
+                continue
+            if self._sessions is not None:
+                with self._sessions() as session:
+                    if repository.report_exists(session, document_id=event.document_id):
+                        continue
+            try:
+                with prepared(event):  # the fetch joins the document's trace
+                    package = self._fetch_package(event.document_id)
+            except Exception:
+                log.warning("prefetching document %s failed", event.document_id, exc_info=True)
+                continue
+            if held + len(package) > self.max_prefetched_bytes:
+                break
+            held += len(package)
+            with self._lock:
+                self._packages[event.document_id] = package
+            engine.prefetch(pdfs_in_package(package), snapshot)
+
+    def handle(self, session: Session, event: events_pb2.Event) -> None:
         if event.WhichOneof("payload") != "submitted":
             return
+        with self._lock:
+            package = self._packages.pop(event.document_id, None)
         if repository.report_exists(session, document_id=event.document_id):
             # Already verified under another event id: the first verdict stands.
             log.info("document %s already verified; event %s ignored", event.document_id, event.event_id)
             return
-        package = fetch_package(event.document_id)
-        report = verify_package(package, verifier=verifier, binding_check=binding_check)
+        if package is None:
+            package = self._fetch_package(event.document_id)
+        report = self._verify(package, event.submitted.sender_code)
         record_verification(session, submitted=event, report=report, verified_at=now_utc())
         trace.get_current_span().set_attribute(VERDICT_ATTRIBUTE, report.indication.value)
         log.info(
@@ -49,7 +132,47 @@ def on_document_submitted(
             report.reason,
         )
 
-    return handle
+    def _verify(self, package: bytes, sender: str) -> Report:
+        verifier = self._verifier
+        if not isinstance(verifier, VerificationEngine):
+            return verify_package(package, verifier=verifier, binding_check=self._binding_check)
+        snapshot = verifier.snapshot(seed=False)  # inside the event's transaction: read only
+        report = verify_package(package, verifier=verifier.bound(snapshot), binding_check=self._binding_check)
+        policy = self._envelope_policy
+        if policy != "off":
+            report = apply_envelope(
+                report,
+                _envelope_outcome(package, snapshot.anchors, verifier, self._allow_rsa_sha1),
+                required=policy == "required",
+                sender=sender,
+                binding_check=self._binding_check,
+            )
+        return dataclasses.replace(
+            report, policy=f"{verifier.policy},envelope={policy}", trust_store_version=snapshot.version
+        )
+
+
+def _envelope_outcome(
+    package: bytes, anchors: tuple[bytes, ...], engine: VerificationEngine, allow_rsa_sha1: bool
+) -> EnvelopeOutcome | None:
+    """The envelope's XML-DSig verdict (lienthong_common.edxml.signature); None if unavailable."""
+    try:
+        from lienthong_common.edxml.signature import verify_envelope
+    except ImportError:  # an installation without the XML-DSig verifier: PDFs decide alone
+        return None
+    verdict = verify_envelope(
+        package, trust_roots=list(anchors), allow_rsa_sha1=allow_rsa_sha1, revocation=engine.revocation
+    )
+    return EnvelopeOutcome(
+        indication=Indication(str(verdict.indication)),
+        sub_indication=verdict.sub_indication or "",
+        message=verdict.message,
+        signer_subject=verdict.signer_subject,
+        signer_certificate_der=verdict.signer_certificate_der,
+        agency_code=verdict.agency_code or "",
+        chain=tuple(verdict.chain),
+        warnings=tuple(verdict.warnings),
+    )
 
 
 def record_verification(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,22 +10,25 @@ import grpc
 
 from lienthong_common.grpcutil import channel
 from lienthong_common.outbox import TOPIC_SUBMITTED
-from lienthong_common.pades import PdfVerifier
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_sigverify import grpc_api
 from lienthong_sigverify.clients import DirectoryBindings, DocstorePackages
-from lienthong_sigverify.events import on_document_submitted
+from lienthong_sigverify.events import SubmittedDocuments
 from lienthong_sigverify.models import OUTBOX, Base
-from lienthong_sigverify.trust import load_trust_roots
+from lienthong_sigverify.trust import TrustStore
+from lienthong_sigverify.verification import VerificationEngine
 
 NAME = "sigverify"
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
-    """Create the verifier and clients, subscribe to submitted documents; return the registrar."""
+    """Create the trust store, worker pool and clients, subscribe to submitted documents."""
     settings = runtime.settings
-    verifier = PdfVerifier(load_trust_roots(settings), revocation=settings.sigverify.revocation)
+    trust = TrustStore(sessions=runtime.sessions, settings=settings)
+    trust.check_usable()
+    engine = VerificationEngine.from_settings(settings, trust=trust)
     deadline = settings.grpc.deadline_seconds
     packages = DocstorePackages(
         channel(settings.services.docstore),
@@ -36,13 +40,24 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
         if settings.sigverify.require_binding
         else None
     )
-    runtime.consume(
-        [TOPIC_SUBMITTED],
-        on_document_submitted(fetch_package=packages, verifier=verifier, binding_check=bindings),
+    documents = SubmittedDocuments(
+        fetch_package=packages,
+        verifier=engine,
+        binding_check=bindings,
+        sessions=runtime.sessions,
+        envelope_policy=settings.sigverify.envelope_signature,
+        allow_rsa_sha1=settings.sigverify.allow_rsa_sha1,
+    )
+    runtime.consume([TOPIC_SUBMITTED], documents.handle, before_batch=documents.prefetch)
+    log.info(
+        "sigverify: %d verification worker process(es), policy %s, trust store version %d",
+        engine.workers,
+        engine.policy,
+        trust.snapshot().version,
     )
 
     def register(server: grpc.Server) -> list[str]:
-        return grpc_api.register(server, sessions=runtime.sessions)
+        return grpc_api.register(server, sessions=runtime.sessions, trust=trust)
 
     return register
 

@@ -1,11 +1,11 @@
-"""The sigverify database: one verification report per document, plus the outbox."""
+"""The sigverify database: verification reports, the versioned trust store, the outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lienthong_common.outbox import Outbox
@@ -30,3 +30,40 @@ class VerificationReportRow(Base):
     # One object per signature (SignatureCheck.to_json), in the order found.
     signatures: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     verified_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    policy: Mapped[str] = mapped_column(String(100), nullable=False, default="", server_default="")
+    trust_store_version: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), nullable=False, default=0, server_default="0"
+    )
+
+
+class TrustAnchorRow(Base):
+    """A CA certificate trusted for document signatures; removal keeps the row (audit)."""
+
+    __tablename__ = "trust_anchors"
+
+    fingerprint: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text, nullable=False)
+    certificate_pem: Mapped[str] = mapped_column(Text, nullable=False)
+    self_signed: Mapped[bool] = mapped_column(nullable=False, default=True)
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    not_after: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    added_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    note: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    version_added: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), nullable=False)
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    removed_by: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+
+
+class TrustStoreChangeRow(Base):
+    """One change to the trust store; the highest id is the store's version."""
+
+    __tablename__ = "trust_store_changes"
+
+    version: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    action: Mapped[str] = mapped_column(String(10), nullable=False)  # add | remove
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    changed_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

@@ -1,4 +1,4 @@
-"""Entry point of `lienthong-statistics`: `migrate` or `serve` (GetReport plus the event consumer)."""
+"""Entry point of `lienthong-statistics`: `migrate` or `serve` (the Statistics API plus the consumer)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from lienthong_statistics import events
 from lienthong_statistics.directory import AgencyDirectory, CachedAgencyDirectory, GrpcAgencyDirectory
 from lienthong_statistics.grpc_api import SERVICE_NAME, StatisticsServicer
 from lienthong_statistics.models import OUTBOX, Base
+from lienthong_statistics.rebuild import GatedConsumer, Rebuilder, kafka_replay_opener
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DIRECTORY_CACHE_SECONDS = 60.0
@@ -29,11 +30,24 @@ def build(
         ),
         ttl_seconds=DIRECTORY_CACHE_SECONDS,
     )
-    runtime.consume(events.TOPICS, events.handle_event, group=events.CONSUMER_GROUP)
+    # The runtime starts and stops it like any consumer; a rebuild can pause it between events.
+    consumer = GatedConsumer(
+        service=runtime.name,
+        group=events.CONSUMER_GROUP,
+        topics=events.TOPICS,
+        settings=runtime.settings.kafka,
+        sessions=runtime.sessions,
+        outbox=runtime.outbox,
+        handler=events.handle_event,
+    )
+    runtime.consumers.append(consumer)
+    rebuilder = Rebuilder(
+        sessions=runtime.sessions, open_replay=kafka_replay_opener(runtime.settings.kafka), consumer=consumer
+    )
 
     def register(server: grpc.Server) -> list[str]:
         statistics_pb2_grpc.add_StatisticsServicer_to_server(
-            StatisticsServicer(runtime.sessions, agencies), server
+            StatisticsServicer(runtime.sessions, agencies, rebuilder), server
         )
         return [SERVICE_NAME]
 

@@ -33,7 +33,15 @@ from ._model import (
     document_id_for,
 )
 from .organ_id import is_organ_id, validate_organ_id
-from .package import append_trace, build_package, format_timestamp, parse_package
+from .package import (
+    AttachmentFile,
+    PackageFile,
+    append_trace,
+    build_package,
+    format_timestamp,
+    parse_package,
+    read_package_file,
+)
 from .status import build_status_package, parse_status_package
 
 __all__ = [
@@ -48,11 +56,13 @@ __all__ = [
     "STRICT",
     "VIETNAM_TZ",
     "Attachment",
+    "AttachmentFile",
     "Business",
     "EdxmlError",
     "EdxmlPackage",
     "MessageHeader",
     "Organization",
+    "PackageFile",
     "ParsePolicy",
     "ReplacementInfo",
     "SignerInfo",
@@ -68,5 +78,6 @@ __all__ = [
     "is_organ_id",
     "parse_package",
     "parse_status_package",
+    "read_package_file",
     "validate_organ_id",
 ]

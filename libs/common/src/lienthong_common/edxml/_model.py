@@ -92,9 +92,7 @@ class Attachment:
     description: str = ""
 
 
-def document_id_for(
-    organ_id: str, date: datetime.date, code_number: str, code_notation: str
-) -> str:
+def document_id_for(organ_id: str, date: datetime.date, code_number: str, code_notation: str) -> str:
     """The standard's DocumentId: ``{OrganId},{yyyy/MM/dd},{CodeNumber}/{CodeNotation}``."""
     return f"{organ_id},{date:%Y/%m/%d},{code_number}/{code_notation}"
 

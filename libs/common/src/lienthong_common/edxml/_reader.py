@@ -56,9 +56,7 @@ class Reader:
         return str(value).strip()
 
     def date(self, parent: Any, name: str, path: str, *, required: bool) -> datetime.date | None:
-        raw = (
-            self.required_text(parent, name, path) if required else self.text(parent, name).strip()
-        )
+        raw = self.required_text(parent, name, path) if required else self.text(parent, name).strip()
         if not raw:
             return None
         return parse_date(raw, f"{path}/{name}")

@@ -32,9 +32,7 @@ def strip_preamble(data: bytes, policy: ParsePolicy, warnings: list[str]) -> byt
 def parse_xml(data: bytes, policy: ParsePolicy, warnings: list[str]) -> Any:
     """Parse ``data`` safely and return the root element (an lxml ``_Element``)."""
     if len(data) > policy.max_bytes:
-        raise XmlSecurityError(
-            DOCUMENT, f"{len(data)} bytes exceeds the limit of {policy.max_bytes}"
-        )
+        raise XmlSecurityError(DOCUMENT, f"{len(data)} bytes exceeds the limit of {policy.max_bytes}")
     data = strip_preamble(data, policy, warnings)
     # Refuse DTDs outright, before the parser sees them: internal subsets carry XXE and
     # entity-expansion (billion laughs) payloads, and no edXML package needs one.
@@ -60,9 +58,7 @@ def parse_xml(data: bytes, policy: ParsePolicy, warnings: list[str]) -> Any:
                 depth += 1
                 count += 1
                 if depth > policy.max_depth:
-                    raise XmlSecurityError(
-                        DOCUMENT, f"nesting deeper than {policy.max_depth} levels"
-                    )
+                    raise XmlSecurityError(DOCUMENT, f"nesting deeper than {policy.max_depth} levels")
                 if count > policy.max_elements:
                     raise XmlSecurityError(DOCUMENT, f"more than {policy.max_elements} elements")
                 if root is None:

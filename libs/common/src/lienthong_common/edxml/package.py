@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import base64
-import binascii
+import contextlib
 import copy
 import datetime
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
@@ -31,6 +37,7 @@ from ._model import (
 )
 from ._reader import EMPTY, MISSING, Reader, format_date
 from ._secure import local_name, namespace, parse_xml, serialize
+from ._stream import Payload, file_chunks, memory_chunks, parse_stream
 
 ROOT = "edXML"
 ENVELOPE = f"{ROOT}/edXMLEnvelope"
@@ -101,17 +108,13 @@ def _check(pkg: EdxmlPackage, rd: Reader) -> None:
     if b.document_id:
         rd.document_id(b.document_id, f"{BUSINESS}/DocumentId")
     for i, rep in enumerate(b.replacements, 1):
-        rd.document_id(
-            rep.document_id, f"{BUSINESS}/ReplacementInfoList/ReplacementInfo[{i}]/DocumentId"
-        )
+        rd.document_id(rep.document_id, f"{BUSINESS}/ReplacementInfoList/ReplacementInfo[{i}]/DocumentId")
 
     seen: set[str] = set()
     for i, att in enumerate(pkg.attachments, 1):
         path = f"{ENCODED}/Attachment[{i}]"
         if not att.content_id.startswith("cid:") or len(att.content_id) == 4:
-            raise EdxmlError(
-                f"{path}/ContentId", f"{att.content_id!r} must be 'cid:' and an identifier"
-            )
+            raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} must be 'cid:' and an identifier")
         if att.content_id in seen:
             raise EdxmlError(f"{path}/ContentId", f"{att.content_id!r} is used twice")
         seen.add(att.content_id)
@@ -262,15 +265,11 @@ def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
     to_elements = rd.children(mh, "To")
     if not to_elements:
         raise EdxmlError(f"{MESSAGE}/To", "at least one recipient is required")
-    recipients = [
-        _parse_organization(rd, el, f"{MESSAGE}/To[{i}]") for i, el in enumerate(to_elements, 1)
-    ]
+    recipients = [_parse_organization(rd, el, f"{MESSAGE}/To[{i}]") for i, el in enumerate(to_elements, 1)]
     code = rd.require(mh, "Code", MESSAGE)
     code_number = rd.required_text(code, "CodeNumber", f"{MESSAGE}/Code")
     info = rd.require(mh, "PromulgationInfo", MESSAGE)
-    promulgation_date = rd.date(
-        info, "PromulgationDate", f"{MESSAGE}/PromulgationInfo", required=True
-    )
+    promulgation_date = rd.date(info, "PromulgationDate", f"{MESSAGE}/PromulgationInfo", required=True)
     assert promulgation_date is not None
     subject_element = rd.require(mh, "Subject", MESSAGE)
     if not (subject_element.text or "").strip():
@@ -304,17 +303,13 @@ def _parse_message_header(rd: Reader, mh: Any) -> MessageHeader:
         if signer is not None
         else SignerInfo(),
         due_date=rd.date(mh, "DueDate", MESSAGE, required=False),
-        to_places=[str(p.text or "") for p in rd.children(places, "Place")]
-        if places is not None
-        else [],
+        to_places=[str(p.text or "") for p in rd.children(places, "Place")] if places is not None else [],
         priority=priority or 0,
         sphere_of_promulgation=rd.text(other, "SphereOfPromulgation") if other is not None else "",
         promulgation_amount=rd.integer(other, "PromulgationAmount", f"{MESSAGE}/OtherInfo")
         if other is not None
         else None,
-        page_amount=rd.integer(other, "PageAmount", f"{MESSAGE}/OtherInfo")
-        if other is not None
-        else None,
+        page_amount=rd.integer(other, "PageAmount", f"{MESSAGE}/OtherInfo") if other is not None else None,
         steering_type=rd.integer(mh, "SteeringType", MESSAGE),
         document_id=rd.text(mh, "DocumentId").strip(),
     )
@@ -352,9 +347,7 @@ def _parse_business(rd: Reader, trace_list: Any) -> Business:
                 if organs is not None
                 else []
             )
-            replacements.append(
-                ReplacementInfo(rd.text(info, "DocumentId").strip(), tuple(organ_ids))
-            )
+            replacements.append(ReplacementInfo(rd.text(info, "DocumentId").strip(), tuple(organ_ids)))
     return Business(
         doc_type=doc_type,
         reason=rd.text(element, "BussinessDocReason"),
@@ -382,18 +375,14 @@ def _parse_signature(rd: Reader, header: Any) -> bool:
     return False
 
 
-def _decode(text: str, path: str) -> bytes:
-    try:
-        return base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        pass
-    try:  # SDKs wrap base64 at 76 columns; drop the whitespace and try once more.
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise EdxmlError(path, "content is not valid base64") from None
+def _payload_bytes(payload: Payload) -> bytes:
+    sink = payload.sink
+    return sink.getvalue() if isinstance(sink, io.BytesIO) else b""
 
 
-def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]:
+def _parse_attachments(
+    rd: Reader, envelope: Any, root: Any, payloads: dict[int, Payload]
+) -> list[Attachment]:
     references: dict[str, Any] = {}
     body = rd.child(envelope, "edXMLBody")
     manifest = rd.child(body, "edXMLManifest") if body is not None else None
@@ -402,26 +391,23 @@ def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]
             references[rd.required_text(ref, "ContentId", f"{MANIFEST}/Reference[{i}]")] = ref
     attachments: list[Attachment] = []
     encoded = rd.child(root, "AttachmentEncoded")
-    for i, element in enumerate(
-        rd.children(encoded, "Attachment") if encoded is not None else [], 1
-    ):
+    for i, element in enumerate(rd.children(encoded, "Attachment") if encoded is not None else [], 1):
         path = f"{ENCODED}/Attachment[{i}]"
         content_id = rd.required_text(element, "ContentId", path)
         content_type = rd.required_text(element, "ContentType", path)
-        payload = rd.require(element, "ContentTransferEncoded", path).text or ""
+        rd.require(element, "ContentTransferEncoded", path)
+        payload = payloads[i]  # the parser decoded the first ContentTransferEncoded
+        if payload.error is not None:
+            raise EdxmlError(f"{path}/ContentTransferEncoded", payload.error)
         ref = references.pop(content_id, None)
         if ref is None:
             rd.deviation(f"{path}/ContentId", f"{content_id!r} has no Reference in the manifest")
         else:
             listed = rd.text(ref, "ContentType").strip()
             if listed and listed != content_type:
-                rd.deviation(
-                    f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}"
-                )
+                rd.deviation(f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}")
         if content_type == "application/zip":
-            rd.warnings.append(
-                f"{path}: {content_id} is zipped (application/zip); kept as received"
-            )
+            rd.warnings.append(f"{path}: {content_id} is zipped (application/zip); kept as received")
         name = rd.text(element, "AttachmentName") or (
             rd.text(ref, "AttachmentName") if ref is not None else ""
         )
@@ -433,21 +419,105 @@ def _parse_attachments(rd: Reader, envelope: Any, root: Any) -> list[Attachment]
                 content_id=content_id,
                 name=name,
                 content_type=content_type,
-                data=_decode(payload, f"{path}/ContentTransferEncoded"),
+                data=_payload_bytes(payload),
                 description=description,
             )
         )
     for content_id in references:
-        raise EdxmlError(
-            f"{MANIFEST}/Reference", f"{content_id!r} is listed but no Attachment carries it"
-        )
+        raise EdxmlError(f"{MANIFEST}/Reference", f"{content_id!r} is listed but no Attachment carries it")
     return attachments
 
 
 def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage:
     """Read an edXML package; deviations the policy accepts are listed in ``warnings``."""
     warnings: list[str] = []
-    root = parse_xml(data, policy, warnings)
+    root, payloads = parse_stream(
+        memory_chunks(data),
+        size=len(data),
+        policy=policy,
+        warnings=warnings,
+        open_sink=lambda _index: Payload(sink=io.BytesIO()),
+    )
+    return _read_tree(root, payloads, policy, warnings)
+
+
+@dataclass(frozen=True)
+class AttachmentFile:
+    """An attachment decoded to a file by :func:`read_package_file` (deleted on exit)."""
+
+    content_id: str
+    name: str
+    content_type: str
+    description: str
+    path: Path
+    sha256: str
+    size: int
+
+
+@dataclass
+class PackageFile:
+    """A package read from disk: ``package.attachments`` carry no bytes (``data == b""``);
+    their contents are in ``attachments``, in the same order."""
+
+    package: EdxmlPackage
+    attachments: list[AttachmentFile] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def read_package_file(
+    path: Path, *, attachment_dir: Path, policy: ParsePolicy = LENIENT
+) -> Iterator[PackageFile]:
+    """Read a package from ``path`` in bounded memory, decoding each attachment to a temporary
+    file under ``attachment_dir`` as it streams past; the files are removed on exit."""
+    attachment_dir.mkdir(parents=True, exist_ok=True)
+    opened: list[Payload] = []
+
+    def open_sink(_index: int) -> Payload:
+        fd, name = tempfile.mkstemp(dir=attachment_dir, prefix="attachment-")
+        opened.append(Payload(sink=os.fdopen(fd, "wb"), path=Path(name)))
+        return opened[-1]
+
+    try:
+        warnings: list[str] = []
+        root, payloads = parse_stream(
+            file_chunks(path),
+            size=path.stat().st_size,
+            policy=policy,
+            warnings=warnings,
+            open_sink=open_sink,
+        )
+        for payload in payloads.values():
+            payload.sink.close()
+        pkg = _read_tree(root, payloads, policy, warnings)
+        files = [
+            AttachmentFile(
+                content_id=att.content_id,
+                name=att.name,
+                content_type=att.content_type,
+                description=att.description,
+                path=payload.path,
+                sha256=payload.sha256,
+                size=payload.size,
+            )
+            for att, payload in zip(pkg.attachments, _in_order(payloads), strict=True)
+            if payload.path is not None
+        ]
+        yield PackageFile(package=pkg, attachments=files)
+    finally:
+        for payload in opened:
+            payload.sink.close()
+            if payload.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    payload.path.unlink()
+
+
+def _in_order(payloads: dict[int, Payload]) -> list[Payload]:
+    return [payloads[i] for i in sorted(payloads)]
+
+
+def _read_tree(
+    root: Any, payloads: dict[int, Payload], policy: ParsePolicy, warnings: list[str]
+) -> EdxmlPackage:
     if root.tag != _q("edXML"):
         raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected edXML in namespace {NS}")
     rd = Reader(policy, warnings)
@@ -464,7 +534,7 @@ def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage
         header=message,
         traces=traces,
         business=business,
-        attachments=_parse_attachments(rd, envelope, root),
+        attachments=_parse_attachments(rd, envelope, root, payloads),
         warnings=warnings,
         signature_present=signature_present,
     )

@@ -47,9 +47,7 @@ def _check(st: StatusPackage, rd: Reader) -> None:
     _check_organization(st.sender, f"{MESSAGE}/From", rd)
     if st.status_code not in STATUS_CODES:
         known = ", ".join(STATUS_CODES)
-        raise EdxmlError(
-            f"{MESSAGE}/StatusCode", f"{st.status_code!r} is not a status code ({known})"
-        )
+        raise EdxmlError(f"{MESSAGE}/StatusCode", f"{st.status_code!r} is not a status code ({known})")
 
 
 def build_status_package(st: StatusPackage) -> bytes:

@@ -35,6 +35,8 @@ class Agency(_message.Message):
     WEBSITE_FIELD_NUMBER: _builtins.int
     ILLUSTRATIVE_FIELD_NUMBER: _builtins.int
     SUCCESSOR_CODE_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """QCVN 102 code, e.g. 000.00.00.H49"""
     name: _builtins.str
@@ -53,6 +55,10 @@ class Agency(_message.Message):
     illustrative: _builtins.bool
     """code or name not confirmed official"""
     successor_code: _builtins.str
+    valid_from: _builtins.str
+    """ISO date this version took effect"""
+    valid_to: _builtins.str
+    """ISO date it ended (exclusive); empty while current"""
     def __init__(
         self,
         *,
@@ -69,10 +75,12 @@ class Agency(_message.Message):
         website: _builtins.str = ...,
         illustrative: _builtins.bool = ...,
         successor_code: _builtins.str = ...,
+        valid_from: _builtins.str = ...,
+        valid_to: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "code", b"code", "email", b"email", "illustrative", b"illustrative", "kind", b"kind", "name", b"name", "parent_code", b"parent_code", "province_code", b"province_code", "status", b"status", "successor_code", b"successor_code", "telephone", b"telephone", "tier", b"tier", "website", b"website"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "code", b"code", "email", b"email", "illustrative", b"illustrative", "kind", b"kind", "name", b"name", "parent_code", b"parent_code", "province_code", b"province_code", "status", b"status", "successor_code", b"successor_code", "telephone", b"telephone", "tier", b"tier", "valid_from", b"valid_from", "valid_to", b"valid_to", "website", b"website"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -151,20 +159,46 @@ class UpsertAgencyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     AGENCY_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    effective_from: _builtins.str
+    """ISO date; empty = today (Vietnam)"""
     @_builtins.property
     def agency(self) -> Global___Agency: ...
     def __init__(
         self,
         *,
         agency: Global___Agency | None = ...,
+        effective_from: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "effective_from", b"effective_from"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UpsertAgencyRequest: _TypeAlias = UpsertAgencyRequest  # noqa: Y015
+
+@_typing.final
+class AgencyHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agency]:
+        """oldest first"""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___Agency] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyHistoryResponse: _TypeAlias = AgencyHistoryResponse  # noqa: Y015
 
 @_typing.final
 class ResolveRecipientsRequest(_message.Message):
@@ -197,11 +231,14 @@ class Resolution(_message.Message):
     RESOLVED_CODE_FIELD_NUMBER: _builtins.int
     FOUND_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    GROUP_CODE_FIELD_NUMBER: _builtins.int
     requested_code: _builtins.str
     resolved_code: _builtins.str
     """the agency that receives (successor if dissolved)"""
     found: _builtins.bool
     reason: _builtins.str
+    group_code: _builtins.str
+    """Set when requested_code is a group address and this resolution is one of its members."""
     def __init__(
         self,
         *,
@@ -209,10 +246,11 @@ class Resolution(_message.Message):
         resolved_code: _builtins.str = ...,
         found: _builtins.bool = ...,
         reason: _builtins.str = ...,
+        group_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "reason", b"reason", "requested_code", b"requested_code", "resolved_code", b"resolved_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["found", b"found", "group_code", b"group_code", "reason", b"reason", "requested_code", b"requested_code", "resolved_code", b"resolved_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -292,17 +330,21 @@ class VerifyCredentialRequest(_message.Message):
 
     CLIENT_ID_FIELD_NUMBER: _builtins.int
     SECRET_FIELD_NUMBER: _builtins.int
+    CLIENT_CERT_FINGERPRINT_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     secret: _builtins.str
+    client_cert_fingerprint: _builtins.str
+    """SHA-256 hex of the TLS client certificate the caller presented, when mTLS was used."""
     def __init__(
         self,
         *,
         client_id: _builtins.str = ...,
         secret: _builtins.str = ...,
+        client_cert_fingerprint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "secret", b"secret"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_cert_fingerprint", b"client_cert_fingerprint", "client_id", b"client_id", "secret", b"secret"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,17 +426,25 @@ class RegisterCertificateRequest(_message.Message):
 
     AGENCY_CODE_FIELD_NUMBER: _builtins.int
     CERTIFICATE_DER_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
     agency_code: _builtins.str
     certificate_der: _builtins.bytes
+    valid_from: _builtins.str
+    """ISO date the binding starts; empty = the certificate's notBefore"""
+    valid_to: _builtins.str
+    """ISO date it ends (exclusive); empty = the certificate's notAfter"""
     def __init__(
         self,
         *,
         agency_code: _builtins.str = ...,
         certificate_der: _builtins.bytes = ...,
+        valid_from: _builtins.str = ...,
+        valid_to: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "certificate_der", b"certificate_der"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "certificate_der", b"certificate_der", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -426,17 +476,21 @@ class CheckCertificateRequest(_message.Message):
 
     AGENCY_CODE_FIELD_NUMBER: _builtins.int
     FINGERPRINT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
     agency_code: _builtins.str
     fingerprint: _builtins.str
+    as_of: _builtins.str
+    """ISO date or date-time (the signing time); empty = now"""
     def __init__(
         self,
         *,
         agency_code: _builtins.str = ...,
         fingerprint: _builtins.str = ...,
+        as_of: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "fingerprint", b"fingerprint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "as_of", b"as_of", "fingerprint", b"fingerprint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -448,7 +502,10 @@ class CheckCertificateResponse(_message.Message):
 
     BOUND_FIELD_NUMBER: _builtins.int
     OWNER_CODES_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     bound: _builtins.bool
+    reason: _builtins.str
+    """why not bound, when it is not"""
     @_builtins.property
     def owner_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """agencies the certificate is registered to"""
@@ -458,11 +515,770 @@ class CheckCertificateResponse(_message.Message):
         *,
         bound: _builtins.bool = ...,
         owner_codes: _abc.Iterable[_builtins.str] | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "owner_codes", b"owner_codes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bound", b"bound", "owner_codes", b"owner_codes", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckCertificateResponse: _TypeAlias = CheckCertificateResponse  # noqa: Y015
+
+@_typing.final
+class CertificateBinding(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_TO_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    fingerprint: _builtins.str
+    subject: _builtins.str
+    valid_from: _builtins.str
+    valid_to: _builtins.str
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        valid_from: _builtins.str = ...,
+        valid_to: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "fingerprint", b"fingerprint", "subject", b"subject", "valid_from", b"valid_from", "valid_to", b"valid_to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CertificateBinding: _TypeAlias = CertificateBinding  # noqa: Y015
+
+@_typing.final
+class ListCertificatesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificatesRequest: _TypeAlias = ListCertificatesRequest  # noqa: Y015
+
+@_typing.final
+class ListCertificatesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def certificates(self) -> _containers.RepeatedCompositeFieldContainer[Global___CertificateBinding]: ...
+    def __init__(
+        self,
+        *,
+        certificates: _abc.Iterable[Global___CertificateBinding] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificates", b"certificates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListCertificatesResponse: _TypeAlias = ListCertificatesResponse  # noqa: Y015
+
+@_typing.final
+class Rename(_message.Message):
+    """---- reorganisations ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    name: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Rename: _TypeAlias = Rename  # noqa: Y015
+
+@_typing.final
+class Recode(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NEW_CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    new_code: _builtins.str
+    """the old code is dissolved with the new one as successor"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        new_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "new_code", b"new_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Recode: _TypeAlias = Recode  # noqa: Y015
+
+@_typing.final
+class Merge(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_CODES_FIELD_NUMBER: _builtins.int
+    INTO_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def source_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """each dissolved with `into` as successor (unless it is `into`)"""
+
+    @_builtins.property
+    def into(self) -> Global___Agency:
+        """created, or changed when it already exists"""
+
+    def __init__(
+        self,
+        *,
+        source_codes: _abc.Iterable[_builtins.str] | None = ...,
+        into: Global___Agency | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["into", b"into"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["into", b"into", "source_codes", b"source_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Merge: _TypeAlias = Merge  # noqa: Y015
+
+@_typing.final
+class Split(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_CODE_FIELD_NUMBER: _builtins.int
+    INTO_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_CODE_FIELD_NUMBER: _builtins.int
+    source_code: _builtins.str
+    successor_code: _builtins.str
+    """which of them receives what is addressed to the source"""
+    @_builtins.property
+    def into(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agency]:
+        """created"""
+
+    def __init__(
+        self,
+        *,
+        source_code: _builtins.str = ...,
+        into: _abc.Iterable[Global___Agency] | None = ...,
+        successor_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["into", b"into", "source_code", b"source_code", "successor_code", b"successor_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Split: _TypeAlias = Split  # noqa: Y015
+
+@_typing.final
+class Dissolve(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    SUCCESSOR_CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    successor_code: _builtins.str
+    """empty: nobody receives"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        successor_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "successor_code", b"successor_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dissolve: _TypeAlias = Dissolve  # noqa: Y015
+
+@_typing.final
+class Reorganization(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    RENAME_FIELD_NUMBER: _builtins.int
+    RECODE_FIELD_NUMBER: _builtins.int
+    MERGE_FIELD_NUMBER: _builtins.int
+    SPLIT_FIELD_NUMBER: _builtins.int
+    DISSOLVE_FIELD_NUMBER: _builtins.int
+    effective_from: _builtins.str
+    """ISO date; empty = today"""
+    note: _builtins.str
+    """e.g. the resolution that ordered it"""
+    @_builtins.property
+    def rename(self) -> Global___Rename: ...
+    @_builtins.property
+    def recode(self) -> Global___Recode: ...
+    @_builtins.property
+    def merge(self) -> Global___Merge: ...
+    @_builtins.property
+    def split(self) -> Global___Split: ...
+    @_builtins.property
+    def dissolve(self) -> Global___Dissolve: ...
+    def __init__(
+        self,
+        *,
+        effective_from: _builtins.str = ...,
+        note: _builtins.str = ...,
+        rename: Global___Rename | None = ...,
+        recode: Global___Recode | None = ...,
+        merge: Global___Merge | None = ...,
+        split: Global___Split | None = ...,
+        dissolve: Global___Dissolve | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "dissolve", b"dissolve", "merge", b"merge", "recode", b"recode", "rename", b"rename", "split", b"split"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change", "dissolve", b"dissolve", "effective_from", b"effective_from", "merge", b"merge", "note", b"note", "recode", b"recode", "rename", b"rename", "split", b"split"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_change: _TypeAlias = _typing.Literal["rename", "recode", "merge", "split", "dissolve"]  # noqa: Y015
+    _WhichOneofArgType_change: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_change) -> _WhichOneofReturnType_change | None: ...
+
+Global___Reorganization: _TypeAlias = Reorganization  # noqa: Y015
+
+@_typing.final
+class ReorganizeRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reorganization]:
+        """applied in order, all or nothing"""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___Reorganization] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReorganizeRequest: _TypeAlias = ReorganizeRequest  # noqa: Y015
+
+@_typing.final
+class ReorganizeResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def changed(self) -> _containers.RepeatedCompositeFieldContainer[Global___Agency]:
+        """every new version written"""
+
+    def __init__(
+        self,
+        *,
+        changed: _abc.Iterable[Global___Agency] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReorganizeResponse: _TypeAlias = ReorganizeResponse  # noqa: Y015
+
+@_typing.final
+class Group(_message.Message):
+    """---- groups ---------------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    BASE_CODE_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The address: a QCVN-shaped code under the reserved level-1 unit X00 (e.g. 000.00.01.X00),
+    usable in edXML To/OrganId. ResolveRecipients and ExpandGroup also take the rules written
+    out: `tier4:<agency code>` and `departments:<province, e.g. H27>`.
+    """
+    name: _builtins.str
+    rule: _builtins.str
+    """members | tier4_under | departments_of"""
+    base_code: _builtins.str
+    """the agency (tier4_under) or province (departments_of)"""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """rule = members"""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        base_code: _builtins.str = ...,
+        members: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["base_code", b"base_code", "code", b"code", "members", b"members", "name", b"name", "rule", b"rule"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Group: _TypeAlias = Group  # noqa: Y015
+
+@_typing.final
+class DeleteGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteGroupRequest: _TypeAlias = DeleteGroupRequest  # noqa: Y015
+
+@_typing.final
+class ListGroupsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsRequest: _TypeAlias = ListGroupsRequest  # noqa: Y015
+
+@_typing.final
+class ListGroupsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    GROUPS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedCompositeFieldContainer[Global___Group]: ...
+    def __init__(
+        self,
+        *,
+        groups: _abc.Iterable[Global___Group] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListGroupsResponse: _TypeAlias = ListGroupsResponse  # noqa: Y015
+
+@_typing.final
+class ExpandGroupRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    address: _builtins.str
+    as_of: _builtins.str
+    def __init__(
+        self,
+        *,
+        address: _builtins.str = ...,
+        as_of: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "as_of", b"as_of"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExpandGroupRequest: _TypeAlias = ExpandGroupRequest  # noqa: Y015
+
+@_typing.final
+class RotateCredentialRequest(_message.Message):
+    """---- credentials ----------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    NEW_SECRET_FIELD_NUMBER: _builtins.int
+    OVERLAP_SECONDS_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    new_secret: _builtins.str
+    overlap_seconds: _builtins.int
+    """the previous secret stays valid this long (default 86400)"""
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        new_secret: _builtins.str = ...,
+        overlap_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "new_secret", b"new_secret", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateCredentialRequest: _TypeAlias = RotateCredentialRequest  # noqa: Y015
+
+@_typing.final
+class RotateCredentialResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    previous_valid_until: _builtins.str
+    """ISO date-time (UTC)"""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        previous_valid_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["previous_valid_until", b"previous_valid_until", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RotateCredentialResponse: _TypeAlias = RotateCredentialResponse  # noqa: Y015
+
+@_typing.final
+class BindClientCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLIENT_ID_FIELD_NUMBER: _builtins.int
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    client_id: _builtins.str
+    fingerprint: _builtins.str
+    """SHA-256 hex; empty removes the binding"""
+    required: _builtins.bool
+    """refuse the secret alone once bound"""
+    def __init__(
+        self,
+        *,
+        client_id: _builtins.str = ...,
+        fingerprint: _builtins.str = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "fingerprint", b"fingerprint", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindClientCertificateRequest: _TypeAlias = BindClientCertificateRequest  # noqa: Y015
+
+@_typing.final
+class BindClientCertificateResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    required: _builtins.bool
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+        required: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindClientCertificateResponse: _TypeAlias = BindClientCertificateResponse  # noqa: Y015
+
+@_typing.final
+class ClientCertificateRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClientCertificateRequest: _TypeAlias = ClientCertificateRequest  # noqa: Y015
+
+@_typing.final
+class ConnectionStatusRequest(_message.Message):
+    """---- connection status ----------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODES_FIELD_NUMBER: _builtins.int
+    PROVINCE_CODE_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    WINDOW_DAYS_FIELD_NUMBER: _builtins.int
+    province_code: _builtins.str
+    tier: _builtins.int
+    as_of: _builtins.str
+    window_days: _builtins.int
+    """0 = the service's configured window"""
+    @_builtins.property
+    def codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """empty: every agency in the province/tier filter"""
+
+    def __init__(
+        self,
+        *,
+        codes: _abc.Iterable[_builtins.str] | None = ...,
+        province_code: _builtins.str = ...,
+        tier: _builtins.int = ...,
+        as_of: _builtins.str = ...,
+        window_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "codes", b"codes", "province_code", b"province_code", "tier", b"tier", "window_days", b"window_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectionStatusRequest: _TypeAlias = ConnectionStatusRequest  # noqa: Y015
+
+@_typing.final
+class AgencyConnection(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    ACTIVE_CREDENTIAL_FIELD_NUMBER: _builtins.int
+    LAST_EXCHANGE_AT_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    connected: _builtins.bool
+    active_credential: _builtins.bool
+    last_exchange_at: _builtins.str
+    """ISO date-time, empty when never"""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        active_credential: _builtins.bool = ...,
+        last_exchange_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credential", b"active_credential", "code", b"code", "connected", b"connected", "last_exchange_at", b"last_exchange_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AgencyConnection: _TypeAlias = AgencyConnection  # noqa: Y015
+
+@_typing.final
+class ConnectionStatusResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCIES_FIELD_NUMBER: _builtins.int
+    WINDOW_DAYS_FIELD_NUMBER: _builtins.int
+    window_days: _builtins.int
+    @_builtins.property
+    def agencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyConnection]: ...
+    def __init__(
+        self,
+        *,
+        agencies: _abc.Iterable[Global___AgencyConnection] | None = ...,
+        window_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "window_days", b"window_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConnectionStatusResponse: _TypeAlias = ConnectionStatusResponse  # noqa: Y015
+
+@_typing.final
+class ImportAgenciesRequest(_message.Message):
+    """---- import / export ------------------------------------------------------------------------"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    format: _builtins.str
+    """json | csv"""
+    content: _builtins.bytes
+    effective_from: _builtins.str
+    """default for rows without their own; empty = today"""
+    dry_run: _builtins.bool
+    def __init__(
+        self,
+        *,
+        format: _builtins.str = ...,
+        content: _builtins.bytes = ...,
+        effective_from: _builtins.str = ...,
+        dry_run: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "dry_run", b"dry_run", "effective_from", b"effective_from", "format", b"format"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportAgenciesRequest: _TypeAlias = ImportAgenciesRequest  # noqa: Y015
+
+@_typing.final
+class RejectedRow(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROW_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    row: _builtins.int
+    """1-based: JSON array index, or CSV line number"""
+    code: _builtins.str
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        row: _builtins.int = ...,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "reason", b"reason", "row", b"row"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectedRow: _TypeAlias = RejectedRow  # noqa: Y015
+
+@_typing.final
+class ImportAgenciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_FIELD_NUMBER: _builtins.int
+    CREATED_OR_CHANGED_FIELD_NUMBER: _builtins.int
+    UNCHANGED_FIELD_NUMBER: _builtins.int
+    REORGANIZATIONS_FIELD_NUMBER: _builtins.int
+    REJECTED_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    applied: _builtins.bool
+    created_or_changed: _builtins.int
+    unchanged: _builtins.int
+    reorganizations: _builtins.int
+    groups: _builtins.int
+    @_builtins.property
+    def rejected(self) -> _containers.RepeatedCompositeFieldContainer[Global___RejectedRow]: ...
+    def __init__(
+        self,
+        *,
+        applied: _builtins.bool = ...,
+        created_or_changed: _builtins.int = ...,
+        unchanged: _builtins.int = ...,
+        reorganizations: _builtins.int = ...,
+        rejected: _abc.Iterable[Global___RejectedRow] | None = ...,
+        groups: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "created_or_changed", b"created_or_changed", "groups", b"groups", "rejected", b"rejected", "reorganizations", b"reorganizations", "unchanged", b"unchanged"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportAgenciesResponse: _TypeAlias = ImportAgenciesResponse  # noqa: Y015
+
+@_typing.final
+class ExportAgenciesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FORMAT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    PROVINCE_CODE_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    format: _builtins.str
+    """json | csv"""
+    as_of: _builtins.str
+    province_code: _builtins.str
+    history: _builtins.bool
+    """json only: every version with its dates"""
+    def __init__(
+        self,
+        *,
+        format: _builtins.str = ...,
+        as_of: _builtins.str = ...,
+        province_code: _builtins.str = ...,
+        history: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "format", b"format", "history", b"history", "province_code", b"province_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAgenciesRequest: _TypeAlias = ExportAgenciesRequest  # noqa: Y015
+
+@_typing.final
+class ExportAgenciesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTENT_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    content: _builtins.bytes
+    content_type: _builtins.str
+    def __init__(
+        self,
+        *,
+        content: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "content_type", b"content_type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportAgenciesResponse: _TypeAlias = ExportAgenciesResponse  # noqa: Y015

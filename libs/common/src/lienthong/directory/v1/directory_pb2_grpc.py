@@ -79,6 +79,71 @@ class DirectoryServiceStub:
                 request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateRequest.SerializeToString,
                 response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateResponse.FromString,
                 _registered_method=True)
+        self.ListCertificates = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ListCertificates',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesResponse.FromString,
+                _registered_method=True)
+        self.GetAgencyHistory = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/GetAgencyHistory',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.GetAgencyRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.AgencyHistoryResponse.FromString,
+                _registered_method=True)
+        self.Reorganize = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/Reorganize',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeResponse.FromString,
+                _registered_method=True)
+        self.DefineGroup = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/DefineGroup',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.FromString,
+                _registered_method=True)
+        self.DeleteGroup = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/DeleteGroup',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.DeleteGroupRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.FromString,
+                _registered_method=True)
+        self.ListGroups = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ListGroups',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsResponse.FromString,
+                _registered_method=True)
+        self.ExpandGroup = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ExpandGroup',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExpandGroupRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListAgenciesResponse.FromString,
+                _registered_method=True)
+        self.RotateCredential = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/RotateCredential',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialResponse.FromString,
+                _registered_method=True)
+        self.BindClientCertificate = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/BindClientCertificate',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateResponse.FromString,
+                _registered_method=True)
+        self.VerifyClientCertificate = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/VerifyClientCertificate',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ClientCertificateRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyCredentialResponse.FromString,
+                _registered_method=True)
+        self.GetConnectionStatus = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/GetConnectionStatus',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusResponse.FromString,
+                _registered_method=True)
+        self.ImportAgencies = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ImportAgencies',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesResponse.FromString,
+                _registered_method=True)
+        self.ExportAgencies = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ExportAgencies',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -138,6 +203,85 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListCertificates(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetAgencyHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reorganize(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DefineGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGroups(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExpandGroup(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateCredential(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BindClientCertificate(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyClientCertificate(self, request, context):
+        """Which client a presented TLS client certificate is bound to (valid=false when none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConnectionStatus(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportAgencies(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportAgencies(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -185,6 +329,71 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.CheckCertificate,
                     request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateRequest.FromString,
                     response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateResponse.SerializeToString,
+            ),
+            'ListCertificates': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListCertificates,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesResponse.SerializeToString,
+            ),
+            'GetAgencyHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAgencyHistory,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.GetAgencyRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.AgencyHistoryResponse.SerializeToString,
+            ),
+            'Reorganize': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reorganize,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeResponse.SerializeToString,
+            ),
+            'DefineGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DefineGroup,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.SerializeToString,
+            ),
+            'DeleteGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteGroup,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.DeleteGroupRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.SerializeToString,
+            ),
+            'ListGroups': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGroups,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsResponse.SerializeToString,
+            ),
+            'ExpandGroup': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpandGroup,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExpandGroupRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListAgenciesResponse.SerializeToString,
+            ),
+            'RotateCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateCredential,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialResponse.SerializeToString,
+            ),
+            'BindClientCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindClientCertificate,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateResponse.SerializeToString,
+            ),
+            'VerifyClientCertificate': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyClientCertificate,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ClientCertificateRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyCredentialResponse.SerializeToString,
+            ),
+            'GetConnectionStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConnectionStatus,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusResponse.SerializeToString,
+            ),
+            'ImportAgencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportAgencies,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesResponse.SerializeToString,
+            ),
+            'ExportAgencies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportAgencies,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -430,6 +639,357 @@ class DirectoryService:
             '/lienthong.directory.v1.DirectoryService/CheckCertificate',
             lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateRequest.SerializeToString,
             lienthong_dot_directory_dot_v1_dot_directory__pb2.CheckCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ListCertificates',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListCertificatesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAgencyHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/GetAgencyHistory',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.GetAgencyRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.AgencyHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reorganize(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/Reorganize',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ReorganizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DefineGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/DefineGroup',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/DeleteGroup',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.DeleteGroupRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.Group.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGroups(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ListGroups',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpandGroup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ExpandGroup',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ExpandGroupRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListAgenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/RotateCredential',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindClientCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/BindClientCertificate',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.BindClientCertificateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyClientCertificate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/VerifyClientCertificate',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ClientCertificateRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConnectionStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/GetConnectionStatus',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ConnectionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportAgencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ImportAgencies',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ImportAgenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportAgencies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ExportAgencies',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -40,6 +40,20 @@ class DirectoryServiceStub:
     GetCredentialVersion: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CredentialVersionRequest, _directory_pb2.CredentialVersionResponse]
     RegisterCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RegisterCertificateRequest, _directory_pb2.RegisterCertificateResponse]
     CheckCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.CheckCertificateRequest, _directory_pb2.CheckCertificateResponse]
+    ListCertificates: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListCertificatesRequest, _directory_pb2.ListCertificatesResponse]
+    GetAgencyHistory: _grpc.UnaryUnaryMultiCallable[_directory_pb2.GetAgencyRequest, _directory_pb2.AgencyHistoryResponse]
+    Reorganize: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ReorganizeRequest, _directory_pb2.ReorganizeResponse]
+    DefineGroup: _grpc.UnaryUnaryMultiCallable[_directory_pb2.Group, _directory_pb2.Group]
+    DeleteGroup: _grpc.UnaryUnaryMultiCallable[_directory_pb2.DeleteGroupRequest, _directory_pb2.Group]
+    ListGroups: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListGroupsRequest, _directory_pb2.ListGroupsResponse]
+    ExpandGroup: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ExpandGroupRequest, _directory_pb2.ListAgenciesResponse]
+    RotateCredential: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateCredentialRequest, _directory_pb2.RotateCredentialResponse]
+    BindClientCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.BindClientCertificateRequest, _directory_pb2.BindClientCertificateResponse]
+    VerifyClientCertificate: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ClientCertificateRequest, _directory_pb2.VerifyCredentialResponse]
+    """Which client a presented TLS client certificate is bound to (valid=false when none)."""
+    GetConnectionStatus: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ConnectionStatusRequest, _directory_pb2.ConnectionStatusResponse]
+    ImportAgencies: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ImportAgenciesRequest, _directory_pb2.ImportAgenciesResponse]
+    ExportAgencies: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ExportAgenciesRequest, _directory_pb2.ExportAgenciesResponse]
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -53,6 +67,20 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     GetCredentialVersion: _aio.UnaryUnaryMultiCallable[_directory_pb2.CredentialVersionRequest, _directory_pb2.CredentialVersionResponse]  # type: ignore[assignment]
     RegisterCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.RegisterCertificateRequest, _directory_pb2.RegisterCertificateResponse]  # type: ignore[assignment]
     CheckCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.CheckCertificateRequest, _directory_pb2.CheckCertificateResponse]  # type: ignore[assignment]
+    ListCertificates: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListCertificatesRequest, _directory_pb2.ListCertificatesResponse]  # type: ignore[assignment]
+    GetAgencyHistory: _aio.UnaryUnaryMultiCallable[_directory_pb2.GetAgencyRequest, _directory_pb2.AgencyHistoryResponse]  # type: ignore[assignment]
+    Reorganize: _aio.UnaryUnaryMultiCallable[_directory_pb2.ReorganizeRequest, _directory_pb2.ReorganizeResponse]  # type: ignore[assignment]
+    DefineGroup: _aio.UnaryUnaryMultiCallable[_directory_pb2.Group, _directory_pb2.Group]  # type: ignore[assignment]
+    DeleteGroup: _aio.UnaryUnaryMultiCallable[_directory_pb2.DeleteGroupRequest, _directory_pb2.Group]  # type: ignore[assignment]
+    ListGroups: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListGroupsRequest, _directory_pb2.ListGroupsResponse]  # type: ignore[assignment]
+    ExpandGroup: _aio.UnaryUnaryMultiCallable[_directory_pb2.ExpandGroupRequest, _directory_pb2.ListAgenciesResponse]  # type: ignore[assignment]
+    RotateCredential: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateCredentialRequest, _directory_pb2.RotateCredentialResponse]  # type: ignore[assignment]
+    BindClientCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.BindClientCertificateRequest, _directory_pb2.BindClientCertificateResponse]  # type: ignore[assignment]
+    VerifyClientCertificate: _aio.UnaryUnaryMultiCallable[_directory_pb2.ClientCertificateRequest, _directory_pb2.VerifyCredentialResponse]  # type: ignore[assignment]
+    """Which client a presented TLS client certificate is bound to (valid=false when none)."""
+    GetConnectionStatus: _aio.UnaryUnaryMultiCallable[_directory_pb2.ConnectionStatusRequest, _directory_pb2.ConnectionStatusResponse]  # type: ignore[assignment]
+    ImportAgencies: _aio.UnaryUnaryMultiCallable[_directory_pb2.ImportAgenciesRequest, _directory_pb2.ImportAgenciesResponse]  # type: ignore[assignment]
+    ExportAgencies: _aio.UnaryUnaryMultiCallable[_directory_pb2.ExportAgenciesRequest, _directory_pb2.ExportAgenciesResponse]  # type: ignore[assignment]
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -117,5 +145,97 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.CheckCertificateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.CheckCertificateResponse, _abc.Awaitable[_directory_pb2.CheckCertificateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListCertificates(
+        self,
+        request: _directory_pb2.ListCertificatesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListCertificatesResponse, _abc.Awaitable[_directory_pb2.ListCertificatesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetAgencyHistory(
+        self,
+        request: _directory_pb2.GetAgencyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.AgencyHistoryResponse, _abc.Awaitable[_directory_pb2.AgencyHistoryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Reorganize(
+        self,
+        request: _directory_pb2.ReorganizeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ReorganizeResponse, _abc.Awaitable[_directory_pb2.ReorganizeResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def DefineGroup(
+        self,
+        request: _directory_pb2.Group,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Group, _abc.Awaitable[_directory_pb2.Group]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteGroup(
+        self,
+        request: _directory_pb2.DeleteGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.Group, _abc.Awaitable[_directory_pb2.Group]]: ...
+
+    @_abc_1.abstractmethod
+    def ListGroups(
+        self,
+        request: _directory_pb2.ListGroupsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListGroupsResponse, _abc.Awaitable[_directory_pb2.ListGroupsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExpandGroup(
+        self,
+        request: _directory_pb2.ExpandGroupRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListAgenciesResponse, _abc.Awaitable[_directory_pb2.ListAgenciesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RotateCredential(
+        self,
+        request: _directory_pb2.RotateCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.RotateCredentialResponse, _abc.Awaitable[_directory_pb2.RotateCredentialResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def BindClientCertificate(
+        self,
+        request: _directory_pb2.BindClientCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.BindClientCertificateResponse, _abc.Awaitable[_directory_pb2.BindClientCertificateResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyClientCertificate(
+        self,
+        request: _directory_pb2.ClientCertificateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VerifyCredentialResponse, _abc.Awaitable[_directory_pb2.VerifyCredentialResponse]]:
+        """Which client a presented TLS client certificate is bound to (valid=false when none)."""
+
+    @_abc_1.abstractmethod
+    def GetConnectionStatus(
+        self,
+        request: _directory_pb2.ConnectionStatusRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ConnectionStatusResponse, _abc.Awaitable[_directory_pb2.ConnectionStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ImportAgencies(
+        self,
+        request: _directory_pb2.ImportAgenciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ImportAgenciesResponse, _abc.Awaitable[_directory_pb2.ImportAgenciesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ExportAgencies(
+        self,
+        request: _directory_pb2.ExportAgenciesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ExportAgenciesResponse, _abc.Awaitable[_directory_pb2.ExportAgenciesResponse]]: ...
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

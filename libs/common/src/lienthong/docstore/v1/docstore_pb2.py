@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$lienthong/docstore/v1/docstore.proto\x12\x15lienthong.docstore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\rPackageHeader\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsender_code\x18\x02 \x01(\t\x12\x17\n\x0frecipient_codes\x18\x03 \x03(\t\x12\x15\n\rdeclared_size\x18\x04 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"d\n\x11PutPackageRequest\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.lienthong.docstore.v1.PackageHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"b\n\nAttachment\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\"\xdd\x02\n\x10\x44ocumentMetadata\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsender_code\x18\x02 \x01(\t\x12\x17\n\x0frecipient_codes\x18\x03 \x03(\t\x12\x19\n\x11\x65\x64xml_document_id\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x16\n\x0epackage_sha256\x18\x06 \x01(\t\x12\x14\n\x0cpackage_size\x18\x07 \x01(\x03\x12\x36\n\x0b\x61ttachments\x18\x08 \x03(\x0b\x32!.lienthong.docstore.v1.Attachment\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08warnings\x18\n \x03(\t\x12\x19\n\x11\x62usiness_doc_type\x18\x0b \x01(\x05\x12\x1e\n\x16referenced_document_id\x18\x0c \x01(\t\"t\n\x12PutPackageResponse\x12\x39\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\'.lienthong.docstore.v1.DocumentMetadata\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08replayed\x18\x03 \x01(\x08\" \n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x14GetAttachmentRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x32\x8e\x03\n\rDocumentStore\x12\x63\n\nPutPackage\x12(.lienthong.docstore.v1.PutPackageRequest\x1a).lienthong.docstore.v1.PutPackageResponse(\x01\x12\x61\n\x0bGetMetadata\x12).lienthong.docstore.v1.GetDocumentRequest\x1a\'.lienthong.docstore.v1.DocumentMetadata\x12W\n\nGetPackage\x12).lienthong.docstore.v1.GetDocumentRequest\x1a\x1c.lienthong.docstore.v1.Chunk0\x01\x12\\\n\rGetAttachment\x12+.lienthong.docstore.v1.GetAttachmentRequest\x1a\x1c.lienthong.docstore.v1.Chunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$lienthong/docstore/v1/docstore.proto\x12\x15lienthong.docstore.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"y\n\rPackageHeader\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsender_code\x18\x02 \x01(\t\x12\x17\n\x0frecipient_codes\x18\x03 \x03(\t\x12\x15\n\rdeclared_size\x18\x04 \x01(\x03\x12\x17\n\x0fidempotency_key\x18\x05 \x01(\t\"d\n\x11PutPackageRequest\x12\x36\n\x06header\x18\x01 \x01(\x0b\x32$.lienthong.docstore.v1.PackageHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"b\n\nAttachment\x12\x12\n\ncontent_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x03\"\xf2\x02\n\x10\x44ocumentMetadata\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0bsender_code\x18\x02 \x01(\t\x12\x17\n\x0frecipient_codes\x18\x03 \x03(\t\x12\x19\n\x11\x65\x64xml_document_id\x18\x04 \x01(\t\x12\x0f\n\x07subject\x18\x05 \x01(\t\x12\x16\n\x0epackage_sha256\x18\x06 \x01(\t\x12\x14\n\x0cpackage_size\x18\x07 \x01(\x03\x12\x36\n\x0b\x61ttachments\x18\x08 \x03(\x0b\x32!.lienthong.docstore.v1.Attachment\x12\x30\n\x0csubmitted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08warnings\x18\n \x03(\t\x12\x19\n\x11\x62usiness_doc_type\x18\x0b \x01(\x05\x12\x1e\n\x16referenced_document_id\x18\x0c \x01(\t\x12\x13\n\x0btraceparent\x18\x14 \x01(\t\"t\n\x12PutPackageResponse\x12\x39\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\'.lienthong.docstore.v1.DocumentMetadata\x12\x11\n\tduplicate\x18\x02 \x01(\x08\x12\x10\n\x08replayed\x18\x03 \x01(\x08\" \n\x12GetDocumentRequest\x12\n\n\x02id\x18\x01 \x01(\t\"&\n\x14GetAttachmentRequest\x12\x0e\n\x06sha256\x18\x01 \x01(\t\"\x15\n\x05\x43hunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"E\n\x0fListSentRequest\x12\x13\n\x0bsender_code\x18\x01 \x01(\t\x12\x0e\n\x06\x63ursor\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\"c\n\x10ListSentResponse\x12:\n\tdocuments\x18\x01 \x03(\x0b\x32\'.lienthong.docstore.v1.DocumentMetadata\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t2\xf4\x03\n\rDocumentStore\x12\x63\n\nPutPackage\x12(.lienthong.docstore.v1.PutPackageRequest\x1a).lienthong.docstore.v1.PutPackageResponse(\x01\x12\x61\n\x0bGetMetadata\x12).lienthong.docstore.v1.GetDocumentRequest\x1a\'.lienthong.docstore.v1.DocumentMetadata\x12W\n\nGetPackage\x12).lienthong.docstore.v1.GetDocumentRequest\x1a\x1c.lienthong.docstore.v1.Chunk0\x01\x12\\\n\rGetAttachment\x12+.lienthong.docstore.v1.GetAttachmentRequest\x1a\x1c.lienthong.docstore.v1.Chunk0\x01\x12\x64\n\x11ListSentDocuments\x12&.lienthong.docstore.v1.ListSentRequest\x1a\'.lienthong.docstore.v1.ListSentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ATTACHMENT']._serialized_start=321
   _globals['_ATTACHMENT']._serialized_end=419
   _globals['_DOCUMENTMETADATA']._serialized_start=422
-  _globals['_DOCUMENTMETADATA']._serialized_end=771
-  _globals['_PUTPACKAGERESPONSE']._serialized_start=773
-  _globals['_PUTPACKAGERESPONSE']._serialized_end=889
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=891
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=923
-  _globals['_GETATTACHMENTREQUEST']._serialized_start=925
-  _globals['_GETATTACHMENTREQUEST']._serialized_end=963
-  _globals['_CHUNK']._serialized_start=965
-  _globals['_CHUNK']._serialized_end=986
-  _globals['_DOCUMENTSTORE']._serialized_start=989
-  _globals['_DOCUMENTSTORE']._serialized_end=1387
+  _globals['_DOCUMENTMETADATA']._serialized_end=792
+  _globals['_PUTPACKAGERESPONSE']._serialized_start=794
+  _globals['_PUTPACKAGERESPONSE']._serialized_end=910
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=912
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=944
+  _globals['_GETATTACHMENTREQUEST']._serialized_start=946
+  _globals['_GETATTACHMENTREQUEST']._serialized_end=984
+  _globals['_CHUNK']._serialized_start=986
+  _globals['_CHUNK']._serialized_end=1007
+  _globals['_LISTSENTREQUEST']._serialized_start=1009
+  _globals['_LISTSENTREQUEST']._serialized_end=1078
+  _globals['_LISTSENTRESPONSE']._serialized_start=1080
+  _globals['_LISTSENTRESPONSE']._serialized_end=1179
+  _globals['_DOCUMENTSTORE']._serialized_start=1182
+  _globals['_DOCUMENTSTORE']._serialized_end=1682
 # @@protoc_insertion_point(module_scope)

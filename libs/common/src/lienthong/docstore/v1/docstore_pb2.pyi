@@ -129,6 +129,7 @@ class DocumentMetadata(_message.Message):
     WARNINGS_FIELD_NUMBER: _builtins.int
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _builtins.int
     REFERENCED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    TRACEPARENT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     sender_code: _builtins.str
     edxml_document_id: _builtins.str
@@ -137,6 +138,10 @@ class DocumentMetadata(_message.Message):
     package_size: _builtins.int
     business_doc_type: _builtins.int
     referenced_document_id: _builtins.str
+    traceparent: _builtins.str
+    """W3C traceparent of the submission (the journey's trace); later requests about the document
+    link their traces to it. Numbered apart from the document's own fields.
+    """
     @_builtins.property
     def recipient_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -160,10 +165,11 @@ class DocumentMetadata(_message.Message):
         warnings: _abc.Iterable[_builtins.str] | None = ...,
         business_doc_type: _builtins.int = ...,
         referenced_document_id: _builtins.str = ...,
+        traceparent: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "business_doc_type", b"business_doc_type", "edxml_document_id", b"edxml_document_id", "id", b"id", "package_sha256", b"package_sha256", "package_size", b"package_size", "recipient_codes", b"recipient_codes", "referenced_document_id", b"referenced_document_id", "sender_code", b"sender_code", "subject", b"subject", "submitted_at", b"submitted_at", "warnings", b"warnings"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "business_doc_type", b"business_doc_type", "edxml_document_id", b"edxml_document_id", "id", b"id", "package_sha256", b"package_sha256", "package_size", b"package_size", "recipient_codes", b"recipient_codes", "referenced_document_id", b"referenced_document_id", "sender_code", b"sender_code", "subject", b"subject", "submitted_at", b"submitted_at", "traceparent", b"traceparent", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -253,3 +259,56 @@ class Chunk(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Chunk: _TypeAlias = Chunk  # noqa: Y015
+
+@_typing.final
+class ListSentRequest(_message.Message):
+    """The documents a sender stored, oldest first, cursor-paged (the VDXP getSentEdocList)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENDER_CODE_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    sender_code: _builtins.str
+    cursor: _builtins.str
+    """next_cursor of the previous page; empty = from the start"""
+    limit: _builtins.int
+    """1..500, default 50"""
+    def __init__(
+        self,
+        *,
+        sender_code: _builtins.str = ...,
+        cursor: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "limit", b"limit", "sender_code", b"sender_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSentRequest: _TypeAlias = ListSentRequest  # noqa: Y015
+
+@_typing.final
+class ListSentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """empty when this page is the last"""
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentMetadata]: ...
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DocumentMetadata] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSentResponse: _TypeAlias = ListSentResponse  # noqa: Y015

@@ -54,6 +54,11 @@ class DocumentStoreStub:
                 request_serializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.GetAttachmentRequest.SerializeToString,
                 response_deserializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.Chunk.FromString,
                 _registered_method=True)
+        self.ListSentDocuments = channel.unary_unary(
+                '/lienthong.docstore.v1.DocumentStore/ListSentDocuments',
+                request_serializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentRequest.SerializeToString,
+                response_deserializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentResponse.FromString,
+                _registered_method=True)
 
 
 class DocumentStoreServicer:
@@ -83,6 +88,12 @@ class DocumentStoreServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSentDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DocumentStoreServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -105,6 +116,11 @@ def add_DocumentStoreServicer_to_server(servicer, server):
                     servicer.GetAttachment,
                     request_deserializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.GetAttachmentRequest.FromString,
                     response_serializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.Chunk.SerializeToString,
+            ),
+            'ListSentDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSentDocuments,
+                    request_deserializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentRequest.FromString,
+                    response_serializer=lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -215,6 +231,33 @@ class DocumentStore:
             '/lienthong.docstore.v1.DocumentStore/GetAttachment',
             lienthong_dot_docstore_dot_v1_dot_docstore__pb2.GetAttachmentRequest.SerializeToString,
             lienthong_dot_docstore_dot_v1_dot_docstore__pb2.Chunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSentDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.docstore.v1.DocumentStore/ListSentDocuments',
+            lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentRequest.SerializeToString,
+            lienthong_dot_docstore_dot_v1_dot_docstore__pb2.ListSentResponse.FromString,
             options,
             channel_credentials,
             insecure,

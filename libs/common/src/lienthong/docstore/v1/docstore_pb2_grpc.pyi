@@ -35,6 +35,7 @@ class DocumentStoreStub:
     GetMetadata: _grpc.UnaryUnaryMultiCallable[_docstore_pb2.GetDocumentRequest, _docstore_pb2.DocumentMetadata]
     GetPackage: _grpc.UnaryStreamMultiCallable[_docstore_pb2.GetDocumentRequest, _docstore_pb2.Chunk]
     GetAttachment: _grpc.UnaryStreamMultiCallable[_docstore_pb2.GetAttachmentRequest, _docstore_pb2.Chunk]
+    ListSentDocuments: _grpc.UnaryUnaryMultiCallable[_docstore_pb2.ListSentRequest, _docstore_pb2.ListSentResponse]
 
 @_typing.type_check_only
 class DocumentStoreAsyncStub(DocumentStoreStub):
@@ -43,6 +44,7 @@ class DocumentStoreAsyncStub(DocumentStoreStub):
     GetMetadata: _aio.UnaryUnaryMultiCallable[_docstore_pb2.GetDocumentRequest, _docstore_pb2.DocumentMetadata]  # type: ignore[assignment]
     GetPackage: _aio.UnaryStreamMultiCallable[_docstore_pb2.GetDocumentRequest, _docstore_pb2.Chunk]  # type: ignore[assignment]
     GetAttachment: _aio.UnaryStreamMultiCallable[_docstore_pb2.GetAttachmentRequest, _docstore_pb2.Chunk]  # type: ignore[assignment]
+    ListSentDocuments: _aio.UnaryUnaryMultiCallable[_docstore_pb2.ListSentRequest, _docstore_pb2.ListSentResponse]  # type: ignore[assignment]
 
 class DocumentStoreServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -72,5 +74,12 @@ class DocumentStoreServicer(metaclass=_abc_1.ABCMeta):
         request: _docstore_pb2.GetAttachmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_docstore_pb2.Chunk], _abc.AsyncIterator[_docstore_pb2.Chunk]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSentDocuments(
+        self,
+        request: _docstore_pb2.ListSentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_docstore_pb2.ListSentResponse, _abc.Awaitable[_docstore_pb2.ListSentResponse]]: ...
 
 def add_DocumentStoreServicer_to_server(servicer: DocumentStoreServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

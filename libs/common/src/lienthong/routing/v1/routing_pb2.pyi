@@ -28,14 +28,30 @@ class Delivery(_message.Message):
     LAST_STATUS_CODE_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     REQUESTED_CODE_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_FIELD_NUMBER: _builtins.int
+    PUSH_STATE_FIELD_NUMBER: _builtins.int
+    PUSH_ATTEMPTS_FIELD_NUMBER: _builtins.int
+    PUSH_ERROR_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     recipient_code: _builtins.str
     state: _builtins.str
     """see events.v1.DeliveryUpdated.state"""
     last_status_code: _builtins.str
     requested_code: _builtins.str
     """when redirected to a successor"""
+    overdue: _builtins.bool
+    """Not acknowledged (01, 02 or 03) by the end of the working day it was delivered on."""
+    push_state: _builtins.str
+    """Push to the recipient's webhook: "" (no webhook) | pending | pushed | dead_lettered"""
+    push_attempts: _builtins.int
+    push_error: _builtins.str
+    superseded_by: _builtins.str
+    """Platform id of the document that updated or replaced this one (state superseded | replaced)."""
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ack_deadline(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -44,10 +60,16 @@ class Delivery(_message.Message):
         last_status_code: _builtins.str = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         requested_code: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        ack_deadline: _timestamp_pb2.Timestamp | None = ...,
+        push_state: _builtins.str = ...,
+        push_attempts: _builtins.int = ...,
+        push_error: _builtins.str = ...,
+        superseded_by: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_status_code", b"last_status_code", "recipient_code", b"recipient_code", "requested_code", b"requested_code", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "last_status_code", b"last_status_code", "overdue", b"overdue", "push_attempts", b"push_attempts", "push_error", b"push_error", "push_state", b"push_state", "recipient_code", b"recipient_code", "requested_code", b"requested_code", "state", b"state", "superseded_by", b"superseded_by", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -100,6 +122,8 @@ class DocumentState(_message.Message):
     TIMELINE_FIELD_NUMBER: _builtins.int
     SUBJECT_FIELD_NUMBER: _builtins.int
     EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    BUSINESS_DOC_TYPE_FIELD_NUMBER: _builtins.int
+    REFERENCED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     sender_code: _builtins.str
     state: _builtins.str
@@ -107,6 +131,10 @@ class DocumentState(_message.Message):
     refusal_reason: _builtins.str
     subject: _builtins.str
     edxml_document_id: _builtins.str
+    business_doc_type: _builtins.int
+    """0 new, 1 recall, 2 update, 3 replace"""
+    referenced_document_id: _builtins.str
+    """edXML DocumentId acted on (types 1..3)"""
     @_builtins.property
     def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
     @_builtins.property
@@ -122,10 +150,12 @@ class DocumentState(_message.Message):
         timeline: _abc.Iterable[Global___StatusEntry] | None = ...,
         subject: _builtins.str = ...,
         edxml_document_id: _builtins.str = ...,
+        business_doc_type: _builtins.int = ...,
+        referenced_document_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "refusal_reason", b"refusal_reason", "sender_code", b"sender_code", "state", b"state", "subject", b"subject", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_doc_type", b"business_doc_type", "deliveries", b"deliveries", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "referenced_document_id", b"referenced_document_id", "refusal_reason", b"refusal_reason", "sender_code", b"sender_code", "state", b"state", "subject", b"subject", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -185,11 +215,19 @@ class InboxItem(_message.Message):
     EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    BUSINESS_DOC_TYPE_FIELD_NUMBER: _builtins.int
+    REFERENCED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     sender_code: _builtins.str
     subject: _builtins.str
     edxml_document_id: _builtins.str
     state: _builtins.str
+    business_doc_type: _builtins.int
+    referenced_document_id: _builtins.str
+    overdue: _builtins.bool
+    superseded_by: _builtins.str
     @_builtins.property
     def delivered_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -201,10 +239,14 @@ class InboxItem(_message.Message):
         edxml_document_id: _builtins.str = ...,
         state: _builtins.str = ...,
         delivered_at: _timestamp_pb2.Timestamp | None = ...,
+        business_doc_type: _builtins.int = ...,
+        referenced_document_id: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        superseded_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["delivered_at", b"delivered_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered_at", b"delivered_at", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "sender_code", b"sender_code", "state", b"state", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_doc_type", b"business_doc_type", "delivered_at", b"delivered_at", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "overdue", b"overdue", "referenced_document_id", b"referenced_document_id", "sender_code", b"sender_code", "state", b"state", "subject", b"subject", "superseded_by", b"superseded_by"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -281,3 +323,685 @@ class PostStatusResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PostStatusResponse: _TypeAlias = PostStatusResponse  # noqa: Y015
+
+@_typing.final
+class EvidenceEntry(_message.Message):
+    """-- evidence: an append-only, hash-chained log of every submission, delivery and status --"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    RECIPIENT_CODE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    PREVIOUS_HASH_FIELD_NUMBER: _builtins.int
+    HASH_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    kind: _builtins.str
+    """routed | refused | delivered | status | superseded | push | dead_lettered"""
+    document_id: _builtins.str
+    recipient_code: _builtins.str
+    body: _builtins.str
+    """canonical JSON the hash covers (with sequence and previous hash)"""
+    previous_hash: _builtins.str
+    hash: _builtins.str
+    """sha256 hex of previous_hash + "\\n" + body"""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        recipient_code: _builtins.str = ...,
+        body: _builtins.str = ...,
+        previous_hash: _builtins.str = ...,
+        hash: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "body", b"body", "document_id", b"document_id", "hash", b"hash", "kind", b"kind", "previous_hash", b"previous_hash", "recipient_code", b"recipient_code", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceEntry: _TypeAlias = EvidenceEntry  # noqa: Y015
+
+@_typing.final
+class ListEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEvidenceRequest: _TypeAlias = ListEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class ListEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceEntry]: ...
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___EvidenceEntry] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEvidenceResponse: _TypeAlias = ListEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class VerifyEvidenceRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyEvidenceRequest: _TypeAlias = VerifyEvidenceRequest  # noqa: Y015
+
+@_typing.final
+class VerifyEvidenceResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALID_FIELD_NUMBER: _builtins.int
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    HEAD_HASH_FIELD_NUMBER: _builtins.int
+    FIRST_BAD_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    valid: _builtins.bool
+    entries: _builtins.int
+    head_hash: _builtins.str
+    """anchor it elsewhere to detect a rewrite of the whole chain"""
+    first_bad_sequence: _builtins.int
+    """0 when valid"""
+    problem: _builtins.str
+    def __init__(
+        self,
+        *,
+        valid: _builtins.bool = ...,
+        entries: _builtins.int = ...,
+        head_hash: _builtins.str = ...,
+        first_bad_sequence: _builtins.int = ...,
+        problem: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "first_bad_sequence", b"first_bad_sequence", "head_hash", b"head_hash", "problem", b"problem", "valid", b"valid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyEvidenceResponse: _TypeAlias = VerifyEvidenceResponse  # noqa: Y015
+
+@_typing.final
+class StatusPackageInfo(_message.Message):
+    """-- status packages: every status as the edXML Status package the sender's software reads --"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    FROM_CODE_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    SIZE_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """1, 2, ... per document"""
+    from_code: _builtins.str
+    status_code: _builtins.str
+    description: _builtins.str
+    size: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        from_code: _builtins.str = ...,
+        status_code: _builtins.str = ...,
+        description: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "description", b"description", "from_code", b"from_code", "number", b"number", "size", b"size", "status_code", b"status_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusPackageInfo: _TypeAlias = StatusPackageInfo  # noqa: Y015
+
+@_typing.final
+class ListStatusPackagesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStatusPackagesRequest: _TypeAlias = ListStatusPackagesRequest  # noqa: Y015
+
+@_typing.final
+class ListStatusPackagesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PACKAGES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def packages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusPackageInfo]: ...
+    def __init__(
+        self,
+        *,
+        packages: _abc.Iterable[Global___StatusPackageInfo] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["packages", b"packages"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListStatusPackagesResponse: _TypeAlias = ListStatusPackagesResponse  # noqa: Y015
+
+@_typing.final
+class GetStatusPackageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    number: _builtins.int
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        number: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatusPackageRequest: _TypeAlias = GetStatusPackageRequest  # noqa: Y015
+
+@_typing.final
+class StatusPackage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INFO_FIELD_NUMBER: _builtins.int
+    PACKAGE_FIELD_NUMBER: _builtins.int
+    package: _builtins.bytes
+    """edXML Status, application/xml"""
+    @_builtins.property
+    def info(self) -> Global___StatusPackageInfo: ...
+    def __init__(
+        self,
+        *,
+        info: Global___StatusPackageInfo | None = ...,
+        package: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["info", b"info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info", b"info", "package", b"package"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusPackage: _TypeAlias = StatusPackage  # noqa: Y015
+
+@_typing.final
+class Webhook(_message.Message):
+    """-- push --"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    SECRET_HINT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    DEAD_LETTERED_FIELD_NUMBER: _builtins.int
+    PUSHED_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    url: _builtins.str
+    secret: _builtins.str
+    """only in the reply that generated it"""
+    secret_hint: _builtins.str
+    """last four characters"""
+    pending: _builtins.int
+    dead_lettered: _builtins.int
+    pushed: _builtins.int
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        url: _builtins.str = ...,
+        secret: _builtins.str = ...,
+        secret_hint: _builtins.str = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        pending: _builtins.int = ...,
+        dead_lettered: _builtins.int = ...,
+        pushed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "dead_lettered", b"dead_lettered", "pending", b"pending", "pushed", b"pushed", "secret", b"secret", "secret_hint", b"secret_hint", "updated_at", b"updated_at", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Webhook: _TypeAlias = Webhook  # noqa: Y015
+
+@_typing.final
+class SetWebhookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    url: _builtins.str
+    secret: _builtins.str
+    """empty: the platform generates one and returns it once"""
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        url: _builtins.str = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "secret", b"secret", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetWebhookRequest: _TypeAlias = SetWebhookRequest  # noqa: Y015
+
+@_typing.final
+class WebhookRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookRequest: _TypeAlias = WebhookRequest  # noqa: Y015
+
+@_typing.final
+class WebhookAttempt(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    HTTP_STATUS_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    DURATION_MS_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    http_status: _builtins.int
+    """0 when no response"""
+    error: _builtins.str
+    duration_ms: _builtins.int
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        http_status: _builtins.int = ...,
+        error: _builtins.str = ...,
+        duration_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "duration_ms", b"duration_ms", "error", b"error", "http_status", b"http_status", "number", b"number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookAttempt: _TypeAlias = WebhookAttempt  # noqa: Y015
+
+@_typing.final
+class WebhookDelivery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    LAST_ERROR_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    PUSHED_AT_FIELD_NUMBER: _builtins.int
+    HISTORY_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the idempotency id the receiver sees (X-Lienthong-Delivery)"""
+    agency_code: _builtins.str
+    document_id: _builtins.str
+    kind: _builtins.str
+    """delivery | status"""
+    state: _builtins.str
+    """pending | pushed | dead_lettered"""
+    attempts: _builtins.int
+    last_error: _builtins.str
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def pushed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def history(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookAttempt]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        state: _builtins.str = ...,
+        attempts: _builtins.int = ...,
+        last_error: _builtins.str = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        pushed_at: _timestamp_pb2.Timestamp | None = ...,
+        history: _abc.Iterable[Global___WebhookAttempt] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "next_attempt_at", b"next_attempt_at", "pushed_at", b"pushed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "attempts", b"attempts", "created_at", b"created_at", "document_id", b"document_id", "history", b"history", "id", b"id", "kind", b"kind", "last_error", b"last_error", "next_attempt_at", b"next_attempt_at", "pushed_at", b"pushed_at", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WebhookDelivery: _TypeAlias = WebhookDelivery  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    """empty: every agency (operators)"""
+    state: _builtins.str
+    """empty: any"""
+    document_id: _builtins.str
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        state: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "document_id", b"document_id", "limit", b"limit", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesRequest: _TypeAlias = ListWebhookDeliveriesRequest  # noqa: Y015
+
+@_typing.final
+class ListWebhookDeliveriesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___WebhookDelivery]: ...
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___WebhookDelivery] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListWebhookDeliveriesResponse: _TypeAlias = ListWebhookDeliveriesResponse  # noqa: Y015
+
+@_typing.final
+class RedriveRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    IDS_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    """empty: any agency (operators)"""
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """empty: every dead-lettered delivery of agency_code"""
+
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedriveRequest: _TypeAlias = RedriveRequest  # noqa: Y015
+
+@_typing.final
+class RedriveResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ids", b"ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedriveResponse: _TypeAlias = RedriveResponse  # noqa: Y015
+
+@_typing.final
+class CountOverdueRequest(_message.Message):
+    """-- deadlines --"""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountOverdueRequest: _TypeAlias = CountOverdueRequest  # noqa: Y015
+
+@_typing.final
+class OverdueCount(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECIPIENT_CODE_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    recipient_code: _builtins.str
+    count: _builtins.int
+    def __init__(
+        self,
+        *,
+        recipient_code: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "recipient_code", b"recipient_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverdueCount: _TypeAlias = OverdueCount  # noqa: Y015
+
+@_typing.final
+class CountOverdueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_FIELD_NUMBER: _builtins.int
+    BY_RECIPIENT_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    @_builtins.property
+    def by_recipient(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverdueCount]: ...
+    def __init__(
+        self,
+        *,
+        total: _builtins.int = ...,
+        by_recipient: _abc.Iterable[Global___OverdueCount] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["by_recipient", b"by_recipient", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountOverdueResponse: _TypeAlias = CountOverdueResponse  # noqa: Y015
+
+@_typing.final
+class ListOverdueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECIPIENT_CODE_FIELD_NUMBER: _builtins.int
+    SENDER_CODE_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    recipient_code: _builtins.str
+    """empty: any"""
+    sender_code: _builtins.str
+    """empty: any"""
+    limit: _builtins.int
+    def __init__(
+        self,
+        *,
+        recipient_code: _builtins.str = ...,
+        sender_code: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["limit", b"limit", "recipient_code", b"recipient_code", "sender_code", b"sender_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOverdueRequest: _TypeAlias = ListOverdueRequest  # noqa: Y015
+
+@_typing.final
+class OverdueDelivery(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    SENDER_CODE_FIELD_NUMBER: _builtins.int
+    RECIPIENT_CODE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    ACK_DEADLINE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    edxml_document_id: _builtins.str
+    sender_code: _builtins.str
+    recipient_code: _builtins.str
+    state: _builtins.str
+    subject: _builtins.str
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def ack_deadline(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        edxml_document_id: _builtins.str = ...,
+        sender_code: _builtins.str = ...,
+        recipient_code: _builtins.str = ...,
+        state: _builtins.str = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+        ack_deadline: _timestamp_pb2.Timestamp | None = ...,
+        subject: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "delivered_at", b"delivered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "delivered_at", b"delivered_at", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "recipient_code", b"recipient_code", "sender_code", b"sender_code", "state", b"state", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OverdueDelivery: _TypeAlias = OverdueDelivery  # noqa: Y015
+
+@_typing.final
+class ListOverdueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___OverdueDelivery]: ...
+    def __init__(
+        self,
+        *,
+        deliveries: _abc.Iterable[Global___OverdueDelivery] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListOverdueResponse: _TypeAlias = ListOverdueResponse  # noqa: Y015

@@ -49,6 +49,61 @@ class RoutingStub:
                 request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusRequest.SerializeToString,
                 response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusResponse.FromString,
                 _registered_method=True)
+        self.ListEvidence = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListEvidence',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceResponse.FromString,
+                _registered_method=True)
+        self.VerifyEvidence = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/VerifyEvidence',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceResponse.FromString,
+                _registered_method=True)
+        self.ListStatusPackages = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListStatusPackages',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesResponse.FromString,
+                _registered_method=True)
+        self.GetStatusPackage = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/GetStatusPackage',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.GetStatusPackageRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusPackage.FromString,
+                _registered_method=True)
+        self.SetWebhook = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/SetWebhook',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.SetWebhookRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.GetWebhook = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/GetWebhook',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.DeleteWebhook = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/DeleteWebhook',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListWebhookDeliveries',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedriveWebhookDeliveries = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/RedriveWebhookDeliveries',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveResponse.FromString,
+                _registered_method=True)
+        self.CountOverdue = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/CountOverdue',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueResponse.FromString,
+                _registered_method=True)
+        self.ListOverdue = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListOverdue',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServicer:
@@ -72,6 +127,72 @@ class RoutingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListEvidence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyEvidence(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListStatusPackages(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatusPackage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhook(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveWebhookDeliveries(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CountOverdue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOverdue(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -89,6 +210,61 @@ def add_RoutingServicer_to_server(servicer, server):
                     servicer.PostStatus,
                     request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusRequest.FromString,
                     response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusResponse.SerializeToString,
+            ),
+            'ListEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEvidence,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceResponse.SerializeToString,
+            ),
+            'VerifyEvidence': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyEvidence,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceResponse.SerializeToString,
+            ),
+            'ListStatusPackages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListStatusPackages,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesResponse.SerializeToString,
+            ),
+            'GetStatusPackage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatusPackage,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.GetStatusPackageRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusPackage.SerializeToString,
+            ),
+            'SetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetWebhook,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.SetWebhookRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.SerializeToString,
+            ),
+            'GetWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWebhook,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.SerializeToString,
+            ),
+            'DeleteWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhook,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedriveWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveWebhookDeliveries,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveResponse.SerializeToString,
+            ),
+            'CountOverdue': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountOverdue,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueResponse.SerializeToString,
+            ),
+            'ListOverdue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOverdue,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -172,6 +348,303 @@ class Routing:
             '/lienthong.routing.v1.Routing/PostStatus',
             lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusRequest.SerializeToString,
             lienthong_dot_routing_dot_v1_dot_routing__pb2.PostStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListEvidence',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyEvidence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/VerifyEvidence',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.VerifyEvidenceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListStatusPackages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListStatusPackages',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListStatusPackagesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatusPackage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/GetStatusPackage',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.GetStatusPackageRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusPackage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/SetWebhook',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.SetWebhookRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/GetWebhook',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/DeleteWebhook',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.WebhookRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.Webhook.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListWebhookDeliveries',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/RedriveWebhookDeliveries',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.RedriveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountOverdue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/CountOverdue',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.CountOverdueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOverdue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListOverdue',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,17 @@ class RoutingStub:
     GetDocumentState: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetDocumentStateRequest, _routing_pb2.DocumentState]
     ListInbox: _grpc.UnaryUnaryMultiCallable[_routing_pb2.InboxRequest, _routing_pb2.InboxResponse]
     PostStatus: _grpc.UnaryUnaryMultiCallable[_routing_pb2.PostStatusRequest, _routing_pb2.PostStatusResponse]
+    ListEvidence: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListEvidenceRequest, _routing_pb2.ListEvidenceResponse]
+    VerifyEvidence: _grpc.UnaryUnaryMultiCallable[_routing_pb2.VerifyEvidenceRequest, _routing_pb2.VerifyEvidenceResponse]
+    ListStatusPackages: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListStatusPackagesRequest, _routing_pb2.ListStatusPackagesResponse]
+    GetStatusPackage: _grpc.UnaryUnaryMultiCallable[_routing_pb2.GetStatusPackageRequest, _routing_pb2.StatusPackage]
+    SetWebhook: _grpc.UnaryUnaryMultiCallable[_routing_pb2.SetWebhookRequest, _routing_pb2.Webhook]
+    GetWebhook: _grpc.UnaryUnaryMultiCallable[_routing_pb2.WebhookRequest, _routing_pb2.Webhook]
+    DeleteWebhook: _grpc.UnaryUnaryMultiCallable[_routing_pb2.WebhookRequest, _routing_pb2.Webhook]
+    ListWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListWebhookDeliveriesRequest, _routing_pb2.ListWebhookDeliveriesResponse]
+    RedriveWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RedriveRequest, _routing_pb2.RedriveResponse]
+    CountOverdue: _grpc.UnaryUnaryMultiCallable[_routing_pb2.CountOverdueRequest, _routing_pb2.CountOverdueResponse]
+    ListOverdue: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListOverdueRequest, _routing_pb2.ListOverdueResponse]
 
 @_typing.type_check_only
 class RoutingAsyncStub(RoutingStub):
@@ -41,6 +52,17 @@ class RoutingAsyncStub(RoutingStub):
     GetDocumentState: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetDocumentStateRequest, _routing_pb2.DocumentState]  # type: ignore[assignment]
     ListInbox: _aio.UnaryUnaryMultiCallable[_routing_pb2.InboxRequest, _routing_pb2.InboxResponse]  # type: ignore[assignment]
     PostStatus: _aio.UnaryUnaryMultiCallable[_routing_pb2.PostStatusRequest, _routing_pb2.PostStatusResponse]  # type: ignore[assignment]
+    ListEvidence: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListEvidenceRequest, _routing_pb2.ListEvidenceResponse]  # type: ignore[assignment]
+    VerifyEvidence: _aio.UnaryUnaryMultiCallable[_routing_pb2.VerifyEvidenceRequest, _routing_pb2.VerifyEvidenceResponse]  # type: ignore[assignment]
+    ListStatusPackages: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListStatusPackagesRequest, _routing_pb2.ListStatusPackagesResponse]  # type: ignore[assignment]
+    GetStatusPackage: _aio.UnaryUnaryMultiCallable[_routing_pb2.GetStatusPackageRequest, _routing_pb2.StatusPackage]  # type: ignore[assignment]
+    SetWebhook: _aio.UnaryUnaryMultiCallable[_routing_pb2.SetWebhookRequest, _routing_pb2.Webhook]  # type: ignore[assignment]
+    GetWebhook: _aio.UnaryUnaryMultiCallable[_routing_pb2.WebhookRequest, _routing_pb2.Webhook]  # type: ignore[assignment]
+    DeleteWebhook: _aio.UnaryUnaryMultiCallable[_routing_pb2.WebhookRequest, _routing_pb2.Webhook]  # type: ignore[assignment]
+    ListWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListWebhookDeliveriesRequest, _routing_pb2.ListWebhookDeliveriesResponse]  # type: ignore[assignment]
+    RedriveWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_routing_pb2.RedriveRequest, _routing_pb2.RedriveResponse]  # type: ignore[assignment]
+    CountOverdue: _aio.UnaryUnaryMultiCallable[_routing_pb2.CountOverdueRequest, _routing_pb2.CountOverdueResponse]  # type: ignore[assignment]
+    ListOverdue: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListOverdueRequest, _routing_pb2.ListOverdueResponse]  # type: ignore[assignment]
 
 class RoutingServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -63,5 +85,82 @@ class RoutingServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.PostStatusRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.PostStatusResponse, _abc.Awaitable[_routing_pb2.PostStatusResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListEvidence(
+        self,
+        request: _routing_pb2.ListEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListEvidenceResponse, _abc.Awaitable[_routing_pb2.ListEvidenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyEvidence(
+        self,
+        request: _routing_pb2.VerifyEvidenceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.VerifyEvidenceResponse, _abc.Awaitable[_routing_pb2.VerifyEvidenceResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListStatusPackages(
+        self,
+        request: _routing_pb2.ListStatusPackagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListStatusPackagesResponse, _abc.Awaitable[_routing_pb2.ListStatusPackagesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetStatusPackage(
+        self,
+        request: _routing_pb2.GetStatusPackageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.StatusPackage, _abc.Awaitable[_routing_pb2.StatusPackage]]: ...
+
+    @_abc_1.abstractmethod
+    def SetWebhook(
+        self,
+        request: _routing_pb2.SetWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.Webhook, _abc.Awaitable[_routing_pb2.Webhook]]: ...
+
+    @_abc_1.abstractmethod
+    def GetWebhook(
+        self,
+        request: _routing_pb2.WebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.Webhook, _abc.Awaitable[_routing_pb2.Webhook]]: ...
+
+    @_abc_1.abstractmethod
+    def DeleteWebhook(
+        self,
+        request: _routing_pb2.WebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.Webhook, _abc.Awaitable[_routing_pb2.Webhook]]: ...
+
+    @_abc_1.abstractmethod
+    def ListWebhookDeliveries(
+        self,
+        request: _routing_pb2.ListWebhookDeliveriesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListWebhookDeliveriesResponse, _abc.Awaitable[_routing_pb2.ListWebhookDeliveriesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RedriveWebhookDeliveries(
+        self,
+        request: _routing_pb2.RedriveRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.RedriveResponse, _abc.Awaitable[_routing_pb2.RedriveResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CountOverdue(
+        self,
+        request: _routing_pb2.CountOverdueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.CountOverdueResponse, _abc.Awaitable[_routing_pb2.CountOverdueResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListOverdue(
+        self,
+        request: _routing_pb2.ListOverdueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListOverdueResponse, _abc.Awaitable[_routing_pb2.ListOverdueResponse]]: ...
 
 def add_RoutingServicer_to_server(servicer: RoutingServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -40,6 +40,40 @@ class GetReportRequest(_message.Message):
 Global___GetReportRequest: _TypeAlias = GetReportRequest  # noqa: Y015
 
 @_typing.final
+class SignatureEvidence(_message.Message):
+    """What sigverify knows about one signature beyond the event's SignatureResult."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ATTACHMENT_NAME_FIELD_NUMBER: _builtins.int
+    FIELD_NAME_FIELD_NUMBER: _builtins.int
+    SIGNER_FINGERPRINT_FIELD_NUMBER: _builtins.int
+    REVOCATION_FIELD_NUMBER: _builtins.int
+    attachment_name: _builtins.str
+    field_name: _builtins.str
+    signer_fingerprint: _builtins.str
+    """SHA-256 hex of the signer certificate (DER)"""
+    @_builtins.property
+    def revocation(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """one line per CRL/OCSP source used or unavailable"""
+
+    def __init__(
+        self,
+        *,
+        attachment_name: _builtins.str = ...,
+        field_name: _builtins.str = ...,
+        signer_fingerprint: _builtins.str = ...,
+        revocation: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachment_name", b"attachment_name", "field_name", b"field_name", "revocation", b"revocation", "signer_fingerprint", b"signer_fingerprint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignatureEvidence: _TypeAlias = SignatureEvidence  # noqa: Y015
+
+@_typing.final
 class VerificationReport(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -49,15 +83,26 @@ class VerificationReport(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     SIGNATURES_FIELD_NUMBER: _builtins.int
     VERIFIED_AT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    TRUST_STORE_VERSION_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     indication: _builtins.str
     """TOTAL_PASSED | TOTAL_FAILED | INDETERMINATE"""
     sub_indication: _builtins.str
     reason: _builtins.str
+    policy: _builtins.str
+    """e.g. "revocation=hard-fail" """
+    trust_store_version: _builtins.int
+    """the trust store the verdict was reached under"""
     @_builtins.property
     def signatures(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.SignatureResult]: ...
     @_builtins.property
     def verified_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___SignatureEvidence]:
+        """same order as signatures"""
+
     def __init__(
         self,
         *,
@@ -67,11 +112,218 @@ class VerificationReport(_message.Message):
         reason: _builtins.str = ...,
         signatures: _abc.Iterable[_events_pb2.SignatureResult] | None = ...,
         verified_at: _timestamp_pb2.Timestamp | None = ...,
+        evidence: _abc.Iterable[Global___SignatureEvidence] | None = ...,
+        policy: _builtins.str = ...,
+        trust_store_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["verified_at", b"verified_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "indication", b"indication", "reason", b"reason", "signatures", b"signatures", "sub_indication", b"sub_indication", "verified_at", b"verified_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "evidence", b"evidence", "indication", b"indication", "policy", b"policy", "reason", b"reason", "signatures", b"signatures", "sub_indication", b"sub_indication", "trust_store_version", b"trust_store_version", "verified_at", b"verified_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerificationReport: _TypeAlias = VerificationReport  # noqa: Y015
+
+@_typing.final
+class TrustAnchor(_message.Message):
+    """A CA certificate document signatures may chain to (a root, or an intermediate trusted as is)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    SELF_SIGNED_FIELD_NUMBER: _builtins.int
+    NOT_BEFORE_FIELD_NUMBER: _builtins.int
+    NOT_AFTER_FIELD_NUMBER: _builtins.int
+    ADDED_AT_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REMOVED_AT_FIELD_NUMBER: _builtins.int
+    REMOVED_BY_FIELD_NUMBER: _builtins.int
+    VERSION_ADDED_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    """SHA-256 hex of the DER certificate"""
+    subject: _builtins.str
+    certificate_pem: _builtins.str
+    self_signed: _builtins.bool
+    added_by: _builtins.str
+    """admin client id, or "config" when seeded from settings"""
+    note: _builtins.str
+    removed_by: _builtins.str
+    version_added: _builtins.int
+    @_builtins.property
+    def not_before(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def not_after(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def added_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def removed_at(self) -> _timestamp_pb2.Timestamp:
+        """unset while the anchor is trusted"""
+
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        certificate_pem: _builtins.str = ...,
+        self_signed: _builtins.bool = ...,
+        not_before: _timestamp_pb2.Timestamp | None = ...,
+        not_after: _timestamp_pb2.Timestamp | None = ...,
+        added_at: _timestamp_pb2.Timestamp | None = ...,
+        added_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+        removed_at: _timestamp_pb2.Timestamp | None = ...,
+        removed_by: _builtins.str = ...,
+        version_added: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "not_after", b"not_after", "not_before", b"not_before", "removed_at", b"removed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_at", b"added_at", "added_by", b"added_by", "certificate_pem", b"certificate_pem", "fingerprint", b"fingerprint", "not_after", b"not_after", "not_before", b"not_before", "note", b"note", "removed_at", b"removed_at", "removed_by", b"removed_by", "self_signed", b"self_signed", "subject", b"subject", "version_added", b"version_added"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrustAnchor: _TypeAlias = TrustAnchor  # noqa: Y015
+
+@_typing.final
+class AddTrustAnchorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_PEM_FIELD_NUMBER: _builtins.int
+    ADDED_BY_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    certificate_pem: _builtins.str
+    """exactly one CA certificate, PEM"""
+    added_by: _builtins.str
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        certificate_pem: _builtins.str = ...,
+        added_by: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["added_by", b"added_by", "certificate_pem", b"certificate_pem", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddTrustAnchorRequest: _TypeAlias = AddTrustAnchorRequest  # noqa: Y015
+
+@_typing.final
+class AddTrustAnchorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHOR_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    created: _builtins.bool
+    """false when it was already trusted (nothing changed)"""
+    version: _builtins.int
+    """the trust store version after the call"""
+    @_builtins.property
+    def anchor(self) -> Global___TrustAnchor: ...
+    def __init__(
+        self,
+        *,
+        anchor: Global___TrustAnchor | None = ...,
+        created: _builtins.bool = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor", "created", b"created", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddTrustAnchorResponse: _TypeAlias = AddTrustAnchorResponse  # noqa: Y015
+
+@_typing.final
+class ListTrustAnchorsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_REMOVED_FIELD_NUMBER: _builtins.int
+    include_removed: _builtins.bool
+    def __init__(
+        self,
+        *,
+        include_removed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_removed", b"include_removed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrustAnchorsRequest: _TypeAlias = ListTrustAnchorsRequest  # noqa: Y015
+
+@_typing.final
+class ListTrustAnchorsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHORS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    @_builtins.property
+    def anchors(self) -> _containers.RepeatedCompositeFieldContainer[Global___TrustAnchor]: ...
+    def __init__(
+        self,
+        *,
+        anchors: _abc.Iterable[Global___TrustAnchor] | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchors", b"anchors", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTrustAnchorsResponse: _TypeAlias = ListTrustAnchorsResponse  # noqa: Y015
+
+@_typing.final
+class RemoveTrustAnchorRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FINGERPRINT_FIELD_NUMBER: _builtins.int
+    REMOVED_BY_FIELD_NUMBER: _builtins.int
+    fingerprint: _builtins.str
+    """full SHA-256 hex, or a unique prefix of at least 8 digits"""
+    removed_by: _builtins.str
+    def __init__(
+        self,
+        *,
+        fingerprint: _builtins.str = ...,
+        removed_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fingerprint", b"fingerprint", "removed_by", b"removed_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveTrustAnchorRequest: _TypeAlias = RemoveTrustAnchorRequest  # noqa: Y015
+
+@_typing.final
+class RemoveTrustAnchorResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANCHOR_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    @_builtins.property
+    def anchor(self) -> Global___TrustAnchor: ...
+    def __init__(
+        self,
+        *,
+        anchor: Global___TrustAnchor | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor", b"anchor", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RemoveTrustAnchorResponse: _TypeAlias = RemoveTrustAnchorResponse  # noqa: Y015

@@ -39,12 +39,47 @@ class SignatureVerifierStub:
                 request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
                 response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.FromString,
                 _registered_method=True)
+        self.AddTrustAnchor = channel.unary_unary(
+                '/lienthong.sigverify.v1.SignatureVerifier/AddTrustAnchor',
+                request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorRequest.SerializeToString,
+                response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorResponse.FromString,
+                _registered_method=True)
+        self.ListTrustAnchors = channel.unary_unary(
+                '/lienthong.sigverify.v1.SignatureVerifier/ListTrustAnchors',
+                request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsRequest.SerializeToString,
+                response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsResponse.FromString,
+                _registered_method=True)
+        self.RemoveTrustAnchor = channel.unary_unary(
+                '/lienthong.sigverify.v1.SignatureVerifier/RemoveTrustAnchor',
+                request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorRequest.SerializeToString,
+                response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorResponse.FromString,
+                _registered_method=True)
 
 
 class SignatureVerifierServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetReport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AddTrustAnchor(self, request, context):
+        """The trust store: administrators' changes, each one a new version (verdicts cached under an
+        older version are not reused).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrustAnchors(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveTrustAnchor(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +92,21 @@ def add_SignatureVerifierServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.FromString,
                     response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.SerializeToString,
+            ),
+            'AddTrustAnchor': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddTrustAnchor,
+                    request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorRequest.FromString,
+                    response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorResponse.SerializeToString,
+            ),
+            'ListTrustAnchors': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrustAnchors,
+                    request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsRequest.FromString,
+                    response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsResponse.SerializeToString,
+            ),
+            'RemoveTrustAnchor': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveTrustAnchor,
+                    request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorRequest.FromString,
+                    response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +136,87 @@ class SignatureVerifier:
             '/lienthong.sigverify.v1.SignatureVerifier/GetReport',
             lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
             lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddTrustAnchor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.sigverify.v1.SignatureVerifier/AddTrustAnchor',
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorRequest.SerializeToString,
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrustAnchors(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.sigverify.v1.SignatureVerifier/ListTrustAnchors',
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsRequest.SerializeToString,
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.ListTrustAnchorsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveTrustAnchor(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.sigverify.v1.SignatureVerifier/RemoveTrustAnchor',
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorRequest.SerializeToString,
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.RemoveTrustAnchorResponse.FromString,
             options,
             channel_credentials,
             insecure,

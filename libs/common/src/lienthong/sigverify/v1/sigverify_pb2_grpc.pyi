@@ -32,11 +32,23 @@ class SignatureVerifierStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SignatureVerifierAsyncStub: ...
     GetReport: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationReport]
+    AddTrustAnchor: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.AddTrustAnchorRequest, _sigverify_pb2.AddTrustAnchorResponse]
+    """The trust store: administrators' changes, each one a new version (verdicts cached under an
+    older version are not reused).
+    """
+    ListTrustAnchors: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.ListTrustAnchorsRequest, _sigverify_pb2.ListTrustAnchorsResponse]
+    RemoveTrustAnchor: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.RemoveTrustAnchorRequest, _sigverify_pb2.RemoveTrustAnchorResponse]
 
 @_typing.type_check_only
 class SignatureVerifierAsyncStub(SignatureVerifierStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetReport: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationReport]  # type: ignore[assignment]
+    AddTrustAnchor: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.AddTrustAnchorRequest, _sigverify_pb2.AddTrustAnchorResponse]  # type: ignore[assignment]
+    """The trust store: administrators' changes, each one a new version (verdicts cached under an
+    older version are not reused).
+    """
+    ListTrustAnchors: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.ListTrustAnchorsRequest, _sigverify_pb2.ListTrustAnchorsResponse]  # type: ignore[assignment]
+    RemoveTrustAnchor: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.RemoveTrustAnchorRequest, _sigverify_pb2.RemoveTrustAnchorResponse]  # type: ignore[assignment]
 
 class SignatureVerifierServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -45,5 +57,29 @@ class SignatureVerifierServicer(metaclass=_abc_1.ABCMeta):
         request: _sigverify_pb2.GetReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sigverify_pb2.VerificationReport, _abc.Awaitable[_sigverify_pb2.VerificationReport]]: ...
+
+    @_abc_1.abstractmethod
+    def AddTrustAnchor(
+        self,
+        request: _sigverify_pb2.AddTrustAnchorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sigverify_pb2.AddTrustAnchorResponse, _abc.Awaitable[_sigverify_pb2.AddTrustAnchorResponse]]:
+        """The trust store: administrators' changes, each one a new version (verdicts cached under an
+        older version are not reused).
+        """
+
+    @_abc_1.abstractmethod
+    def ListTrustAnchors(
+        self,
+        request: _sigverify_pb2.ListTrustAnchorsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sigverify_pb2.ListTrustAnchorsResponse, _abc.Awaitable[_sigverify_pb2.ListTrustAnchorsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveTrustAnchor(
+        self,
+        request: _sigverify_pb2.RemoveTrustAnchorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sigverify_pb2.RemoveTrustAnchorResponse, _abc.Awaitable[_sigverify_pb2.RemoveTrustAnchorResponse]]: ...
 
 def add_SignatureVerifierServicer_to_server(servicer: SignatureVerifierServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

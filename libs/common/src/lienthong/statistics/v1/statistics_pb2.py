@@ -24,21 +24,47 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(lienthong/statistics/v1/statistics.proto\x12\x17lienthong.statistics.v1\"L\n\rReportRequest\x12\x15\n\rprovince_code\x18\x01 \x01(\t\x12\x12\n\nfrom_month\x18\x02 \x01(\t\x12\x10\n\x08to_month\x18\x03 \x01(\t\"\xce\x01\n\tReportRow\x12\x15\n\rprovince_code\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\x05\x12\r\n\x05month\x18\x03 \x01(\t\x12\x10\n\x08\x61gencies\x18\x04 \x01(\x03\x12\x1a\n\x12\x61gencies_connected\x18\x05 \x01(\x03\x12\x16\n\x0e\x64ocuments_sent\x18\x06 \x01(\x03\x12\x1a\n\x12\x64ocuments_received\x18\x07 \x01(\x03\x12\x19\n\x11\x64ocuments_refused\x18\x08 \x01(\x03\x12\x10\n\x08statuses\x18\t \x01(\x03\"q\n\x0b\x41gencyCount\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocuments_sent\x18\x02 \x01(\x03\x12\x1a\n\x12\x64ocuments_received\x18\x03 \x01(\x03\x12\x19\n\x11\x64ocuments_refused\x18\x04 \x01(\x03\"z\n\x0eReportResponse\x12\x30\n\x04rows\x18\x01 \x03(\x0b\x32\".lienthong.statistics.v1.ReportRow\x12\x36\n\x08\x61gencies\x18\x02 \x03(\x0b\x32$.lienthong.statistics.v1.AgencyCount2j\n\nStatistics\x12\\\n\tGetReport\x12&.lienthong.statistics.v1.ReportRequest\x1a\'.lienthong.statistics.v1.ReportResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(lienthong/statistics/v1/statistics.proto\x12\x17lienthong.statistics.v1\"q\n\rReportRequest\x12\x15\n\rprovince_code\x18\x01 \x01(\t\x12\x12\n\nfrom_month\x18\x02 \x01(\t\x12\x10\n\x08to_month\x18\x03 \x01(\t\x12\x0c\n\x04tier\x18\x04 \x01(\x05\x12\x15\n\ragency_months\x18\x05 \x01(\x08\"\xf2\x03\n\tReportRow\x12\x15\n\rprovince_code\x18\x01 \x01(\t\x12\x0c\n\x04tier\x18\x02 \x01(\x05\x12\r\n\x05month\x18\x03 \x01(\t\x12\x10\n\x08\x61gencies\x18\x04 \x01(\x03\x12\x1a\n\x12\x61gencies_connected\x18\x05 \x01(\x03\x12\x16\n\x0e\x64ocuments_sent\x18\x06 \x01(\x03\x12\x1a\n\x12\x64ocuments_received\x18\x07 \x01(\x03\x12\x19\n\x11\x64ocuments_refused\x18\x08 \x01(\x03\x12\x10\n\x08statuses\x18\t \x01(\x03\x12\x1b\n\x13\x64ocuments_submitted\x18\n \x01(\x03\x12\x14\n\x0cpaper_issued\x18\x0b \x01(\x03\x12\x16\n\x0epaper_received\x18\x0c \x01(\x03\x12\x1f\n\x17\x65lectronic_issued_other\x18\r \x01(\x03\x12\x1c\n\x0f\x63onnected_share\x18\x0e \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tsend_rate\x18\x0f \x01(\x01H\x01\x88\x01\x01\x12\x19\n\x0creceive_rate\x18\x10 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10\x65lectronic_share\x18\x11 \x01(\x01H\x03\x88\x01\x01\x42\x12\n\x10_connected_shareB\x0c\n\n_send_rateB\x0f\n\r_receive_rateB\x13\n\x11_electronic_share\"\xbc\x03\n\x0b\x41gencyCount\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x16\n\x0e\x64ocuments_sent\x18\x02 \x01(\x03\x12\x1a\n\x12\x64ocuments_received\x18\x03 \x01(\x03\x12\x19\n\x11\x64ocuments_refused\x18\x04 \x01(\x03\x12\x15\n\rprovince_code\x18\x05 \x01(\t\x12\x0c\n\x04tier\x18\x06 \x01(\x05\x12\r\n\x05month\x18\x07 \x01(\t\x12\x11\n\tconnected\x18\x08 \x01(\x08\x12\x1b\n\x13\x64ocuments_submitted\x18\t \x01(\x03\x12\x14\n\x0cpaper_issued\x18\n \x01(\x03\x12\x16\n\x0epaper_received\x18\x0b \x01(\x03\x12\x1f\n\x17\x65lectronic_issued_other\x18\x0c \x01(\x03\x12\x16\n\tsend_rate\x18\r \x01(\x01H\x00\x88\x01\x01\x12\x19\n\x0creceive_rate\x18\x0e \x01(\x01H\x01\x88\x01\x01\x12\x1d\n\x10\x65lectronic_share\x18\x0f \x01(\x01H\x02\x88\x01\x01\x12\x10\n\x08statuses\x18\x10 \x01(\x03\x42\x0c\n\n_send_rateB\x0f\n\r_receive_rateB\x13\n\x11_electronic_share\"\xfe\x01\n\x0eReportResponse\x12\x30\n\x04rows\x18\x01 \x03(\x0b\x32\".lienthong.statistics.v1.ReportRow\x12\x36\n\x08\x61gencies\x18\x02 \x03(\x0b\x32$.lienthong.statistics.v1.AgencyCount\x12\x35\n\tprovinces\x18\x03 \x03(\x0b\x32\".lienthong.statistics.v1.ReportRow\x12;\n\ragency_months\x18\x04 \x03(\x0b\x32$.lienthong.statistics.v1.AgencyCount\x12\x0e\n\x06months\x18\x05 \x03(\t\"\x8f\x01\n\x0bPaperReport\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x14\n\x0cpaper_issued\x18\x03 \x01(\x03\x12\x16\n\x0epaper_received\x18\x04 \x01(\x03\x12\x1f\n\x17\x65lectronic_issued_other\x18\x05 \x01(\x03\x12\x0c\n\x04note\x18\x06 \x01(\t\"\x81\x01\n\rPaperRevision\x12\x10\n\x08revision\x18\x01 \x01(\x05\x12\x34\n\x06report\x18\x02 \x01(\x0b\x32$.lienthong.statistics.v1.PaperReport\x12\x13\n\x0breported_by\x18\x03 \x01(\t\x12\x13\n\x0breported_at\x18\x04 \x01(\t\"_\n\x12ReportPaperRequest\x12\x34\n\x06report\x18\x01 \x01(\x0b\x32$.lienthong.statistics.v1.PaperReport\x12\x13\n\x0breported_by\x18\x02 \x01(\t\"p\n\x13ReportPaperResponse\x12\x37\n\x07\x63urrent\x18\x01 \x01(\x0b\x32&.lienthong.statistics.v1.PaperRevision\x12\x0f\n\x07\x63hanged\x18\x02 \x01(\x08\x12\x0f\n\x07\x63reated\x18\x03 \x01(\x08\":\n\x13PaperHistoryRequest\x12\x13\n\x0b\x61gency_code\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\"Q\n\x14PaperHistoryResponse\x12\x39\n\trevisions\x18\x01 \x03(\x0b\x32&.lienthong.statistics.v1.PaperRevision\"\x14\n\x12LiveMetricsRequest\"\xeb\x01\n\x0bTierMetrics\x12\x0c\n\x04tier\x18\x01 \x01(\x05\x12\x1b\n\x13\x64ocuments_submitted\x18\x02 \x01(\x03\x12\x16\n\x0e\x64ocuments_sent\x18\x03 \x01(\x03\x12\x1b\n\x13\x64ocuments_delivered\x18\x04 \x01(\x03\x12\x19\n\x11\x64ocuments_refused\x18\x05 \x01(\x03\x12 \n\x18\x61\x63knowledgements_overdue\x18\x06 \x01(\x03\x12\x1d\n\x15\x61\x63knowledgements_late\x18\x07 \x01(\x03\x12 \n\x18\x61\x63knowledgements_pending\x18\x08 \x01(\x03\"J\n\x13LiveMetricsResponse\x12\x33\n\x05tiers\x18\x01 \x03(\x0b\x32$.lienthong.statistics.v1.TierMetrics\"\x1f\n\x0eRebuildRequest\x12\r\n\x05\x61pply\x18\x01 \x01(\x08\"\xa2\x02\n\x0fRebuildResponse\x12\x14\n\x0crecords_read\x18\x01 \x01(\x03\x12\x16\n\x0e\x65vents_counted\x18\x02 \x01(\x03\x12\x11\n\tidentical\x18\x03 \x01(\x08\x12\x13\n\x0b\x64ifferences\x18\x04 \x03(\t\x12\x0f\n\x07\x61pplied\x18\x05 \x01(\x08\x12\x15\n\rrows_compared\x18\x06 \x01(\x03\x12\x0f\n\x07seconds\x18\x07 \x01(\x01\x12M\n\x0b\x65nd_offsets\x18\x08 \x03(\x0b\x32\x38.lienthong.statistics.v1.RebuildResponse.EndOffsetsEntry\x1a\x31\n\x0f\x45ndOffsetsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\x8f\x04\n\nStatistics\x12\\\n\tGetReport\x12&.lienthong.statistics.v1.ReportRequest\x1a\'.lienthong.statistics.v1.ReportResponse\x12h\n\x0bReportPaper\x12+.lienthong.statistics.v1.ReportPaperRequest\x1a,.lienthong.statistics.v1.ReportPaperResponse\x12n\n\x0fGetPaperHistory\x12,.lienthong.statistics.v1.PaperHistoryRequest\x1a-.lienthong.statistics.v1.PaperHistoryResponse\x12k\n\x0eGetLiveMetrics\x12+.lienthong.statistics.v1.LiveMetricsRequest\x1a,.lienthong.statistics.v1.LiveMetricsResponse\x12\\\n\x07Rebuild\x12\'.lienthong.statistics.v1.RebuildRequest\x1a(.lienthong.statistics.v1.RebuildResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lienthong.statistics.v1.statistics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_REBUILDRESPONSE_ENDOFFSETSENTRY']._loaded_options = None
+  _globals['_REBUILDRESPONSE_ENDOFFSETSENTRY']._serialized_options = b'8\001'
   _globals['_REPORTREQUEST']._serialized_start=69
-  _globals['_REPORTREQUEST']._serialized_end=145
-  _globals['_REPORTROW']._serialized_start=148
-  _globals['_REPORTROW']._serialized_end=354
-  _globals['_AGENCYCOUNT']._serialized_start=356
-  _globals['_AGENCYCOUNT']._serialized_end=469
-  _globals['_REPORTRESPONSE']._serialized_start=471
-  _globals['_REPORTRESPONSE']._serialized_end=593
-  _globals['_STATISTICS']._serialized_start=595
-  _globals['_STATISTICS']._serialized_end=701
+  _globals['_REPORTREQUEST']._serialized_end=182
+  _globals['_REPORTROW']._serialized_start=185
+  _globals['_REPORTROW']._serialized_end=683
+  _globals['_AGENCYCOUNT']._serialized_start=686
+  _globals['_AGENCYCOUNT']._serialized_end=1130
+  _globals['_REPORTRESPONSE']._serialized_start=1133
+  _globals['_REPORTRESPONSE']._serialized_end=1387
+  _globals['_PAPERREPORT']._serialized_start=1390
+  _globals['_PAPERREPORT']._serialized_end=1533
+  _globals['_PAPERREVISION']._serialized_start=1536
+  _globals['_PAPERREVISION']._serialized_end=1665
+  _globals['_REPORTPAPERREQUEST']._serialized_start=1667
+  _globals['_REPORTPAPERREQUEST']._serialized_end=1762
+  _globals['_REPORTPAPERRESPONSE']._serialized_start=1764
+  _globals['_REPORTPAPERRESPONSE']._serialized_end=1876
+  _globals['_PAPERHISTORYREQUEST']._serialized_start=1878
+  _globals['_PAPERHISTORYREQUEST']._serialized_end=1936
+  _globals['_PAPERHISTORYRESPONSE']._serialized_start=1938
+  _globals['_PAPERHISTORYRESPONSE']._serialized_end=2019
+  _globals['_LIVEMETRICSREQUEST']._serialized_start=2021
+  _globals['_LIVEMETRICSREQUEST']._serialized_end=2041
+  _globals['_TIERMETRICS']._serialized_start=2044
+  _globals['_TIERMETRICS']._serialized_end=2279
+  _globals['_LIVEMETRICSRESPONSE']._serialized_start=2281
+  _globals['_LIVEMETRICSRESPONSE']._serialized_end=2355
+  _globals['_REBUILDREQUEST']._serialized_start=2357
+  _globals['_REBUILDREQUEST']._serialized_end=2388
+  _globals['_REBUILDRESPONSE']._serialized_start=2391
+  _globals['_REBUILDRESPONSE']._serialized_end=2681
+  _globals['_REBUILDRESPONSE_ENDOFFSETSENTRY']._serialized_start=2632
+  _globals['_REBUILDRESPONSE_ENDOFFSETSENTRY']._serialized_end=2681
+  _globals['_STATISTICS']._serialized_start=2684
+  _globals['_STATISTICS']._serialized_end=3211
 # @@protoc_insertion_point(module_scope)

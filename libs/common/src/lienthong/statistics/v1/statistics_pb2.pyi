@@ -25,22 +25,30 @@ class ReportRequest(_message.Message):
     PROVINCE_CODE_FIELD_NUMBER: _builtins.int
     FROM_MONTH_FIELD_NUMBER: _builtins.int
     TO_MONTH_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    AGENCY_MONTHS_FIELD_NUMBER: _builtins.int
     province_code: _builtins.str
     """empty = all"""
     from_month: _builtins.str
     """YYYY-MM, inclusive; empty = beginning"""
     to_month: _builtins.str
     """YYYY-MM, inclusive; empty = now"""
+    tier: _builtins.int
+    """0 = every tier"""
+    agency_months: _builtins.bool
+    """also list every agency's months (agency_months below)"""
     def __init__(
         self,
         *,
         province_code: _builtins.str = ...,
         from_month: _builtins.str = ...,
         to_month: _builtins.str = ...,
+        tier: _builtins.int = ...,
+        agency_months: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_month", b"from_month", "province_code", b"province_code", "to_month", b"to_month"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_months", b"agency_months", "from_month", b"from_month", "province_code", b"province_code", "tier", b"tier", "to_month", b"to_month"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -48,6 +56,10 @@ Global___ReportRequest: _TypeAlias = ReportRequest  # noqa: Y015
 
 @_typing.final
 class ReportRow(_message.Message):
+    """The measures of one group (province and tier, a whole province, or one agency) in one
+    month or over the whole range ("cumulative"). Rates are absent when their denominator is 0.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     PROVINCE_CODE_FIELD_NUMBER: _builtins.int
@@ -59,16 +71,44 @@ class ReportRow(_message.Message):
     DOCUMENTS_RECEIVED_FIELD_NUMBER: _builtins.int
     DOCUMENTS_REFUSED_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_SUBMITTED_FIELD_NUMBER: _builtins.int
+    PAPER_ISSUED_FIELD_NUMBER: _builtins.int
+    PAPER_RECEIVED_FIELD_NUMBER: _builtins.int
+    ELECTRONIC_ISSUED_OTHER_FIELD_NUMBER: _builtins.int
+    CONNECTED_SHARE_FIELD_NUMBER: _builtins.int
+    SEND_RATE_FIELD_NUMBER: _builtins.int
+    RECEIVE_RATE_FIELD_NUMBER: _builtins.int
+    ELECTRONIC_SHARE_FIELD_NUMBER: _builtins.int
     province_code: _builtins.str
     tier: _builtins.int
+    """0 in `provinces` rows: every tier together"""
     month: _builtins.str
     """YYYY-MM, or "cumulative" """
     agencies: _builtins.int
+    """active agencies in the directory"""
     agencies_connected: _builtins.int
+    """of those, the ones that sent or received electronically"""
     documents_sent: _builtins.int
+    """electronically: passed verification and routed"""
     documents_received: _builtins.int
+    """electronically: one per delivery"""
     documents_refused: _builtins.int
     statuses: _builtins.int
+    documents_submitted: _builtins.int
+    paper_issued: _builtins.int
+    """reported by the agencies"""
+    paper_received: _builtins.int
+    """reported by the agencies"""
+    electronic_issued_other: _builtins.int
+    """issued electronically outside the axis (reported)"""
+    connected_share: _builtins.float
+    """agencies_connected / agencies"""
+    send_rate: _builtins.float
+    """sent / (sent + paper_issued)"""
+    receive_rate: _builtins.float
+    """received / (received + paper_received)"""
+    electronic_share: _builtins.float
+    """(sent + electronic_issued_other) / (sent + electronic_issued_other + paper_issued)"""
     def __init__(
         self,
         *,
@@ -81,12 +121,35 @@ class ReportRow(_message.Message):
         documents_received: _builtins.int = ...,
         documents_refused: _builtins.int = ...,
         statuses: _builtins.int = ...,
+        documents_submitted: _builtins.int = ...,
+        paper_issued: _builtins.int = ...,
+        paper_received: _builtins.int = ...,
+        electronic_issued_other: _builtins.int = ...,
+        connected_share: _builtins.float | None = ...,
+        send_rate: _builtins.float | None = ...,
+        receive_rate: _builtins.float | None = ...,
+        electronic_share: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_connected_share", b"_connected_share", "_electronic_share", b"_electronic_share", "_receive_rate", b"_receive_rate", "_send_rate", b"_send_rate", "connected_share", b"connected_share", "electronic_share", b"electronic_share", "receive_rate", b"receive_rate", "send_rate", b"send_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "agencies_connected", b"agencies_connected", "documents_received", b"documents_received", "documents_refused", b"documents_refused", "documents_sent", b"documents_sent", "month", b"month", "province_code", b"province_code", "statuses", b"statuses", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_connected_share", b"_connected_share", "_electronic_share", b"_electronic_share", "_receive_rate", b"_receive_rate", "_send_rate", b"_send_rate", "agencies", b"agencies", "agencies_connected", b"agencies_connected", "connected_share", b"connected_share", "documents_received", b"documents_received", "documents_refused", b"documents_refused", "documents_sent", b"documents_sent", "documents_submitted", b"documents_submitted", "electronic_issued_other", b"electronic_issued_other", "electronic_share", b"electronic_share", "month", b"month", "paper_issued", b"paper_issued", "paper_received", b"paper_received", "province_code", b"province_code", "receive_rate", b"receive_rate", "send_rate", b"send_rate", "statuses", b"statuses", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__connected_share: _TypeAlias = _typing.Literal["connected_share"]  # noqa: Y015
+    _WhichOneofArgType__connected_share: _TypeAlias = _typing.Literal["_connected_share", b"_connected_share"]  # noqa: Y015
+    _WhichOneofReturnType__electronic_share: _TypeAlias = _typing.Literal["electronic_share"]  # noqa: Y015
+    _WhichOneofArgType__electronic_share: _TypeAlias = _typing.Literal["_electronic_share", b"_electronic_share"]  # noqa: Y015
+    _WhichOneofReturnType__receive_rate: _TypeAlias = _typing.Literal["receive_rate"]  # noqa: Y015
+    _WhichOneofArgType__receive_rate: _TypeAlias = _typing.Literal["_receive_rate", b"_receive_rate"]  # noqa: Y015
+    _WhichOneofReturnType__send_rate: _TypeAlias = _typing.Literal["send_rate"]  # noqa: Y015
+    _WhichOneofArgType__send_rate: _TypeAlias = _typing.Literal["_send_rate", b"_send_rate"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__connected_share) -> _WhichOneofReturnType__connected_share | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__electronic_share) -> _WhichOneofReturnType__electronic_share | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_rate) -> _WhichOneofReturnType__receive_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__send_rate) -> _WhichOneofReturnType__send_rate | None: ...
 
 Global___ReportRow: _TypeAlias = ReportRow  # noqa: Y015
 
@@ -98,10 +161,35 @@ class AgencyCount(_message.Message):
     DOCUMENTS_SENT_FIELD_NUMBER: _builtins.int
     DOCUMENTS_RECEIVED_FIELD_NUMBER: _builtins.int
     DOCUMENTS_REFUSED_FIELD_NUMBER: _builtins.int
+    PROVINCE_CODE_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    CONNECTED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_SUBMITTED_FIELD_NUMBER: _builtins.int
+    PAPER_ISSUED_FIELD_NUMBER: _builtins.int
+    PAPER_RECEIVED_FIELD_NUMBER: _builtins.int
+    ELECTRONIC_ISSUED_OTHER_FIELD_NUMBER: _builtins.int
+    SEND_RATE_FIELD_NUMBER: _builtins.int
+    RECEIVE_RATE_FIELD_NUMBER: _builtins.int
+    ELECTRONIC_SHARE_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
     agency_code: _builtins.str
     documents_sent: _builtins.int
     documents_received: _builtins.int
     documents_refused: _builtins.int
+    province_code: _builtins.str
+    tier: _builtins.int
+    month: _builtins.str
+    """YYYY-MM, or "cumulative" """
+    connected: _builtins.bool
+    documents_submitted: _builtins.int
+    paper_issued: _builtins.int
+    paper_received: _builtins.int
+    electronic_issued_other: _builtins.int
+    send_rate: _builtins.float
+    receive_rate: _builtins.float
+    electronic_share: _builtins.float
+    statuses: _builtins.int
     def __init__(
         self,
         *,
@@ -109,12 +197,35 @@ class AgencyCount(_message.Message):
         documents_sent: _builtins.int = ...,
         documents_received: _builtins.int = ...,
         documents_refused: _builtins.int = ...,
+        province_code: _builtins.str = ...,
+        tier: _builtins.int = ...,
+        month: _builtins.str = ...,
+        connected: _builtins.bool = ...,
+        documents_submitted: _builtins.int = ...,
+        paper_issued: _builtins.int = ...,
+        paper_received: _builtins.int = ...,
+        electronic_issued_other: _builtins.int = ...,
+        send_rate: _builtins.float | None = ...,
+        receive_rate: _builtins.float | None = ...,
+        electronic_share: _builtins.float | None = ...,
+        statuses: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_electronic_share", b"_electronic_share", "_receive_rate", b"_receive_rate", "_send_rate", b"_send_rate", "electronic_share", b"electronic_share", "receive_rate", b"receive_rate", "send_rate", b"send_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "documents_received", b"documents_received", "documents_refused", b"documents_refused", "documents_sent", b"documents_sent"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_electronic_share", b"_electronic_share", "_receive_rate", b"_receive_rate", "_send_rate", b"_send_rate", "agency_code", b"agency_code", "connected", b"connected", "documents_received", b"documents_received", "documents_refused", b"documents_refused", "documents_sent", b"documents_sent", "documents_submitted", b"documents_submitted", "electronic_issued_other", b"electronic_issued_other", "electronic_share", b"electronic_share", "month", b"month", "paper_issued", b"paper_issued", "paper_received", b"paper_received", "province_code", b"province_code", "receive_rate", b"receive_rate", "send_rate", b"send_rate", "statuses", b"statuses", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__electronic_share: _TypeAlias = _typing.Literal["electronic_share"]  # noqa: Y015
+    _WhichOneofArgType__electronic_share: _TypeAlias = _typing.Literal["_electronic_share", b"_electronic_share"]  # noqa: Y015
+    _WhichOneofReturnType__receive_rate: _TypeAlias = _typing.Literal["receive_rate"]  # noqa: Y015
+    _WhichOneofArgType__receive_rate: _TypeAlias = _typing.Literal["_receive_rate", b"_receive_rate"]  # noqa: Y015
+    _WhichOneofReturnType__send_rate: _TypeAlias = _typing.Literal["send_rate"]  # noqa: Y015
+    _WhichOneofArgType__send_rate: _TypeAlias = _typing.Literal["_send_rate", b"_send_rate"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__electronic_share) -> _WhichOneofReturnType__electronic_share | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__receive_rate) -> _WhichOneofReturnType__receive_rate | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__send_rate) -> _WhichOneofReturnType__send_rate | None: ...
 
 Global___AgencyCount: _TypeAlias = AgencyCount  # noqa: Y015
 
@@ -124,20 +235,378 @@ class ReportResponse(_message.Message):
 
     ROWS_FIELD_NUMBER: _builtins.int
     AGENCIES_FIELD_NUMBER: _builtins.int
+    PROVINCES_FIELD_NUMBER: _builtins.int
+    AGENCY_MONTHS_FIELD_NUMBER: _builtins.int
+    MONTHS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]: ...
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]:
+        """per (province, tier, month) and per (province, tier) cumulative"""
+
     @_builtins.property
-    def agencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyCount]: ...
+    def agencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyCount]:
+        """per agency over the range (month "cumulative")"""
+
+    @_builtins.property
+    def provinces(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReportRow]:
+        """per (province, month) and cumulative, every tier together"""
+
+    @_builtins.property
+    def agency_months(self) -> _containers.RepeatedCompositeFieldContainer[Global___AgencyCount]:
+        """per agency per month, when asked for"""
+
+    @_builtins.property
+    def months(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the months the report covers"""
+
     def __init__(
         self,
         *,
         rows: _abc.Iterable[Global___ReportRow] | None = ...,
         agencies: _abc.Iterable[Global___AgencyCount] | None = ...,
+        provinces: _abc.Iterable[Global___ReportRow] | None = ...,
+        agency_months: _abc.Iterable[Global___AgencyCount] | None = ...,
+        months: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agencies", b"agencies", "agency_months", b"agency_months", "months", b"months", "provinces", b"provinces", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReportResponse: _TypeAlias = ReportResponse  # noqa: Y015
+
+@_typing.final
+class PaperReport(_message.Message):
+    """What an agency reports of its own paper traffic in one month."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    PAPER_ISSUED_FIELD_NUMBER: _builtins.int
+    PAPER_RECEIVED_FIELD_NUMBER: _builtins.int
+    ELECTRONIC_ISSUED_OTHER_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    period: _builtins.str
+    """YYYY-MM"""
+    paper_issued: _builtins.int
+    """documents issued and sent on paper"""
+    paper_received: _builtins.int
+    """paper documents received"""
+    electronic_issued_other: _builtins.int
+    """issued electronically but sent outside the axis"""
+    note: _builtins.str
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        period: _builtins.str = ...,
+        paper_issued: _builtins.int = ...,
+        paper_received: _builtins.int = ...,
+        electronic_issued_other: _builtins.int = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "electronic_issued_other", b"electronic_issued_other", "note", b"note", "paper_issued", b"paper_issued", "paper_received", b"paper_received", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperReport: _TypeAlias = PaperReport  # noqa: Y015
+
+@_typing.final
+class PaperRevision(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    REPORT_FIELD_NUMBER: _builtins.int
+    REPORTED_BY_FIELD_NUMBER: _builtins.int
+    REPORTED_AT_FIELD_NUMBER: _builtins.int
+    revision: _builtins.int
+    reported_by: _builtins.str
+    reported_at: _builtins.str
+    """RFC 3339"""
+    @_builtins.property
+    def report(self) -> Global___PaperReport: ...
+    def __init__(
+        self,
+        *,
+        revision: _builtins.int = ...,
+        report: Global___PaperReport | None = ...,
+        reported_by: _builtins.str = ...,
+        reported_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "reported_at", b"reported_at", "reported_by", b"reported_by", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperRevision: _TypeAlias = PaperRevision  # noqa: Y015
+
+@_typing.final
+class ReportPaperRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPORT_FIELD_NUMBER: _builtins.int
+    REPORTED_BY_FIELD_NUMBER: _builtins.int
+    reported_by: _builtins.str
+    """the caller: the agency itself or an administrator"""
+    @_builtins.property
+    def report(self) -> Global___PaperReport: ...
+    def __init__(
+        self,
+        *,
+        report: Global___PaperReport | None = ...,
+        reported_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["report", b"report", "reported_by", b"reported_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportPaperRequest: _TypeAlias = ReportPaperRequest  # noqa: Y015
+
+@_typing.final
+class ReportPaperResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_FIELD_NUMBER: _builtins.int
+    CHANGED_FIELD_NUMBER: _builtins.int
+    CREATED_FIELD_NUMBER: _builtins.int
+    changed: _builtins.bool
+    """false when the same report was already the current one"""
+    created: _builtins.bool
+    """true for the period's first report"""
+    @_builtins.property
+    def current(self) -> Global___PaperRevision: ...
+    def __init__(
+        self,
+        *,
+        current: Global___PaperRevision | None = ...,
+        changed: _builtins.bool = ...,
+        created: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["current", b"current"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed", b"changed", "created", b"created", "current", b"current"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportPaperResponse: _TypeAlias = ReportPaperResponse  # noqa: Y015
+
+@_typing.final
+class PaperHistoryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    period: _builtins.str
+    """empty = every period"""
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperHistoryRequest: _TypeAlias = PaperHistoryRequest  # noqa: Y015
+
+@_typing.final
+class PaperHistoryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def revisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___PaperRevision]:
+        """oldest first; the last of each period is current"""
+
+    def __init__(
+        self,
+        *,
+        revisions: _abc.Iterable[Global___PaperRevision] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revisions", b"revisions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PaperHistoryResponse: _TypeAlias = PaperHistoryResponse  # noqa: Y015
+
+@_typing.final
+class LiveMetricsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveMetricsRequest: _TypeAlias = LiveMetricsRequest  # noqa: Y015
+
+@_typing.final
+class TierMetrics(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIER_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_SUBMITTED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_SENT_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_DELIVERED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_REFUSED_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_OVERDUE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_LATE_FIELD_NUMBER: _builtins.int
+    ACKNOWLEDGEMENTS_PENDING_FIELD_NUMBER: _builtins.int
+    tier: _builtins.int
+    documents_submitted: _builtins.int
+    """by senders of this tier"""
+    documents_sent: _builtins.int
+    """passed verification, by senders of this tier"""
+    documents_delivered: _builtins.int
+    """deliveries to recipients of this tier"""
+    documents_refused: _builtins.int
+    """refused documents of senders of this tier"""
+    acknowledgements_overdue: _builtins.int
+    """deliveries still unacknowledged after their day"""
+    acknowledgements_late: _builtins.int
+    """acknowledged, but after the day of delivery"""
+    acknowledgements_pending: _builtins.int
+    """deliveries not acknowledged yet"""
+    def __init__(
+        self,
+        *,
+        tier: _builtins.int = ...,
+        documents_submitted: _builtins.int = ...,
+        documents_sent: _builtins.int = ...,
+        documents_delivered: _builtins.int = ...,
+        documents_refused: _builtins.int = ...,
+        acknowledgements_overdue: _builtins.int = ...,
+        acknowledgements_late: _builtins.int = ...,
+        acknowledgements_pending: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["acknowledgements_late", b"acknowledgements_late", "acknowledgements_overdue", b"acknowledgements_overdue", "acknowledgements_pending", b"acknowledgements_pending", "documents_delivered", b"documents_delivered", "documents_refused", b"documents_refused", "documents_sent", b"documents_sent", "documents_submitted", b"documents_submitted", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TierMetrics: _TypeAlias = TierMetrics  # noqa: Y015
+
+@_typing.final
+class LiveMetricsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierMetrics]: ...
+    def __init__(
+        self,
+        *,
+        tiers: _abc.Iterable[Global___TierMetrics] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tiers", b"tiers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LiveMetricsResponse: _TypeAlias = LiveMetricsResponse  # noqa: Y015
+
+@_typing.final
+class RebuildRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLY_FIELD_NUMBER: _builtins.int
+    apply: _builtins.bool
+    """replace the live counts with the rebuilt ones when they differ"""
+    def __init__(
+        self,
+        *,
+        apply: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["apply", b"apply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebuildRequest: _TypeAlias = RebuildRequest  # noqa: Y015
+
+@_typing.final
+class RebuildResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class EndOffsetsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    RECORDS_READ_FIELD_NUMBER: _builtins.int
+    EVENTS_COUNTED_FIELD_NUMBER: _builtins.int
+    IDENTICAL_FIELD_NUMBER: _builtins.int
+    DIFFERENCES_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    ROWS_COMPARED_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    END_OFFSETS_FIELD_NUMBER: _builtins.int
+    records_read: _builtins.int
+    """Kafka records replayed from offset 0"""
+    events_counted: _builtins.int
+    """distinct events (duplicates dropped by event id)"""
+    identical: _builtins.bool
+    """the rebuilt store equals the live one"""
+    applied: _builtins.bool
+    rows_compared: _builtins.int
+    seconds: _builtins.float
+    @_builtins.property
+    def differences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def end_offsets(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """"topic/partition" -> offset the replay stopped at"""
+
+    def __init__(
+        self,
+        *,
+        records_read: _builtins.int = ...,
+        events_counted: _builtins.int = ...,
+        identical: _builtins.bool = ...,
+        differences: _abc.Iterable[_builtins.str] | None = ...,
+        applied: _builtins.bool = ...,
+        rows_compared: _builtins.int = ...,
+        seconds: _builtins.float = ...,
+        end_offsets: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "differences", b"differences", "end_offsets", b"end_offsets", "events_counted", b"events_counted", "identical", b"identical", "records_read", b"records_read", "rows_compared", b"rows_compared", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RebuildResponse: _TypeAlias = RebuildResponse  # noqa: Y015

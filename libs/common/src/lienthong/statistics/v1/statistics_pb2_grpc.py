@@ -39,12 +39,56 @@ class StatisticsStub:
                 request_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportRequest.SerializeToString,
                 response_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportResponse.FromString,
                 _registered_method=True)
+        self.ReportPaper = channel.unary_unary(
+                '/lienthong.statistics.v1.Statistics/ReportPaper',
+                request_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperRequest.SerializeToString,
+                response_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperResponse.FromString,
+                _registered_method=True)
+        self.GetPaperHistory = channel.unary_unary(
+                '/lienthong.statistics.v1.Statistics/GetPaperHistory',
+                request_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryRequest.SerializeToString,
+                response_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryResponse.FromString,
+                _registered_method=True)
+        self.GetLiveMetrics = channel.unary_unary(
+                '/lienthong.statistics.v1.Statistics/GetLiveMetrics',
+                request_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsRequest.SerializeToString,
+                response_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsResponse.FromString,
+                _registered_method=True)
+        self.Rebuild = channel.unary_unary(
+                '/lienthong.statistics.v1.Statistics/Rebuild',
+                request_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildRequest.SerializeToString,
+                response_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildResponse.FromString,
+                _registered_method=True)
 
 
 class StatisticsServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetReport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportPaper(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPaperHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLiveMetrics(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rebuild(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +101,26 @@ def add_StatisticsServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportRequest.FromString,
                     response_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportResponse.SerializeToString,
+            ),
+            'ReportPaper': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportPaper,
+                    request_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperRequest.FromString,
+                    response_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperResponse.SerializeToString,
+            ),
+            'GetPaperHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPaperHistory,
+                    request_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryRequest.FromString,
+                    response_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryResponse.SerializeToString,
+            ),
+            'GetLiveMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLiveMetrics,
+                    request_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsRequest.FromString,
+                    response_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsResponse.SerializeToString,
+            ),
+            'Rebuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebuild,
+                    request_deserializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildRequest.FromString,
+                    response_serializer=lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +150,114 @@ class Statistics:
             '/lienthong.statistics.v1.Statistics/GetReport',
             lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportRequest.SerializeToString,
             lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportPaper(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.statistics.v1.Statistics/ReportPaper',
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperRequest.SerializeToString,
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.ReportPaperResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPaperHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.statistics.v1.Statistics/GetPaperHistory',
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryRequest.SerializeToString,
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.PaperHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLiveMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.statistics.v1.Statistics/GetLiveMetrics',
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsRequest.SerializeToString,
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.LiveMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.statistics.v1.Statistics/Rebuild',
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildRequest.SerializeToString,
+            lienthong_dot_statistics_dot_v1_dot_statistics__pb2.RebuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

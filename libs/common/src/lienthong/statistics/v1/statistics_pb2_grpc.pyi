@@ -32,11 +32,19 @@ class StatisticsStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> StatisticsAsyncStub: ...
     GetReport: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ReportRequest, _statistics_pb2.ReportResponse]
+    ReportPaper: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.ReportPaperRequest, _statistics_pb2.ReportPaperResponse]
+    GetPaperHistory: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.PaperHistoryRequest, _statistics_pb2.PaperHistoryResponse]
+    GetLiveMetrics: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.LiveMetricsRequest, _statistics_pb2.LiveMetricsResponse]
+    Rebuild: _grpc.UnaryUnaryMultiCallable[_statistics_pb2.RebuildRequest, _statistics_pb2.RebuildResponse]
 
 @_typing.type_check_only
 class StatisticsAsyncStub(StatisticsStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetReport: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ReportRequest, _statistics_pb2.ReportResponse]  # type: ignore[assignment]
+    ReportPaper: _aio.UnaryUnaryMultiCallable[_statistics_pb2.ReportPaperRequest, _statistics_pb2.ReportPaperResponse]  # type: ignore[assignment]
+    GetPaperHistory: _aio.UnaryUnaryMultiCallable[_statistics_pb2.PaperHistoryRequest, _statistics_pb2.PaperHistoryResponse]  # type: ignore[assignment]
+    GetLiveMetrics: _aio.UnaryUnaryMultiCallable[_statistics_pb2.LiveMetricsRequest, _statistics_pb2.LiveMetricsResponse]  # type: ignore[assignment]
+    Rebuild: _aio.UnaryUnaryMultiCallable[_statistics_pb2.RebuildRequest, _statistics_pb2.RebuildResponse]  # type: ignore[assignment]
 
 class StatisticsServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -45,5 +53,33 @@ class StatisticsServicer(metaclass=_abc_1.ABCMeta):
         request: _statistics_pb2.ReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_statistics_pb2.ReportResponse, _abc.Awaitable[_statistics_pb2.ReportResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ReportPaper(
+        self,
+        request: _statistics_pb2.ReportPaperRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.ReportPaperResponse, _abc.Awaitable[_statistics_pb2.ReportPaperResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetPaperHistory(
+        self,
+        request: _statistics_pb2.PaperHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.PaperHistoryResponse, _abc.Awaitable[_statistics_pb2.PaperHistoryResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetLiveMetrics(
+        self,
+        request: _statistics_pb2.LiveMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.LiveMetricsResponse, _abc.Awaitable[_statistics_pb2.LiveMetricsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Rebuild(
+        self,
+        request: _statistics_pb2.RebuildRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_statistics_pb2.RebuildResponse, _abc.Awaitable[_statistics_pb2.RebuildResponse]]: ...
 
 def add_StatisticsServicer_to_server(servicer: StatisticsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

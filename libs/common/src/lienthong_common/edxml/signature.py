@@ -1,0 +1,497 @@
+"""The enveloped XML-DSig signature of an edXML package: sign, and verify with ETSI verdicts.
+
+What is signed is what the VDXP SDKs sign: one ``Reference URI=""`` with the
+``enveloped-signature`` transform, i.e. the whole package (header, manifest and the encoded
+attachments) minus the ``Signature`` element itself, which sits in ``edXMLHeader`` right after
+``TraceHeaderList`` (DESIGN.md §1). Signing uses SHA-256 (ECDSA or RSA by the key's type) and
+inclusive C14N 1.0, as the SDKs do; a trace hop added after signing breaks the signature, so
+hops are recorded by the platform outside the stored package.
+
+:func:`verify_envelope` never raises for a bad package; every outcome is an
+:class:`EnvelopeVerdict` in ETSI EN 319 102-1 terms (the same strings as
+:mod:`lienthong_common.pades`):
+
+* signature valid, chain to a trust root, certificate valid now -> TOTAL_PASSED
+* the package changed after signing (reference digest mismatch) -> TOTAL_FAILED/HASH_FAILURE
+* the signature value does not verify with the certificate's key -> TOTAL_FAILED/SIG_CRYPTO_FAILURE
+* not well-formed XML, a DTD, a Signature that is not XML-DSig-shaped, no certificate in
+  ``KeyInfo``, more than one signature -> TOTAL_FAILED/FORMAT_FAILURE
+* rsa-sha1 (or a SHA-1 digest) when the policy does not allow it ->
+  INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE_NO_POE
+* no chain to a trust root -> INDETERMINATE/NO_CERTIFICATE_CHAIN_FOUND
+* certificate expired -> INDETERMINATE/OUT_OF_BOUNDS_NO_POE; not yet valid ->
+  INDETERMINATE/NOT_YET_VALID; revoked -> TOTAL_FAILED/REVOKED; revocation status required
+  (``revocation="hard-fail"``) but unavailable -> INDETERMINATE/TRY_LATER
+* no Signature at all -> INDETERMINATE/NO_SIGNATURE (as for PDFs: nothing proven false)
+
+A Signature written in the QCVN default namespace instead of XML-DSig's (some SDK versions do
+this) is read as XML-DSig and verified; the verdict carries a warning saying so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import re
+from collections.abc import Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal, TypeVar
+
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    ExpiredError,
+    InsufficientRevinfoError,
+    NotYetValidError,
+    PathBuildingError,
+    PathValidationError,
+    RevokedError,
+)
+from pyhanko_certvalidator.policy_decl import (
+    NO_REVOCATION,
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from signxml import methods as signxml_methods
+from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
+from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
+from signxml.signer import XMLSigner
+from signxml.verifier import SignatureConfiguration, XMLVerifier
+
+from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
+
+from ._model import DSIG_NS, NS, EdxmlError, ParsePolicy, XmlSecurityError
+from ._secure import strip_preamble
+
+__all__ = ["EnvelopeVerdict", "Indication", "sign_envelope", "verify_envelope"]
+
+RevocationMode = Literal["soft-fail", "hard-fail", "off"]
+T = TypeVar("T")
+
+HEADER_PATH = "edXML/edXMLEnvelope/edXMLHeader/Signature"
+NO_SIGNATURE = "NO_SIGNATURE"
+HASH_FAILURE = "HASH_FAILURE"
+SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
+FORMAT_FAILURE = "FORMAT_FAILURE"
+CRYPTO_CONSTRAINTS_FAILURE_NO_POE = "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
+NO_CERTIFICATE_CHAIN_FOUND = "NO_CERTIFICATE_CHAIN_FOUND"
+OUT_OF_BOUNDS_NO_POE = "OUT_OF_BOUNDS_NO_POE"
+NOT_YET_VALID = "NOT_YET_VALID"
+REVOKED = "REVOKED"
+TRY_LATER = "TRY_LATER"
+
+_SHA1_METHODS = frozenset({SignatureMethod.RSA_SHA1})
+_SHA1_DIGESTS = frozenset({DigestAlgorithm.SHA1})
+_STRONG_METHODS = frozenset(m for m in SignatureMethod if "SHA1" not in m.name and "HMAC" not in m.name)
+_STRONG_DIGESTS = frozenset(d for d in DigestAlgorithm if "SHA1" not in d.name)
+# Input to signing and verification: the hardened reader's rules, without its 10 MB text cap
+# (attachments are one base64 text node each); DTDs are refused before this parser runs.
+_PARSER_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "dtd_validation": False,
+    "huge_tree": True,
+}
+
+
+class Indication(StrEnum):
+    """ETSI EN 319 102-1 main indication; equal, as strings, to ``lienthong_common.pades.Indication``.
+
+    Defined here rather than imported so reading and signing packages does not load pyHanko.
+    """
+
+    TOTAL_PASSED = "TOTAL_PASSED"
+    TOTAL_FAILED = "TOTAL_FAILED"
+    INDETERMINATE = "INDETERMINATE"
+
+
+@dataclass(frozen=True)
+class EnvelopeVerdict:
+    """The verdict on a package's envelope signature (ETSI EN 319 102-1 terms).
+
+    ``indication``: TOTAL_PASSED, TOTAL_FAILED or INDETERMINATE (a ``StrEnum``, compares equal
+    to those strings); ``sub_indication``: None when passed, else one of the module constants
+    (HASH_FAILURE, SIG_CRYPTO_FAILURE, FORMAT_FAILURE, REVOKED, CRYPTO_CONSTRAINTS_FAILURE_NO_POE,
+    NO_CERTIFICATE_CHAIN_FOUND, OUT_OF_BOUNDS_NO_POE, NOT_YET_VALID, TRY_LATER, NO_SIGNATURE);
+    ``message``: the reason in words. ``signature_method``/``digest_method``: the algorithm
+    URIs the signature declares. ``signer_certificate_der``/``signer_subject``/``agency_code``
+    (from the certificate's OU; the caller checks it against the sender), ``chain``: subjects
+    from the signer to the trust root when one was found. ``warnings``: accepted deviations
+    (legacy namespace, rsa-sha1 under a permissive policy).
+    """
+
+    indication: Indication
+    sub_indication: str | None
+    message: str
+    signature_method: str = ""
+    digest_method: str = ""
+    signer_subject: str = ""
+    signer_certificate_der: bytes = b""
+    agency_code: str | None = None
+    chain: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.indication is Indication.TOTAL_PASSED
+
+
+# ---------------------------------------------------------------------------------------------
+# sign
+# ---------------------------------------------------------------------------------------------
+class _LegacySigner(XMLSigner):  # type: ignore[misc]
+    """signxml refuses to write SHA-1; legacy signatures are made only for tests and fixtures."""
+
+    def check_deprecated_methods(self) -> None:
+        return None
+
+
+def sign_envelope(
+    package: bytes,
+    identity: IssuedIdentity,
+    *,
+    legacy_rsa_sha1: bool = False,
+) -> bytes:
+    """Sign ``package`` with an enveloped XML-DSig placed after ``TraceHeaderList``.
+
+    SHA-256 with ECDSA or RSA (by the key's type); the signer's certificate and its chain go
+    in ``KeyInfo/X509Data``. ``legacy_rsa_sha1=True`` (RSA keys only) writes the rsa-sha1/sha1
+    signature old SDKs make, for testing the verifier's policy; the platform never uses it.
+    Raises EdxmlError when the package is not an edXML document or is already signed.
+    """
+    root = _parse(package)
+    header = _header(root)
+    if _find_signature(header) is not None:
+        raise EdxmlError(HEADER_PATH, "the package is already signed")
+    trace_list = header.find(f"{{{NS}}}TraceHeaderList")
+    if trace_list is None:
+        raise EdxmlError("edXML/edXMLEnvelope/edXMLHeader/TraceHeaderList", "required element is missing")
+
+    key = serialization.load_pem_private_key(identity.key_pem, password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        if legacy_rsa_sha1:
+            raise ValueError("rsa-sha1 needs an RSA key")
+        method = SignatureMethod.ECDSA_SHA256
+    elif isinstance(key, rsa.RSAPrivateKey):
+        method = SignatureMethod.RSA_SHA1 if legacy_rsa_sha1 else SignatureMethod.RSA_SHA256
+    else:
+        raise ValueError("envelope signatures need an ECDSA or RSA key")
+
+    # signxml puts an enveloped signature where a placeholder stands; keep the indentation.
+    placeholder = etree.Element(f"{{{DSIG_NS}}}Signature", Id="placeholder", nsmap={"ds": DSIG_NS})
+    placeholder.tail = trace_list.tail
+    trace_list.addnext(placeholder)
+    signer = (_LegacySigner if legacy_rsa_sha1 else XMLSigner)(
+        method=signxml_methods.enveloped,
+        signature_algorithm=method,
+        digest_algorithm=DigestAlgorithm.SHA1 if legacy_rsa_sha1 else DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_0,
+    )
+    chain = [identity.cert_pem.decode("ascii")] + [
+        pem.decode("ascii")
+        for pem in identity.chain_pem[:-1]  # the root is the verifier's
+    ]
+    signed = signer.sign(root, key=key, cert=chain, always_add_key_value=False)
+    # No pretty-printing: whitespace is signed content.
+    body: bytes = etree.tostring(signed, encoding="UTF-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# verify
+# ---------------------------------------------------------------------------------------------
+def verify_envelope(
+    package: bytes,
+    *,
+    trust_roots: Sequence[bytes],
+    allow_rsa_sha1: bool = False,
+    at: datetime | None = None,
+    revocation: RevocationMode = "soft-fail",
+) -> EnvelopeVerdict:
+    """Verify the package's envelope signature against ``trust_roots`` (PEM or DER); never raises.
+
+    ``allow_rsa_sha1`` accepts the legacy rsa-sha1 method and SHA-1 digests (with a warning);
+    otherwise they are INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE_NO_POE. ``at`` is the validation
+    time (default now). Revocation is checked from what the caller's trust store and the
+    certificates provide, never fetched: ``off``, ``soft-fail`` (pass when unavailable) or
+    ``hard-fail`` (INDETERMINATE/TRY_LATER when unavailable).
+    """
+    warnings: list[str] = []
+    try:
+        root = _parse(package)
+        header = _header(root)
+    except EdxmlError as error:
+        return _failed(FORMAT_FAILURE, str(error))
+    signatures = [el for el in header if isinstance(el.tag, str) and etree.QName(el).localname == "Signature"]
+    if not signatures:
+        return EnvelopeVerdict(Indication.INDETERMINATE, NO_SIGNATURE, "the package is not signed")
+    if len(signatures) > 1:
+        return _failed(FORMAT_FAILURE, f"{HEADER_PATH}: {len(signatures)} signatures; one is expected")
+    signature = signatures[0]
+    if etree.QName(signature).namespace != DSIG_NS:
+        warnings.append(
+            f"{HEADER_PATH}: Signature is in namespace {etree.QName(signature).namespace!r}, "
+            "not XML-DSig; read as XML-DSig"
+        )
+        rehomed = _rehome_default_namespace(package)
+        if rehomed is None:
+            return _failed(
+                FORMAT_FAILURE,
+                f"{HEADER_PATH}: a Signature outside XML-DSig must be an unprefixed <Signature>",
+            )
+        root = _parse(rehomed)
+        signature = _find_signature(_header(root))
+
+    method_uri = _algorithm(signature, "SignedInfo/SignatureMethod")
+    digest_uri = _algorithm(signature, "SignedInfo/Reference/DigestMethod")
+    known = {"signature_method": method_uri, "digest_method": digest_uri, "warnings": warnings}
+    weak = "sha1" in method_uri.lower().rsplit("#", 1)[-1] or digest_uri.endswith("#sha1")
+    if weak and not allow_rsa_sha1:
+        return EnvelopeVerdict(
+            Indication.INDETERMINATE,
+            CRYPTO_CONSTRAINTS_FAILURE_NO_POE,
+            f"{method_uri or digest_uri} is refused by policy: SHA-1 is allowed only for legacy "
+            "senders (allow_rsa_sha1)",
+            **known,  # type: ignore[arg-type]
+        )
+    if weak:
+        warnings.append(f"{HEADER_PATH}: legacy {method_uri} / {digest_uri} accepted by policy")
+
+    certificates = [
+        "".join((el.text or "").split())
+        for el in signature.iterfind(
+            f"{{{DSIG_NS}}}KeyInfo/{{{DSIG_NS}}}X509Data/{{{DSIG_NS}}}X509Certificate"
+        )
+    ]
+    if not certificates:
+        return _failed(FORMAT_FAILURE, f"{HEADER_PATH}: KeyInfo carries no X509Certificate", **known)
+    try:
+        certs = [x509.load_der_x509_certificate(_b64(c)) for c in certificates]
+    except ValueError as error:
+        return _failed(FORMAT_FAILURE, f"{HEADER_PATH}: unreadable X509Certificate ({error})", **known)
+    signer_cert = certs[0]
+    signer_der = signer_cert.public_bytes(serialization.Encoding.DER)
+    who = {
+        "signer_subject": signer_cert.subject.rfc4514_string(),
+        "signer_certificate_der": signer_der,
+        "agency_code": agency_code_from_certificate(signer_der),
+    }
+
+    config = SignatureConfiguration(
+        location=f"./{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/",
+        expect_references=1,
+        signature_methods=_STRONG_METHODS | (_SHA1_METHODS if allow_rsa_sha1 else frozenset()),
+        digest_algorithms=_STRONG_DIGESTS | (_SHA1_DIGESTS if allow_rsa_sha1 else frozenset()),
+        # signxml only checks the signature value here; validity at `at` is the chain's job.
+        verification_time=signer_cert.not_valid_before_utc,
+    )
+    try:
+        _verify_xml(root, signer_cert, config)
+    except InvalidDigest:
+        return _failed(
+            HASH_FAILURE, "the package was changed after it was signed (digest mismatch)", **known, **who
+        )
+    except InvalidSignature as error:
+        return _failed(SIG_CRYPTO_FAILURE, f"the signature value does not verify: {error}", **known, **who)
+    except (InvalidInput, SignXMLException, ValueError) as error:
+        return _failed(FORMAT_FAILURE, f"{HEADER_PATH}: {error}", **known, **who)
+
+    indication, sub, message, chain = _validate_chain(
+        signer_der,
+        [c.public_bytes(serialization.Encoding.DER) for c in certs[1:]],
+        trust_roots,
+        at,
+        revocation,
+    )
+    return EnvelopeVerdict(indication, sub, message, chain=chain, **known, **who)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+def _parse(package: bytes) -> Any:
+    data = strip_preamble(package, ParsePolicy(), [])
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise XmlSecurityError("(document)", "DTD/DOCTYPE declarations are not allowed")
+    try:
+        root = etree.fromstring(data, etree.XMLParser(**_PARSER_OPTIONS))
+    except etree.XMLSyntaxError as error:
+        raise EdxmlError("(document)", f"not well-formed XML: {error.msg}") from None
+    if root.getroottree().docinfo.internalDTD is not None:  # UTF-16 input the byte scan misses
+        raise XmlSecurityError("(document)", "DTD/DOCTYPE declarations are not allowed")
+    if root.tag != f"{{{NS}}}edXML":
+        raise EdxmlError("edXML", f"root element is {root.tag!r}, expected edXML in namespace {NS}")
+    return root
+
+
+def _header(root: Any) -> Any:
+    envelope = root.find(f"{{{NS}}}edXMLEnvelope")
+    header = envelope.find(f"{{{NS}}}edXMLHeader") if envelope is not None else None
+    if header is None:
+        raise EdxmlError("edXML/edXMLEnvelope/edXMLHeader", "required element is missing")
+    return header
+
+
+def _find_signature(header: Any) -> Any:
+    for element in header:
+        if isinstance(element.tag, str) and etree.QName(element).localname == "Signature":
+            return element
+    return None
+
+
+_UNPREFIXED_SIGNATURE = re.compile(rb"<Signature(?=[\s>/])")
+
+
+def _rehome_default_namespace(package: bytes) -> bytes | None:
+    """Declare XML-DSig as the default namespace on an unprefixed ``<Signature>``, or None.
+
+    The SDKs that lose the namespace signed ``<Signature xmlns="…xmldsig#">`` (the Java
+    default) and wrote it without the declaration, so its unprefixed children fell into the
+    QCVN default namespace. Re-declaring it restores the signed form, SignedInfo included.
+    """
+    found = _UNPREFIXED_SIGNATURE.findall(package)
+    if len(found) != 1:
+        return None
+    return _UNPREFIXED_SIGNATURE.sub(f'<Signature xmlns="{DSIG_NS}"'.encode(), package, count=1)
+
+
+def _verify_xml(root: Any, cert: x509.Certificate, config: SignatureConfiguration) -> None:
+    XMLVerifier().verify(
+        root, x509_cert=cert, expect_config=config, parser=etree.XMLParser(**_PARSER_OPTIONS)
+    )
+
+
+def _algorithm(signature: Any, path: str) -> str:
+    element = signature.find("/".join(f"{{{DSIG_NS}}}{part}" for part in path.split("/")))
+    return str(element.get("Algorithm", "")) if element is not None else ""
+
+
+def _b64(text: str) -> bytes:
+    import base64
+    import binascii
+
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ValueError(f"not base64: {error}") from None
+
+
+def _failed(sub: str, message: str, **known: Any) -> EnvelopeVerdict:
+    return EnvelopeVerdict(Indication.TOTAL_FAILED, sub, message, **known)
+
+
+def _revinfo_policy(mode: RevocationMode) -> CertRevTrustPolicy:
+    if mode == "off":
+        return CertRevTrustPolicy(NO_REVOCATION)
+    if mode == "soft-fail":
+        return CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("soft-fail"))
+    return CertRevTrustPolicy(
+        RevocationCheckingPolicy(
+            ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+            intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+        )
+    )
+
+
+def _validate_chain(
+    signer_der: bytes,
+    intermediates_der: list[bytes],
+    trust_roots: Sequence[bytes],
+    at: datetime | None,
+    revocation: RevocationMode,
+) -> tuple[Indication, str | None, str, list[str]]:
+    roots: list[asn1_x509.Certificate] = []
+    for item in trust_roots:
+        if item.lstrip().startswith(b"-----BEGIN"):
+            roots.extend(
+                asn1_x509.Certificate.load(
+                    x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+                )
+                for pem in split_pem_certificates(item)
+            )
+        else:
+            roots.append(asn1_x509.Certificate.load(item))
+    signer = asn1_x509.Certificate.load(signer_der)
+
+    async def validate() -> tuple[Indication, str | None, str, list[str]]:
+        context = ValidationContext(
+            trust_manager=SimpleTrustManager.build(trust_roots=roots),
+            revinfo_policy=_revinfo_policy(revocation),
+            allow_fetching=False,
+            moment=at,
+            crls=[],
+            ocsps=[],
+        )
+        validator = CertificateValidator(
+            signer,
+            intermediate_certs=[asn1_x509.Certificate.load(d) for d in intermediates_der],
+            validation_context=context,
+        )
+        try:
+            path = await validator.async_validate_usage({"digital_signature"})  # type: ignore[no-untyped-call]
+        except RevokedError as error:
+            return (
+                Indication.TOTAL_FAILED,
+                REVOKED,
+                f"the signer's certificate was revoked: {error.failure_msg}",
+                [],
+            )
+        except ExpiredError as error:
+            return (
+                Indication.INDETERMINATE,
+                OUT_OF_BOUNDS_NO_POE,
+                "the signer's certificate expired and no timestamp proves the signature was "
+                f"made before: {error.failure_msg}",
+                [],
+            )
+        except NotYetValidError as error:
+            return Indication.INDETERMINATE, NOT_YET_VALID, error.failure_msg, []
+        except InsufficientRevinfoError as error:
+            return (
+                Indication.INDETERMINATE,
+                TRY_LATER,
+                f"revocation status required ({revocation}) but unavailable: {error.failure_msg}",
+                [],
+            )
+        except PathBuildingError:
+            subject = signer.subject.human_friendly
+            return (
+                Indication.INDETERMINATE,
+                NO_CERTIFICATE_CHAIN_FOUND,
+                f"no chain from {subject!r} to a trusted root",
+                [],
+            )
+        except PathValidationError as error:
+            return (
+                Indication.INDETERMINATE,
+                NO_CERTIFICATE_CHAIN_FOUND,
+                f"certificate path invalid: {error.failure_msg}",
+                [],
+            )
+        finally:
+            await context.aclose()  # type: ignore[no-untyped-call]
+        chain = [cert.subject.human_friendly for cert in reversed(list(path))]
+        return Indication.TOTAL_PASSED, None, "envelope signature valid", chain
+
+    return _run(validate())
+
+
+_pool = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="envelope-verify")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion whether or not the calling thread has an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    return _pool.submit(asyncio.run, coro).result()

@@ -1,0 +1,186 @@
+"""Recording a delivery's change everywhere it must show, in the caller's transaction.
+
+One change of a delivery is, at once: its new state, a timeline line, a DeliveryUpdated event
+(outbox), an evidence-log entry and, for a business status, an edXML status package for the
+other party, pushed to its webhook when it has one. Keeping these together here is what makes
+each of them complete: none is written without the others.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from lienthong.events.v1 import events_pb2
+from lienthong_common.outbox import TOPIC_DELIVERIES, new_event
+from lienthong_routing import evidence, repository, status_packages, webhooks
+from lienthong_routing.deadlines import ACKNOWLEDGING_CODES
+from lienthong_routing.domain import DeliveryState, StatusCode, next_state
+from lienthong_routing.models import OUTBOX, Delivery, RoutedDocument
+
+
+def delivery_updated(
+    *,
+    document: RoutedDocument,
+    delivery: Delivery,
+    previous_state: str,
+    status_code: str,
+    description: str,
+    actor_code: str,
+    at: datetime,
+) -> events_pb2.Event:
+    """The DeliveryUpdated event of a delivery just created or changed."""
+    event = new_event(document.id, at)
+    event.delivery_updated.CopyFrom(
+        events_pb2.DeliveryUpdated(
+            sender_code=document.sender_code,
+            recipient_code=delivery.recipient_code,
+            state=delivery.state,
+            previous_state=previous_state,
+            status_code=status_code,
+            description=description,
+            actor_code=actor_code,
+            requested_code=delivery.requested_code,
+        )
+    )
+    return event
+
+
+def emit_delivery_updated(
+    *,
+    session: Session,
+    document: RoutedDocument,
+    delivery: Delivery,
+    previous_state: str,
+    status_code: str,
+    description: str,
+    actor_code: str,
+    at: datetime,
+) -> None:
+    """Queue DeliveryUpdated for a delivery just created or changed, in the caller's transaction."""
+    event = delivery_updated(
+        document=document,
+        delivery=delivery,
+        previous_state=previous_state,
+        status_code=status_code,
+        description=description,
+        actor_code=actor_code,
+        at=at,
+    )
+    OUTBOX.add(session, topic=TOPIC_DELIVERIES, key=document.id, event=event)
+
+
+def record_change(
+    *,
+    session: Session,
+    document: RoutedDocument,
+    delivery: Delivery,
+    previous_state: str,
+    status_code: str,
+    description: str,
+    actor_code: str,
+    at: datetime,
+    kind: str = "status",
+    timeline_note: str = "",
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Timeline, event and evidence for a delivery whose state was just set."""
+    repository.add_status_entry(
+        session=session,
+        document_id=document.id,
+        recipient_code=delivery.recipient_code,
+        code=status_code,
+        state=delivery.state,
+        description=timeline_note or description,
+        actor_code=actor_code,
+        at=at,
+    )
+    emit_delivery_updated(
+        session=session,
+        document=document,
+        delivery=delivery,
+        previous_state=previous_state,
+        status_code=status_code,
+        description=description,
+        actor_code=actor_code,
+        at=at,
+    )
+    evidence.append(
+        session=session,
+        kind=kind,
+        document_id=document.id,
+        recipient_code=delivery.recipient_code,
+        at=at,
+        facts={
+            "delivery": delivery.id,
+            "sender": document.sender_code,
+            "previous_state": previous_state,
+            "state": delivery.state,
+            "code": status_code,
+            "actor": actor_code,
+            "description": description,
+            **(extra or {}),
+        },
+    )
+
+
+def apply_status(
+    *,
+    session: Session,
+    document: RoutedDocument,
+    delivery: Delivery,
+    status: StatusCode,
+    description: str,
+    actor_code: str,
+    at: datetime,
+) -> None:
+    """Move one delivery by a status code (raises 409 when illegal) and record it."""
+    previous = DeliveryState(delivery.state)
+    delivery.state = next_state(recipient_code=delivery.recipient_code, current=previous, code=status)
+    delivery.last_status_code = status.value
+    delivery.updated_at = at
+    if status.value in ACKNOWLEDGING_CODES and delivery.acknowledged_at is None:
+        delivery.acknowledged_at = at
+    record_change(
+        session=session,
+        document=document,
+        delivery=delivery,
+        previous_state=previous.value,
+        status_code=status.value,
+        description=description,
+        actor_code=actor_code,
+        at=at,
+    )
+
+
+def send_status_package(
+    *,
+    session: Session,
+    document: RoutedDocument,
+    from_code: str,
+    to_codes: list[str],
+    status: StatusCode,
+    description: str,
+    at: datetime,
+) -> None:
+    """Keep the status as an edXML package and push it to those of `to_codes` with a webhook."""
+    entry = status_packages.record(
+        session=session,
+        document=document,
+        from_code=from_code,
+        status_code=status.value,
+        description=description,
+        at=at,
+    )
+    if entry is None:
+        return
+    for code in sorted(webhooks.active_webhooks(session=session, agency_codes=to_codes)):
+        webhooks.enqueue(
+            session=session,
+            agency_code=code,
+            document_id=document.id,
+            kind=webhooks.KIND_STATUS,
+            build=lambda payload_id: status_packages.webhook_payload(document, entry, payload_id),
+            at=at,
+        )
