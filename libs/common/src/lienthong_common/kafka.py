@@ -55,7 +55,13 @@ def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...] = ALL_TOPICS)
     try:
         existing = set(admin.list_topics())
         wanted = [
-            NewTopic(name=t, num_partitions=settings.topic_partitions, replication_factor=1)
+            # Events are kept forever: `lienthong stats rebuild` replays them from offset 0.
+            NewTopic(
+                name=t,
+                num_partitions=settings.topic_partitions,
+                replication_factor=1,
+                topic_configs={"retention.ms": "-1"},
+            )
             for t in topics
             if t not in existing
         ]
