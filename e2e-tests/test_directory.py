@@ -14,7 +14,7 @@ MEMBERS = ["000.01.03.H49", "000.02.03.H49"]  # the wards under Hạ Long
 
 
 def inbox_ids(platform: RunningPlatform, code: str) -> list[str]:
-    return [item["id"] for item in platform.cli_json("inbox", "--as", code, "--limit", "500")["items"]]
+    return [item["id"] for item in platform.cli_json("inbox", "--as", code, "--all")["items"]]
 
 
 def send(platform: RunningPlatform, pdf: Path, to: str, subject: str) -> str:

@@ -56,7 +56,7 @@ def test_failed_signature_is_refused_and_the_sender_sees_why(
     assert "TOTAL_FAILED/HASH_FAILURE" in text and "forged.pdf" in text, text
 
     # Never delivered: not in the recipient's inbox, and the recipient cannot fetch it.
-    inbox = platform.cli_json("inbox", "--as", DEPARTMENT, "--limit", "500")["items"]
+    inbox = platform.cli_json("inbox", "--as", DEPARTMENT, "--all")["items"]
     assert doc_id not in [item["id"] for item in inbox]
     assert all(r["state"] != "delivered" for r in tracked["recipients"]), tracked["recipients"]
     fetched = platform.cli("fetch", doc_id, "--as", DEPARTMENT, "-o", str(tmp_path / "out"), check=False)

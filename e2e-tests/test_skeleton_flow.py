@@ -12,7 +12,8 @@ from lienthong_common import edxml
 
 
 def inbox_ids(platform: RunningPlatform, code: str) -> list[str]:
-    return [item["id"] for item in platform.cli_json("inbox", "--as", code, "--limit", "500")["items"]]
+    # The platform is shared by the whole session: the inbox may hold more than one page.
+    return [item["id"] for item in platform.cli_json("inbox", "--as", code, "--all")["items"]]
 
 
 def test_signed_document_reaches_both_recipients_and_status_returns(

@@ -99,9 +99,17 @@ def test_existing_software_sequence(platform: RunningPlatform, signed_pdf, tmp_p
     assert accepted["status"] == "OK", accepted
 
     # 5. getSentEdocList: the sender sees the recipient's state.
-    listed = vdxp(platform, "getSentEdocList", PROVINCE, servicetype="eDoc", messagetype="edoc")
-    assert listed["status"] == "OK", listed
-    mine = [d for d in listed["data"] if d["id"] == doc_id]
+    # The sender has sent many documents in this session: page through, as real software does.
+    mine: list[dict[str, Any]] = []
+    cursor: dict[str, str] = {}
+    while not mine:
+        listed = vdxp(platform, "getSentEdocList", PROVINCE, servicetype="eDoc", messagetype="edoc",
+                      limit="500", **cursor)
+        assert listed["status"] == "OK", listed
+        mine = [d for d in listed["data"] if d["id"] == doc_id]
+        if not listed.get("nextCursor") or not listed["data"]:
+            break
+        cursor = {"cursor": listed["nextCursor"]}
     assert mine and mine[0]["statuses"] == [
         {
             "toCode": DEPARTMENT,
