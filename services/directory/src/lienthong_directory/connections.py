@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy.orm import Session
 
 from lienthong_common.grpcutil import invalid
+from lienthong_common.timezones import VIETNAM
 from lienthong_directory import domain, repository
 
 
@@ -46,7 +47,7 @@ def status(
     credentials = repository.active_credentials(session=session)
     exchanged = repository.exchanges(session=session)
     # The window ends at the end of `day` (or now, when that is earlier).
-    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), domain.VIETNAM)
+    end = datetime.combine(day + timedelta(days=1), datetime.min.time(), VIETNAM)
     end = min(end, now or datetime.now(UTC))
     since = end - timedelta(days=window_days)
     result = []

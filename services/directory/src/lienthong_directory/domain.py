@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -20,10 +20,10 @@ from lienthong_common.agency_codes import AgencyCodeError
 from lienthong_common.grpcutil import conflict, invalid, not_found
 from lienthong_common.outbox import now_utc
 from lienthong_common.pki import certificate_fingerprint
+from lienthong_common.timezones import VIETNAM
 from lienthong_directory import credentials, events, repository
 from lienthong_directory.models import Agency, AgencyCertificate, AgencyVersion, Credential
 
-VIETNAM = timezone(timedelta(hours=7), "ICT")  # no daylight saving
 ACTIVE = "active"
 DISSOLVED = "dissolved"
 STATUSES = (ACTIVE, DISSOLVED)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import TOPIC_DELIVERIES, new_event, now_utc
+from lienthong_common.timezones import VIETNAM
 from lienthong_routing import business, evidence, repository, webhooks
 from lienthong_routing.deadlines import WorkingCalendar
 from lienthong_routing.directory import RecipientDirectory, Resolution
@@ -35,7 +35,6 @@ from lienthong_routing.settings import routing_settings
 
 log = logging.getLogger(__name__)
 
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 PASSED = "TOTAL_PASSED"
 ROUTED = "routed"
 REFUSED = "refused"

@@ -36,16 +36,11 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, date, datetime, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import UTC, date, datetime
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.grpcutil import invalid
-
-try:
-    VIETNAM: timezone | ZoneInfo = ZoneInfo("Asia/Ho_Chi_Minh")
-except ZoneInfoNotFoundError:  # no tz database in the image: Vietnam has kept UTC+7 since 1975
-    VIETNAM = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
+from lienthong_common.timezones import VIETNAM
 
 PASSED = "TOTAL_PASSED"
 CUMULATIVE = "cumulative"

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from lienthong_common.grpcutil import DomainError, forbidden, invalid
 from lienthong_common.outbox import now_utc
+from lienthong_common.timezones import VIETNAM
 from lienthong_statistics import repository
 from lienthong_statistics.directory import AgencyDirectory
 from lienthong_statistics.domain import (
-    VIETNAM,
     AgencyInfo,
     MonthCount,
     PaperCount,
