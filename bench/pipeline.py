@@ -30,6 +30,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +42,7 @@ from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common import edxml
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import identity_dir, load_credentials, seed
-from lienthong_sdk.local import GRPC_SERVICES, LocalPlatform
+from lienthong_sdk.local import ALL_SERVICES, GRPC_SERVICES, LocalPlatform
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -172,6 +173,7 @@ class Stack:
     local: LocalPlatform
     ports: Ports
     data_dir: Path
+    db_prefix: str = ""
 
     def client(self, code: str) -> LienthongClient:
         return LienthongClient(
@@ -186,8 +188,15 @@ def running_stack(
     """Kafka (reset), PostgreSQL with fresh databases, six services, the demo directory seeded."""
     prefix = f"bench_{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
-    infra("kafka.sh", "reset", env=ports.kafka_env)
-    infra("kafka.sh", "start", env=ports.kafka_env)
+
+    def fresh_kafka() -> None:
+        infra("kafka.sh", "reset", env=ports.kafka_env)
+        infra("kafka.sh", "start", env=ports.kafka_env)
+
+    # The broker (a JVM: the slowest thing to start) comes up while PostgreSQL, the databases
+    # and the migrations are prepared; the services start once both are there.
+    starting = ThreadPoolExecutor(1)
+    kafka_started = starting.submit(fresh_kafka)
     infra("postgres.sh", "start", env=ports.pg_env)
     local = LocalPlatform(
         data_dir=data_dir,
@@ -207,14 +216,22 @@ def running_stack(
         },
     )
     try:
-        local.start()
+        try:
+            local.data_dir.mkdir(parents=True, exist_ok=True)
+            local.prepare_pki()
+            local.migrate_all()
+        finally:
+            kafka_started.result()  # raises what the broker's start raised
+            starting.shutdown()
+        for service in ALL_SERVICES:
+            local.start_service(service)
         local.wait_ready(timeout=120)
         seed(
             directory_address=local.grpc_address("directory"),
             data_dir=data_dir,
             dataset=ROOT / "data" / "directory" / "demo.json",
         )
-        yield Stack(local=local, ports=ports, data_dir=data_dir)
+        yield Stack(local=local, ports=ports, data_dir=data_dir, db_prefix=prefix)
     finally:
         local.stop()
         infra("kafka.sh", "stop", env=ports.kafka_env)
@@ -223,6 +240,177 @@ def running_stack(
             print(f"(kept {data_dir})", file=sys.stderr)
         else:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- CPU and memory
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+@dataclass(frozen=True)
+class ProcStat:
+    ppid: int
+    ticks: int  # utime + stime of the process itself
+    child_ticks: int  # cutime + cstime: children it has waited for (e.g. a pool's dead workers)
+    rss_bytes: int
+    cmdline: str
+
+
+def read_procs() -> dict[int, ProcStat]:
+    """Every process's CPU ticks and RSS from /proc/<pid>/stat (Linux); {} elsewhere."""
+    out: dict[int, ProcStat] = {}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return out
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read().decode(errors="replace")
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue  # gone meanwhile
+        # The command name (field 2) may hold spaces and parentheses: split after the last ")".
+        rest = raw[raw.rfind(")") + 2 :].split()
+        # rest[0] is field 3 (state): ppid 4, utime 14, stime 15, cutime 16, cstime 17, rss 24.
+        out[int(name)] = ProcStat(
+            ppid=int(rest[1]),
+            ticks=int(rest[11]) + int(rest[12]),
+            child_ticks=int(rest[13]) + int(rest[14]),
+            rss_bytes=int(rest[21]) * PAGE_BYTES,
+            cmdline=cmdline,
+        )
+    return out
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine since boot (/proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            fields_ = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return 0, 0
+    idle = fields_[3] + (fields_[4] if len(fields_) > 4 else 0)  # idle + iowait
+    return sum(fields_[:8]) - idle, sum(fields_[:8])
+
+
+def _descendants(root: int, procs: dict[int, ProcStat]) -> set[int]:
+    children: dict[int, list[int]] = defaultdict(list)
+    for pid, stat in procs.items():
+        children[stat.ppid].append(pid)
+    found, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        if pid in found or pid not in procs:
+            continue
+        found.add(pid)
+        todo.extend(children.get(pid, ()))
+    return found
+
+
+def _pid_file(path: Path) -> int | None:
+    try:
+        text = path.read_text().split()
+        return int(text[0]) if text else None
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class MeterSample:
+    at: float
+    procs: dict[int, ProcStat]
+    groups: dict[str, set[int]]  # process group -> pids counted in it
+    roots: dict[str, int]  # process group -> the pid whose cutime/cstime counts too
+    machine: tuple[int, int]
+    loadavg: tuple[float, float, float]
+
+
+class ProcessMeter:
+    """CPU seconds and RSS per platform process (each service with its children, Kafka, the
+    PostgreSQL backends serving the benchmark's databases, the benchmark itself) between two
+    samples, from /proc. PostgreSQL's own background processes and other databases' backends
+    (the test server is shared) are reported apart as `postgresql_other`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.db_prefix = stack.db_prefix
+        self.kafka_pid_file = ROOT / ".data" / f"kafka-{stack.ports.kafka}" / "kafka.pid"
+        # infra/postgres.sh keeps its cluster in $PG_DATA_DIR (default under the temp folder).
+        pg_data = os.environ.get("PG_DATA_DIR") or str(
+            Path(tempfile.gettempdir()) / f"lienthong-pg-{stack.ports.pgport}"
+        )
+        self.pg_pid_file = Path(pg_data) / "pgdata" / "postmaster.pid"
+
+    def _roots(self) -> dict[str, int]:
+        roots = {name: process.pid for name, process in self.stack.local.processes.items()}
+        kafka = _pid_file(self.kafka_pid_file)
+        if kafka:
+            roots["kafka"] = kafka
+        roots["bench"] = os.getpid()
+        return roots
+
+    def sample(self) -> MeterSample:
+        procs = read_procs()
+        roots = self._roots()
+        groups: dict[str, set[int]] = {}
+        for name, pid in roots.items():
+            members = _descendants(pid, procs)
+            if name == "bench":  # the verify-only pool has ended; keep the bench to itself
+                members = {pid}
+            groups[name] = members
+        postmaster = _pid_file(self.pg_pid_file)
+        if postmaster and postmaster in procs:
+            backends = _descendants(postmaster, procs) - {postmaster}
+            ours = {p for p in backends if self.db_prefix in procs[p].cmdline}
+            groups["postgresql"] = ours
+            groups["postgresql_other"] = (backends - ours) | {postmaster}
+        try:
+            load = os.getloadavg()
+        except OSError:
+            load = (0.0, 0.0, 0.0)
+        return MeterSample(time.time(), procs, groups, roots, machine_ticks(), load)
+
+    @staticmethod
+    def delta(a: MeterSample, b: MeterSample, docs: int) -> dict[str, Any]:
+        """CPU seconds, CPU ms per document and RSS (at b) per process group between a and b."""
+        out: dict[str, Any] = {}
+        wall = max(b.at - a.at, 1e-9)
+        total_ticks = 0
+        for name, members in b.groups.items():
+            ticks = 0
+            for pid in members:
+                before = a.procs.get(pid)
+                # A pid new since a (a pool worker, a new PostgreSQL connection) counts whole.
+                ticks += b.procs[pid].ticks - (before.ticks if before else 0)
+            root = b.roots.get(name)
+            if root and root in b.procs and root in a.procs:
+                ticks += b.procs[root].child_ticks - a.procs[root].child_ticks
+            ticks = max(ticks, 0)
+            total_ticks += ticks if name != "postgresql_other" else 0
+            cpu_s = ticks / CLK_TCK
+            out[name] = {
+                "cpu_s": round(cpu_s, 2),
+                "cores": round(cpu_s / wall, 2),
+                "cpu_ms_per_doc": round(cpu_s * 1000 / docs, 1) if docs else None,
+                "rss_mb": round(sum(b.procs[p].rss_bytes for p in members) / 1e6, 1),
+                "processes": len(members),
+            }
+        busy = (b.machine[0] - a.machine[0]) / CLK_TCK
+        out["_machine"] = {
+            "wall_s": round(wall, 2),
+            "busy_cores": round(busy / wall, 2),
+            # Everything else on the machine: other engineers' work, the shared PostgreSQL's
+            # other databases, the system.
+            "others_cores": round(max(0.0, busy - total_ticks / CLK_TCK) / wall, 2),
+            "loadavg": [round(x, 2) for x in b.loadavg],
+        }
+        return out
 
 
 # ----------------------------------------------------------------------------- documents
@@ -461,6 +649,23 @@ class LoadGenerator:
         for client in self.clients.values():
             client.close()
 
+    def prefetch_tokens(self, valid_for: float = 150.0) -> int:
+        """Give every (worker, sender) client a token before a measured step, one token request
+        per sender shared by its clients, so no step pays for the directory's scrypt check of a
+        client secret (`workers` x senders token requests otherwise). Returns tokens fetched."""
+        fetched = 0
+        for sender in self.pdfs:
+            clients = [self._client(worker, sender) for worker in range(self.workers)]
+            if all(c._token and c._token_expires - 30 > time.time() + valid_for for c in clients):
+                continue
+            first = clients[0]
+            first._token = ""
+            first.token()
+            fetched += 1
+            for client in clients[1:]:
+                client._token, client._token_expires = first._token, first._token_expires
+        return fetched
+
     def _next(self) -> tuple[int, str, list[str], bytes, int]:
         with self._lock:
             i = self.counter
@@ -583,6 +788,48 @@ def sustainable(fig: dict[str, Any], drain_seconds: float) -> bool:
     )
 
 
+PLATFORM = ("gateway", "directory", "docstore", "sigverify", "routing", "statistics", "kafka", "postgresql")
+
+
+def capacity_estimate(fig: dict[str, Any], cpus: int, idle: dict[str, Any] | None = None) -> float:
+    """Documents/s the platform could take if CPU-bound: the cores the benchmark, the idle
+    platform and the rest of the machine leave free divided by the platform's CPU seconds per
+    document in this step above its idle cost (0 when unknown)."""
+    cpu = fig.get("cpu") or {}
+    if not fig.get("accepted") or "_machine" not in cpu:
+        return 0.0
+    wall = cpu["_machine"]["wall_s"]
+    idle_cores = sum(idle[n]["cores"] for n in PLATFORM if idle and n in idle)
+    busy = sum(cpu[name]["cpu_s"] for name in PLATFORM if name in cpu) - idle_cores * wall
+    per_doc = max(busy, 0.0) / fig["accepted"]
+    # The rest of the machine (another job on a shared host) is not ours to use either.
+    others = cpu["_machine"]["others_cores"]
+    free = cpus - (cpu.get("bench", {}).get("cores") or 0.0) - idle_cores - others
+    return max(free, 0.5) / per_doc if per_doc > 0 else 0.0
+
+
+def cpu_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """CPU ms per document per process over the measured steps whose backlog drained (all
+    steps when none did), and the largest RSS seen per process."""
+    counted = [s for s in steps if s.get("cpu") and s["pending"] == 0 and s["accepted"]]
+    counted = counted or [s for s in steps if s.get("cpu") and s["accepted"]]
+    docs = sum(s["accepted"] for s in counted)
+    names = [n for n in (*PLATFORM, "bench", "postgresql_other") if any(n in s["cpu"] for s in counted)]
+    cpu_s = {n: sum(s["cpu"].get(n, {}).get("cpu_s", 0.0) for s in counted) for n in names}
+    per_doc = {n: round(cpu_s[n] * 1000 / docs, 1) if docs else None for n in names}
+    platform = sum(cpu_s[n] for n in PLATFORM if n in cpu_s)
+    per_doc["platform"] = round(platform * 1000 / docs, 1) if docs else None
+    return {
+        "cpu_ms_per_doc": per_doc,
+        "cpu_seconds": {n: round(v, 1) for n, v in cpu_s.items()},
+        "rss_mb_max": {
+            n: max(s["cpu"].get(n, {}).get("rss_mb", 0.0) for s in steps if s.get("cpu")) for n in names
+        },
+        "cpu_counted_steps": [s["label"] for s in counted],
+        "cpu_counted_docs": docs,
+    }
+
+
 # ----------------------------------------------------------------------------- chart
 
 
@@ -604,7 +851,10 @@ def chart(ledger: Ledger, steps: list[dict[str, Any]], path: Path, t0: float) ->
                 lat_by_second[int(s.submitted_at - t0)].append((at - s.submitted_at) * 1000)
     end = max([*submitted, *completed, 1]) + 1
     xs = list(range(end))
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True)
+    fig = plt.figure(figsize=(11, 10))
+    grid = fig.add_gridspec(3, 1, height_ratios=[3, 3, 2.6])
+    top = fig.add_subplot(grid[0])
+    bottom = fig.add_subplot(grid[1], sharex=top)
     top.plot(xs, [submitted[x] for x in xs], label="accepted /s", lw=1)
     top.plot(xs, [completed[x] for x in xs], label="in every inbox /s", lw=1.5)
     for step in steps:
@@ -624,6 +874,20 @@ def chart(ledger: Ledger, steps: list[dict[str, Any]], path: Path, t0: float) ->
     bottom.set_ylabel("latency ms (by submit second)")
     bottom.set_xlabel("seconds since the first submission")
     bottom.legend(loc="upper left")
+    # CPU ms per document per process, one stacked bar per measured step.
+    cpu_ax = fig.add_subplot(grid[2])
+    measured = [s for s in steps if s.get("cpu") and s.get("accepted")]
+    bottoms = [0.0] * len(measured)
+    for name in (*PLATFORM, "bench"):
+        values = [s["cpu"].get(name, {}).get("cpu_ms_per_doc") or 0.0 for s in measured]
+        if any(values):
+            cpu_ax.bar(range(len(measured)), values, bottom=bottoms, label=name)
+            bottoms = [b + v for b, v in zip(bottoms, values, strict=True)]
+    cpu_ax.set_xticks(
+        range(len(measured)), [f"{s['label']}\n{s['offered_rate']:.0f}/s" for s in measured], fontsize=7
+    )
+    cpu_ax.set_ylabel("CPU ms per document")
+    cpu_ax.legend(loc="upper left", fontsize=7, ncol=5)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -641,6 +905,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-rate", type=float, default=0.0, help="first offered rate (documents/s)")
     parser.add_argument("--factor", type=float, default=1.4, help="offered rate grows by this each step")
     parser.add_argument("--max-steps", type=int, default=0)
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=0.0,
+        help="start no new step after this many seconds of stepping",
+    )
     parser.add_argument("--pdfs-per-sender", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
@@ -650,6 +920,8 @@ def main(argv: list[str] | None = None) -> int:
     start_rate = args.start_rate or (8.0 if quick else 10.0)
     max_steps = args.max_steps or (4 if quick else 12)
     per_sender = args.pdfs_per_sender or (6 if quick else 24)
+    # No new step starts after this long of stepping (make bench stays under 10 minutes).
+    search_budget = args.budget_seconds or (90.0 if quick else 240.0)
     ports = default_ports()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
@@ -676,52 +948,86 @@ def main(argv: list[str] | None = None) -> int:
         watcher = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
         watcher.start()
         load = LoadGenerator(stack, ledger, pdfs)
+        meter = ProcessMeter(stack)
+        cpus = os.cpu_count() or 1
         t0 = time.time()
         steps: list[dict[str, Any]] = []
+        search_end = "max_steps"
+
+        def measured(label: str, rate: float, seconds: float, drain_timeout: float) -> dict[str, Any]:
+            load.prefetch_tokens()  # outside the measurement: no step pays for token requests
+            before = meter.sample()
+            started = time.time()
+            run = load.run(rate=rate, seconds=seconds, step=label)
+            drained = wait_drained(ledger, label, drain_timeout)
+            after = meter.sample()
+            fig = {
+                "label": label,
+                "started_at": started,
+                **step_figures(ledger, label, run),
+                "drain_seconds": round(drained, 2),
+            }
+            # CPU from the step's first submission until its backlog drained (or the drain
+            # timed out), per accepted document of the step.
+            fig["cpu"] = ProcessMeter.delta(before, after, run["accepted"])
+            return fig
+
         try:
-            # Warm-up (connections, JIT caches, Kafka group joins), not counted.
-            warm = load.run(rate=4, seconds=3 if quick else 5, step="warmup")
-            wait_drained(ledger, "warmup", 60)
+            # Warm-up (connections, caches, Kafka group joins), not counted; its CPU per
+            # document gives the first offered rate when --start-rate is not set.
+            warm = measured("warmup", 4.0, 3 if quick else 5, 60)
             print(f"warm-up: {warm['accepted']} documents", file=sys.stderr)
+            # What the processes burn with nothing to do (consumers polling, the broker, the
+            # relays): the per-document figures include it, so it is reported beside them.
+            wait_drained(ledger, None, 30)
+            quiet = meter.sample()
+            time.sleep(3.0 if quick else 5.0)
+            idle = ProcessMeter.delta(quiet, meter.sample(), 0)
+            if not args.start_rate:
+                estimate = capacity_estimate(warm, cpus, idle)
+                start_rate = max(2.0, min(400.0, round(0.6 * estimate, 1))) if estimate else start_rate
+                print(
+                    f"  capacity estimate from the warm-up's CPU: ~{estimate:.0f} docs/s; "
+                    f"first step at {start_rate:.1f}/s",
+                    file=sys.stderr,
+                )
             best: dict[str, Any] | None = None
             rate = start_rate
+            search_began = time.monotonic()
             for n in range(max_steps):
+                if n and time.monotonic() - search_began > search_budget:
+                    search_end = "time budget"
+                    break
                 label = f"step{n + 1}"
-                started = time.time()
-                run = load.run(rate=rate, seconds=step_seconds, step=label)
-                drained = wait_drained(ledger, label, 30 if quick else 60)
-                fig = {
-                    "label": label,
-                    "started_at": started,
-                    **step_figures(ledger, label, run),
-                    "drain_seconds": round(drained, 2),
-                }
-                fig["sustainable"] = sustainable(fig, drained)
+                # Sustainable means drained within 5 s; a longer wait only tells how far behind.
+                fig = measured(label, rate, step_seconds, 15)
+                fig["sustainable"] = sustainable(fig, fig["drain_seconds"])
                 steps.append(fig)
                 print(
                     f"  {label}: offered {rate:.1f}/s accepted {fig['achieved_rate']}/s "
-                    f"delivered {fig['delivered_rate']}/s p99 {fig['p99_ms']} ms drain {drained:.1f}s "
+                    f"delivered {fig['delivered_rate']}/s p99 {fig['p99_ms']} ms drain "
+                    f"{fig['drain_seconds']:.1f}s busy {fig['cpu']['_machine']['busy_cores']} cores "
                     f"-> {'ok' if fig['sustainable'] else 'NOT sustainable'}",
                     file=sys.stderr,
                 )
                 if fig["sustainable"]:
                     best = fig
-                    rate *= args.factor
+                    # Far below the CPU-bound estimate: grow faster (up to x2) to save steps.
+                    estimate = capacity_estimate(fig, cpus, idle)
+                    rate = (
+                        max(rate * args.factor, min(rate * 2, 0.7 * estimate))
+                        if estimate
+                        else rate * args.factor
+                    )
                 elif best is None and rate > 2 and n < max_steps - 1:
                     rate /= 2  # not even the first rate: step down until one is sustainable
                 else:
+                    search_end = "unsustainable step"
                     break
             max_rate = best["offered_rate"] if best else steps[0]["offered_rate"] / args.factor
             half = max(1.0, max_rate / 2)
-            started = time.time()
-            run = load.run(rate=half, seconds=step_seconds * (1.5 if not quick else 1.0), step="half")
-            drained = wait_drained(ledger, "half", 60)
-            half_fig = {
-                "label": "half",
-                "started_at": started,
-                **step_figures(ledger, "half", run),
-                "drain_seconds": round(drained, 2),
-            }
+            wait_drained(ledger, None, 60)  # the half-load step starts on an empty pipeline
+            half_fig = measured("half", half, step_seconds * (1.5 if not quick else 1.0), 60)
             steps.append(half_fig)
             wait_drained(ledger, None, 60)
         finally:
@@ -766,7 +1072,11 @@ def main(argv: list[str] | None = None) -> int:
         "duplicated": len(duplicated_pairs),
         "stray_deliveries": len(stray),
         "submit_errors": dict(ledger.errors),
+        **cpu_summary(steps),
+        "idle_cores": {n: v["cores"] for n, v in idle.items() if n != "_machine"},
+        "search_ended_by": search_end,
         "verify_only": ceiling,
+        "warmup": {k: v for k, v in warm.items() if k != "started_at"},
         "steps": [{k: v for k, v in s.items() if k != "started_at"} for s in steps],
         "wall_seconds": round(time.monotonic() - began, 1),
         "targets": {
@@ -820,6 +1130,44 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"  {name:<46} {value}")
     verdicts = [f"{k} {'met' if v else 'NOT met'}" for k, v in r["targets"].items()]
     print(f"  targets: {', '.join(verdicts)}")
+    print_cpu_table(r)
+
+
+def print_cpu_table(r: dict[str, Any]) -> None:
+    """CPU ms per accepted document per process and step (from /proc utime+stime, children
+    included), the overall figure, and the largest RSS."""
+    steps = [s for s in r["steps"] if s.get("cpu")]
+    if not steps or "cpu_ms_per_doc" not in r:
+        return
+    print()
+    print(
+        f"CPU ms per document (steps counted overall: {', '.join(r['cpu_counted_steps'])}; "
+        f"{r['cpu_counted_docs']} documents)"
+    )
+    idle = r.get("idle_cores", {})
+    print(
+        f"{'process':<18}"
+        + "".join(f"{s['label']:>9}" for s in steps)
+        + f"{'overall':>9}{'RSS MB':>8}{'idle cores':>11}"
+    )
+    for name, overall in r["cpu_ms_per_doc"].items():
+        cells = "".join(
+            f"{(s['cpu'].get(name, {}).get('cpu_ms_per_doc') or 0.0):>9.1f}"
+            if name != "platform"
+            else f"{sum(s['cpu'][n]['cpu_ms_per_doc'] or 0.0 for n in PLATFORM if n in s['cpu']):>9.1f}"
+            for s in steps
+        )
+        rss = r["rss_mb_max"].get(name)
+        print(
+            f"{name:<18}{cells}{overall if overall is not None else float('nan'):>9.1f}"
+            f"{'' if rss is None else f'{rss:>8.0f}'}"
+            f"{'' if name not in idle else f'{idle[name]:>11.2f}'}"
+        )
+    print(
+        f"{'machine busy cores':<18}" + "".join(f"{s['cpu']['_machine']['busy_cores']:>9.2f}" for s in steps)
+    )
+    print(f"{'others, cores':<18}" + "".join(f"{s['cpu']['_machine']['others_cores']:>9.2f}" for s in steps))
+    print(f"{'load average 1m':<18}" + "".join(f"{s['cpu']['_machine']['loadavg'][0]:>9.2f}" for s in steps))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@
 Runs bench/pipeline.py (the whole platform under stepped load) and each bench/bench_<area>.py
 the services add (with --quick unless BENCH_FULL=1), prints one summary table and writes
 bench/results/latest.json: the pipeline's figures at the top level (e2e_docs_per_s,
-verify_only_docs_per_s, p50_ms, p95_ms, p99_ms, offered, delivered, lost, duplicated, ...) and
+verify_only_docs_per_s, p50_ms, p95_ms, p99_ms, offered, delivered, lost, duplicated,
+cpu_ms_per_doc per process, ...) and
 each component's JSON under "components".
 """
 
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
             "duplicated",
         ):
             print(f"  {key:<28} {report.get(key)}")
+        per_doc = report.get("cpu_ms_per_doc") or {}
+        if per_doc:
+            cells = ", ".join(f"{name} {ms}" for name, ms in per_doc.items())
+            print(f"  {'cpu_ms_per_doc':<28} {cells}")
     for area, entry in components.items():
         status = "ok" if entry["exit_code"] == 0 and "results" in entry else entry.get("error", "failed")
         print(f"  component {area:<18} {entry['seconds']:>6.1f}s  {status}")

@@ -66,16 +66,33 @@ NetworkPolicy selects, so pods that Strimzi or CloudNativePG create are left to 
 app.kubernetes.io/part-of: lienthong
 {{- end -}}
 
+{{/* repository[:tag][@digest] from a dict with repository, tag and digest. A tag that already
+     carries "@sha256:..." (as skaffold passes it) or is itself a digest is kept as it is. */}}
+{{- define "lienthong.imageRef" -}}
+{{- $ref := .repository -}}
+{{- if hasPrefix "sha256:" (.tag | default "") -}}
+{{- $ref = printf "%s@%s" $ref .tag -}}
+{{- else if .tag -}}
+{{- $ref = printf "%s:%s" $ref .tag -}}
+{{- end -}}
+{{- if and .digest (not (contains "@" $ref)) -}}
+{{- $ref = printf "%s@%s" $ref .digest -}}
+{{- end -}}
+{{- $ref -}}
+{{- end -}}
+
 {{- define "lienthong.image" -}}
 {{- $d := .root.Values.default.image -}}
 {{- $c := (index .root.Values.components .name).image | default dict -}}
 {{- $repo := $c.repository | default (printf "%s/lienthong-%s" $d.registry .name) -}}
 {{- $tag := $c.tag | default $d.tag | default .root.Chart.AppVersion -}}
-{{- if hasPrefix "sha256:" $tag -}}
-{{- printf "%s@%s" $repo $tag -}}
-{{- else -}}
-{{- printf "%s:%s" $repo $tag -}}
+{{- include "lienthong.imageRef" (dict "repository" $repo "tag" $tag "digest" ($c.digest | default "")) -}}
 {{- end -}}
+
+{{/* Probe timings of one component: the defaults with the component's `probes` merged over. */}}
+{{- define "lienthong.probes" -}}
+{{- $c := index .root.Values.components .name -}}
+{{- toYaml (mergeOverwrite (deepCopy .root.Values.default.probes) ($c.probes | default dict)) -}}
 {{- end -}}
 
 {{- define "lienthong.resources" -}}
@@ -160,10 +177,10 @@ inlines the same map.
 {{- $_ := set $env "LIENTHONG_DATA_DIR" "/data" -}}
 {{- $_ := set $env "LIENTHONG_DRAIN_SECONDS" (toString $root.Values.default.shutdown.drainSeconds) -}}
 {{- $_ := set $env "LIENTHONG_KAFKA__BOOTSTRAP_SERVERS" (include "lienthong.kafka.bootstrapServers" $root) -}}
-{{- if $root.Values.kafka.strimzi.enabled -}}
-{{- /* KafkaTopic resources own the topics; the services must not create them differently. */ -}}
-{{- $_ := set $env "LIENTHONG_KAFKA__ENSURE_TOPICS" "false" -}}
-{{- end -}}
+{{- /* The services' own topic creation makes 3 partitions with one replica: development only.
+       With Strimzi the KafkaTopics own the topics; with an existing cluster they are created
+       beforehand (docs/operations.md) unless kafka.ensureTopics says otherwise. */ -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__ENSURE_TOPICS" (toString (and $root.Values.kafka.ensureTopics (not $root.Values.kafka.strimzi.enabled))) -}}
 {{- if eq $name "gateway" -}}
 {{- $_ := set $env "LIENTHONG_HTTP__HOST" "0.0.0.0" -}}
 {{- $_ := set $env "LIENTHONG_HTTP__PORT" (toString $c.port) -}}
@@ -176,8 +193,27 @@ inlines the same map.
 {{- $_ := set $env (printf "LIENTHONG_SERVICES__%s" (upper $peer)) (include "lienthong.address" (dict "root" $root "name" $peer)) -}}
 {{- end -}}
 {{- end -}}
+{{- if and $root.Values.metrics.enabled (ne $name "gateway") -}}
+{{- $_ := set $env "LIENTHONG_METRICS__HOST" "0.0.0.0" -}}
+{{- $_ := set $env "LIENTHONG_METRICS__PORT" (toString $root.Values.metrics.port) -}}
+{{- end -}}
 {{- if eq $name "docstore" -}}
 {{- $_ := set $env "LIENTHONG_DOCSTORE__BLOB_DIR" $c.persistence.mountPath -}}
+{{- /* docstore spools uploads under its data dir and hard-links them into the blob store; a
+       link cannot cross mounts, so the data dir lives on the blob volume too (else every
+       package and attachment is copied and hashed a second time). */ -}}
+{{- $_ := set $env "LIENTHONG_DATA_DIR" (printf "%s/.data" $c.persistence.mountPath) -}}
+{{- end -}}
+{{- /* Typed service settings: components.<name>.settings.<key> (one nesting level for routing's
+       sections) -> LIENTHONG_<NAME>__[<SECTION>__]<KEY>; lists and maps as JSON. */ -}}
+{{- range $k, $v := $c.settings | default dict -}}
+{{- if and (kindIs "map" $v) (eq $name "routing") -}}
+{{- range $k2, $v2 := $v -}}
+{{- $_ := set $env (printf "LIENTHONG_%s__%s__%s" (upper $name) (upper $k) (upper $k2)) (ternary (toJson $v2) (toString $v2) (or (kindIs "slice" $v2) (kindIs "map" $v2))) -}}
+{{- end -}}
+{{- else -}}
+{{- $_ := set $env (printf "LIENTHONG_%s__%s" (upper $name) (upper $k)) (ternary (toJson $v) (toString $v) (or (kindIs "slice" $v) (kindIs "map" $v))) -}}
+{{- end -}}
 {{- end -}}
 {{- if and (eq $name "sigverify") (or $c.trustRoots.existingConfigMap $c.trustRoots.existingSecret) -}}
 {{- /* A list setting: pydantic-settings reads it as JSON. */ -}}
@@ -246,6 +282,14 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
       name: {{ include "lienthong.jwt.secretName" $root }}
       key: {{ $c.jwtSecret.key }}
       optional: {{ $optional }}
+{{- with $c.jwtSecret.previousKey }}
+- name: LIENTHONG_GATEWAY__PREVIOUS_JWT_SECRETS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lienthong.jwt.secretName" $root }}
+      key: {{ . }}
+      optional: true
+{{- end }}
 {{- end }}
 {{- if $c.database }}
 {{- if $root.Values.postgresql.cloudnativepg.enabled }}
@@ -355,8 +399,14 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
         matchLabels:
           {{- include "lienthong.selectorLabels" (dict "root" . "name" "otel-collector") | nindent 10 }}
 {{- else if .Values.opentelemetry.endpoint }}
+{{- /* The port of the endpoint URL (4317 when it names none). */}}
+{{- $port := regexFind ":[0-9]+/?$" .Values.opentelemetry.endpoint | trimPrefix ":" | trimSuffix "/" | default "4317" }}
 - ports:
-    - {protocol: TCP, port: 4317}
+    - {protocol: TCP, port: {{ $port }}}
+{{- with .Values.opentelemetry.egressTo }}
+  to:
+    {{- toYaml . | nindent 4 }}
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -50,11 +50,15 @@ def database_reachable(engine: Engine) -> bool:
 
 
 def upgrade_database(url: str, migrations_dir: Path) -> None:
-    """Run the service's Alembic migrations up to head."""
+    """Run the service's Alembic migrations up to every head.
+
+    Every head: besides the service's own line of revisions, each service carries the
+    `lienthong_common` branch (the shared infrastructure tables, e.g. dead_letters).
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")

@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer  # type: ignore[import-untyped]
@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common import metrics
-from lienthong_common.outbox import ALL_TOPICS, Outbox
+from lienthong_common.outbox import ALL_TOPICS, PARKED, DeadLetter, Outbox, now_utc
 from lienthong_common.settings import KafkaSettings
 from lienthong_common.telemetry import event_attributes
 
@@ -138,7 +138,9 @@ class OutboxRelay:
         backoff = 0.5
         while not self._stop.is_set():
             try:
-                published = self.publish_pending()
+                # Cleared before looking, so a commit during the drain is never missed.
+                self.outbox.wakeup.clear()
+                published = self.drain()
                 backoff = 0.5
             except Exception:
                 log.exception("outbox relay failed; retrying in %.1fs", backoff)
@@ -148,7 +150,6 @@ class OutboxRelay:
                 continue
             if published == 0:
                 self.outbox.wakeup.wait(self.poll_interval)
-                self.outbox.wakeup.clear()
 
     def _reset_producer(self) -> None:
         if self._producer is not None:
@@ -164,6 +165,32 @@ class OutboxRelay:
             batch = self.outbox.fetch_batch(session, self.batch_size)
         if not batch:
             return 0
+        self._publish(batch)
+        with self.sessions() as session, session.begin():
+            self.outbox.delete_upto(session, [row[0] for row in batch])
+        return len(batch)
+
+    def drain(self, max_batches: int = 100) -> int:
+        """Publish until the outbox is empty (or `max_batches`); returns how many rows.
+
+        Deleting an acknowledged batch and fetching the next one share one transaction, so a
+        busy outbox costs one transaction per batch.
+        """
+        with self.sessions() as session:
+            batch = self.outbox.fetch_batch(session, self.batch_size)
+        published = 0
+        for _ in range(max_batches):
+            if not batch or self._stop.is_set():
+                break
+            self._publish(batch)
+            published += len(batch)
+            with self.sessions() as session, session.begin():
+                self.outbox.delete_upto(session, [row[0] for row in batch])
+                batch = self.outbox.fetch_batch(session, self.batch_size)
+        return published
+
+    def _publish(self, batch: list[tuple[int, str, str, bytes, str]]) -> None:
+        """Send a batch and wait until the broker has acknowledged every record."""
         producer = self._producer_or_connect()
         futures = []
         for _row_id, topic, key, payload, traceparent in batch:
@@ -190,9 +217,6 @@ class OutboxRelay:
             future.get(timeout=30)  # raises if the broker did not acknowledge
         for _row_id, topic, _key, payload, _traceparent in batch:
             metrics.observe_published(topic, payload)
-        with self.sessions() as session, session.begin():
-            self.outbox.delete_upto(session, [row[0] for row in batch])
-        return len(batch)
 
 
 _batch = threading.local()
@@ -225,11 +249,67 @@ def prepared(event: events_pb2.Event) -> Iterator[None]:
         yield
 
 
+def is_transient(error: BaseException) -> bool:
+    """True for failures of the surroundings (database, broker, another service), not the event.
+
+    A transient failure is retried for as long as it lasts and never parks the event: a
+    directory or database outage must not send every document to the dead letters. Anything
+    else (a bug, a constraint violation, an undecodable payload) is the event's own fault.
+    An exception may decide for itself with a boolean `transient` attribute.
+    """
+    import grpc
+    from sqlalchemy import exc as sa_exc
+
+    transient_codes = {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.CANCELLED,
+    }
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        marked = getattr(current, "transient", None)
+        if isinstance(marked, bool):
+            return marked
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.OperationalError | sa_exc.TimeoutError | sa_exc.DisconnectionError):
+            return True
+        if isinstance(current, ConnectionError | TimeoutError):
+            return True
+        if isinstance(current, grpc.RpcError) and callable(getattr(current, "code", None)):
+            try:
+                code = current.code()
+            except Exception:  # noqa: BLE001 - an RpcError without a usable code
+                code = None
+            if code in transient_codes:
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__qualname__}: {error}"[:4000]
+
+
 class EventConsumer:
     """Consumes topics as one group; each event handled once, in a transaction with its effect.
 
-    Offsets are committed only after the handler's transaction has committed, so a crash
-    re-delivers; the processed-events record makes the re-delivery a no-op.
+    A poll's records are handled in as few database transactions as possible: each chunk of
+    the batch (at most `max_batch_events` events, `max_batch_bytes` of payload, or
+    `max_batch_seconds` of handling) is one transaction — the events' processed-event claims,
+    each event's handler(session, event) under its own CONSUMER span, one commit. Offsets are
+    committed to Kafka only after the database has committed, so a crash re-delivers; the
+    processed-event record makes the re-delivery a no-op. If anything in a chunk fails, the
+    chunk is rolled back and re-done event by event, each in its own transaction with retries,
+    so a bad event delays the good ones of its batch by one attempt only.
+
+    An event whose handler fails `max_attempts` times for a reason of its own (not a transient
+    outage, see `is_transient`) is parked in the service's `dead_letters` table, counted,
+    logged, and its offset committed; `lienthong-<svc> dead-letters redrive` handles it again.
     """
 
     def __init__(
@@ -244,6 +324,12 @@ class EventConsumer:
         handler: Handler,
         max_attempts: int = 8,
         before_batch: BatchHook | None = None,
+        max_poll_records: int = 500,
+        max_batch_events: int = 500,
+        max_batch_bytes: int = 8 * 1024 * 1024,
+        max_batch_seconds: float = 0.5,
+        poll_timeout_ms: int = 500,
+        retry_delay: float = 0.2,
     ) -> None:
         self.service = service
         self.group = group
@@ -254,6 +340,12 @@ class EventConsumer:
         self.handler = handler
         self.before_batch = before_batch
         self.max_attempts = max_attempts
+        self.max_poll_records = max_poll_records
+        self.max_batch_events = max(1, max_batch_events)
+        self.max_batch_bytes = max_batch_bytes
+        self.max_batch_seconds = max_batch_seconds
+        self.poll_timeout_ms = poll_timeout_ms
+        self.retry_delay = retry_delay
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -274,7 +366,7 @@ class EventConsumer:
             client_id=f"lienthong-{self.service}",
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
-            max_poll_records=100,
+            max_poll_records=self.max_poll_records,
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
         )
@@ -286,13 +378,12 @@ class EventConsumer:
             try:
                 if consumer is None:
                     consumer = self._connect()
-                batches = consumer.poll(timeout_ms=500)
-                if batches and self.before_batch is not None:
-                    self._prepare([r for records in batches.values() for r in records])
-                for records in batches.values():
-                    for record in records:
-                        self._handle_with_retries(record)
-                if batches:
+                batches = consumer.poll(timeout_ms=self.poll_timeout_ms)
+                records = [r for records in batches.values() for r in records] if batches else []
+                if records:
+                    if self.before_batch is not None:
+                        self._prepare(records)
+                    self.handle_records(records)
                     consumer.commit()
                 metrics.record_consumer_lag(consumer, self.group)
             except Exception:
@@ -310,15 +401,21 @@ class EventConsumer:
     def _prepare(self, records: list[Any]) -> None:
         """Give the batch to `before_batch` (e.g. to start CPU work in parallel); never fails it.
 
-        The effects still happen one event at a time, each in its own transaction, in handle().
+        The effects still happen in handle_records(), in the consumer's transactions.
         """
         assert self.before_batch is not None
-        events = [events_pb2.Event.FromString(r.value) for r in records]
+        events = []
+        contexts = {}
+        for r in records:
+            try:
+                event = events_pb2.Event.FromString(r.value)
+            except Exception:  # noqa: BLE001 - an undecodable record is parked by the handling
+                log.debug("undecodable record at %s offset %s", r.topic, getattr(r, "offset", "?"))
+                continue
+            events.append(event)
+            contexts[event.event_id] = (r.topic, propagate.extract(_headers_to_carrier(r.headers)))
         # prepared(event) inside the hook puts its work for one event into that event's trace.
-        _batch.contexts = {
-            e.event_id: (r.topic, propagate.extract(_headers_to_carrier(r.headers)))
-            for e, r in zip(events, records, strict=True)
-        }
+        _batch.contexts = contexts
         try:
             self.before_batch(events)
         except Exception:
@@ -326,26 +423,222 @@ class EventConsumer:
         finally:
             _batch.contexts = {}
 
+    # -- batches ---------------------------------------------------------------------------------
+
+    def transaction_guard(self) -> AbstractContextManager[Any]:
+        """Held around each of the consumer's transactions (a batch, or one event).
+
+        A subclass that must hold something between two transactions, never inside one (a
+        rebuild pausing the live consumer), overrides this rather than handle().
+        """
+        return nullcontext()
+
+    def _batched(self) -> bool:
+        # A subclass that wraps handle() (e.g. to hold a lock around each event) relies on every
+        # event going through it: keep it on the event-by-event path.
+        return type(self).handle is EventConsumer.handle
+
+    def handle_records(self, records: list[Any]) -> None:
+        """Handle polled records in order: chunks in one transaction each, else one by one.
+
+        Returns once every record is handled, parked or (a duplicate) skipped; raises when a
+        record keeps failing transiently (the caller reconnects and Kafka re-delivers).
+        """
+        if not self._batched():
+            for record in records:
+                self._handle_with_retries(record)
+            return
+        position = 0
+        while position < len(records):
+            chunk = self._next_chunk(records, position)
+            try:
+                handled = self.handle_batch(chunk)
+            except Exception as error:  # noqa: BLE001 - any failure: redo the chunk event by event
+                log.warning(
+                    "consumer %s: a batch of %d events failed (%s); handling them one by one",
+                    self.group,
+                    len(chunk),
+                    _describe(error),
+                )
+                for record in chunk:
+                    self._handle_with_retries(record)
+                handled = len(chunk)
+            position += handled
+
+    def _next_chunk(self, records: list[Any], start: int) -> list[Any]:
+        size = 0
+        end = start
+        while end < len(records) and end - start < self.max_batch_events:
+            size += len(records[end].value or b"")
+            if end > start and size > self.max_batch_bytes:
+                break
+            end += 1
+        return records[start:end]
+
+    def handle_batch(self, records: list[Any]) -> int:
+        """Handle records in ONE transaction; returns how many (a prefix) it handled.
+
+        Stops early (committing what it did) after `max_batch_seconds` of handling, so a
+        transaction never holds its locks for long. Raises — having rolled everything back —
+        if any record fails to decode or any handler raises.
+        """
+        if not records:
+            return 0
+        events = [events_pb2.Event.FromString(r.value) for r in records]
+        contexts = [propagate.extract(_headers_to_carrier(r.headers)) for r in records]
+        links = []
+        for parent in contexts[:64]:
+            producer_span = trace.get_current_span(parent).get_span_context()
+            if producer_span.is_valid:
+                links.append(Link(producer_span))
+        outcomes: list[tuple[str, events_pb2.Event, float, str]] = []
+        with tracer.start_as_current_span(
+            f"{self.group} batch",
+            kind=SpanKind.INTERNAL,
+            links=links,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": self.group,
+                "messaging.batch.message_count": len(records),
+            },
+        ) as batch_span:
+            started = time.perf_counter()
+            with self.transaction_guard(), self.sessions() as session, session.begin():
+                fresh = self.outbox.claim_many(
+                    session, consumer=self.group, event_ids=[e.event_id for e in events]
+                )
+                seen: set[str] = set()
+                done = 0
+                for record, event, parent in zip(records, events, contexts, strict=True):
+                    if done and time.perf_counter() - started > self.max_batch_seconds:
+                        break
+                    first = event.event_id in fresh and event.event_id not in seen
+                    seen.add(event.event_id)
+                    outcomes.append(
+                        (record.topic, event, *self._process(session, record.topic, event, parent, first))
+                    )
+                    done += 1
+                if done < len(records):
+                    # Claimed in this transaction but left for the next one: release them.
+                    later = {e.event_id for e in events[done:]} & fresh - seen
+                    self.outbox.unclaim(session, consumer=self.group, event_ids=sorted(later))
+                committing = time.perf_counter()
+            commit_share = (time.perf_counter() - committing) / max(1, done)
+            batch_span.set_attribute("lienthong.batch.handled", done)
+        for topic, event, seconds, outcome in outcomes:
+            metrics.observe_consumed(
+                group=self.group, topic=topic, event=event, seconds=seconds + commit_share, outcome=outcome
+            )
+        return done
+
+    def _process(
+        self, session: Session, topic: str, event: events_pb2.Event, parent: Any, first: bool
+    ) -> tuple[float, str]:
+        """One event of a batch under its CONSUMER span (the child of its producer's context)."""
+        started = time.perf_counter()
+        producer_span = trace.get_current_span(parent).get_span_context()
+        token = otel_context.attach(parent)
+        try:
+            with tracer.start_as_current_span(
+                f"{topic} process",
+                kind=SpanKind.CONSUMER,
+                links=[Link(producer_span)] if producer_span.is_valid else [],
+                attributes=self._span_attributes(topic, event),
+            ) as span:
+                if not first:
+                    span.set_attribute("lienthong.duplicate", True)
+                    return time.perf_counter() - started, "duplicate"
+                self.handler(session, event)
+                return time.perf_counter() - started, "handled"
+        finally:
+            otel_context.detach(token)
+
+    def _span_attributes(self, topic: str, event: events_pb2.Event) -> dict[str, Any]:
+        return {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": topic,
+            "messaging.consumer.group.name": self.group,
+            "messaging.message.id": event.event_id,
+            **event_attributes(event),
+        }
+
+    # -- one event at a time ----------------------------------------------------------------------
+
     def _handle_with_retries(self, record: Any) -> None:
-        delay = 0.2
-        for attempt in range(1, self.max_attempts + 1):
+        delay = self.retry_delay
+        first_failed: Any = None
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self.handle(record.topic, record.value, record.headers)
                 return
-            except Exception:
-                if attempt == self.max_attempts:
-                    raise
-                log.exception(
-                    "handling %s offset %s failed (attempt %d); retrying",
+            except Exception as error:
+                first_failed = first_failed or now_utc()
+                if self._stop.is_set():
+                    raise  # stopping: never park for want of time; Kafka re-delivers
+                if attempt >= self.max_attempts:
+                    if is_transient(error) or self.outbox.dead_letters is None:
+                        raise  # the consumer reconnects; the event comes back
+                    self._park(record, error, attempt, first_failed)
+                    return
+                log.warning(
+                    "handling %s offset %s failed (attempt %d of %d): %s; retrying",
                     record.topic,
-                    record.offset,
+                    getattr(record, "offset", "?"),
                     attempt,
+                    self.max_attempts,
+                    _describe(error),
+                    exc_info=attempt == 1,
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, 5.0)
 
+    def _park(self, record: Any, error: BaseException, attempts: int, first_failed: Any) -> None:
+        """Put a poison message in the dead letters, so its partition moves on."""
+        value = bytes(record.value or b"")
+        try:
+            event_id = events_pb2.Event.FromString(value).event_id
+        except Exception:  # noqa: BLE001 - an undecodable payload is parked as it is
+            event_id = ""
+        key = (
+            record.key.decode("utf-8", "replace") if isinstance(record.key, bytes) else str(record.key or "")
+        )
+        carrier = _headers_to_carrier(record.headers)
+        with self.sessions() as session, session.begin():
+            row = self.outbox.park(
+                session,
+                consumer=self.group,
+                topic=record.topic,
+                partition=int(getattr(record, "partition", 0)),
+                offset=int(getattr(record, "offset", -1)),
+                key=key,
+                event_id=event_id,
+                payload=value,
+                traceparent=carrier.get("traceparent", ""),
+                error=_describe(error),
+                attempts=attempts,
+                first_failed_at=first_failed,
+            )
+        metrics.count_dead_letter(group=self.group, topic=record.topic)
+        log.error(
+            "DEAD LETTER: consumer %s parked %s partition %s offset %s (event %s) after %d attempts: %s; "
+            "re-drive with `lienthong-%s dead-letters redrive --id %d`",
+            self.group,
+            record.topic,
+            getattr(record, "partition", "?"),
+            getattr(record, "offset", "?"),
+            event_id or "undecodable",
+            attempts,
+            _describe(error),
+            self.service,
+            row,
+            exc_info=error,
+        )
+
     def handle(self, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> bool:
-        """Handle one message; False when it had been handled before."""
+        """Handle one message in its own transaction; False when it had been handled before."""
         event = events_pb2.Event.FromString(value)
         started = time.perf_counter()
         outcome = "failed"
@@ -358,16 +651,9 @@ class EventConsumer:
                 f"{topic} process",
                 kind=SpanKind.CONSUMER,
                 links=links,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "process",
-                    "messaging.destination.name": topic,
-                    "messaging.consumer.group.name": self.group,
-                    "messaging.message.id": event.event_id,
-                    **event_attributes(event),
-                },
+                attributes=self._span_attributes(topic, event),
             ) as span:
-                with self.sessions() as session, session.begin():
+                with self.transaction_guard(), self.sessions() as session, session.begin():
                     if not self.outbox.claim_first_time(
                         session, consumer=self.group, event_id=event.event_id
                     ):
@@ -386,6 +672,68 @@ class EventConsumer:
                 seconds=time.perf_counter() - started,
                 outcome=outcome,
             )
+
+    # -- dead letters ------------------------------------------------------------------------------
+
+    def dead_letters(self, *, states: tuple[str, ...] = (PARKED,), limit: int = 1000) -> list[DeadLetter]:
+        with self.sessions() as session:
+            return self.outbox.list_dead_letters(session, consumer=self.group, states=states, limit=limit)
+
+    def redrive(self, ids: list[int] | None = None) -> list[tuple[int, str]]:
+        """Handle parked events again; see `redrive_dead_letters`."""
+        return redrive_dead_letters(self, ids=ids)
+
+
+def redrive_dead_letters(consumer: EventConsumer, *, ids: list[int] | None = None) -> list[tuple[int, str]]:
+    """Re-handle this consumer group's parked events (all, or the given row ids), oldest first.
+
+    Each in its own transaction with its processed-event claim, under a CONSUMER span in the
+    event's original trace: `handled` (the row becomes `redriven`), `duplicate` (it had been
+    handled meanwhile; also `redriven`) or `failed: <error>` (still parked, attempts + 1).
+    Returns (row id, outcome) pairs.
+    """
+    results: list[tuple[int, str]] = []
+    with consumer.sessions() as session:
+        parked = consumer.outbox.list_dead_letters(
+            session, consumer=consumer.group, states=(PARKED,), ids=ids or (), limit=100_000
+        )
+    for letter in parked:
+        headers = [("traceparent", letter.traceparent.encode())] if letter.traceparent else []
+        try:
+            with consumer.sessions() as session, session.begin():
+                first = _redrive_one(consumer, session, letter, headers)
+                consumer.outbox.mark_redriven(session, letter.id)
+            outcome = "handled" if first else "duplicate"
+        except Exception as error:
+            log.exception("re-driving dead letter %d failed", letter.id)
+            with consumer.sessions() as session, session.begin():
+                consumer.outbox.note_failed_redrive(session, letter.id, _describe(error))
+            outcome = f"failed: {_describe(error)}"
+        results.append((letter.id, outcome))
+    return results
+
+
+def _redrive_one(
+    consumer: EventConsumer, session: Session, letter: DeadLetter, headers: list[tuple[str, bytes]]
+) -> bool:
+    event = events_pb2.Event.FromString(letter.payload)
+    parent = propagate.extract(_headers_to_carrier(headers))
+    token = otel_context.attach(parent)
+    try:
+        with tracer.start_as_current_span(
+            f"{letter.topic} process",
+            kind=SpanKind.CONSUMER,
+            attributes={**consumer._span_attributes(letter.topic, event), "lienthong.redrive": True},
+        ) as span:
+            if not consumer.outbox.claim_first_time(
+                session, consumer=consumer.group, event_id=event.event_id
+            ):
+                span.set_attribute("lienthong.duplicate", True)
+                return False
+            consumer.handler(session, event)
+            return True
+    finally:
+        otel_context.detach(token)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.2) -> bool:

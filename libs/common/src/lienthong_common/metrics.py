@@ -75,8 +75,11 @@ METRIC_NAMES = frozenset(
         "lienthong_documents_refused_total",
         "lienthong_delivery_statuses_total",
         "lienthong_acknowledgements_overdue",
+        "lienthong_dead_letters_parked",
     }
 )
+# Counters that appear only once something has been counted (none in a healthy run).
+SPARSE_METRIC_NAMES = frozenset({"lienthong_consumer_dead_letters_total"})
 # The gateway's own prometheus_client registry, served on its HTTP /metrics (lienthong_gateway.context).
 GATEWAY_METRIC_NAMES = frozenset(
     {
@@ -108,6 +111,7 @@ class _Instruments:
     verdicts: Any
     refused: Any
     statuses: Any
+    dead_letters: Any = None
 
 
 _lock = threading.Lock()
@@ -174,6 +178,17 @@ def _create(meter: metrics.Meter | None = None) -> _Instruments:
             unit="{status}",
             description="delivery updates, by QCVN 102 status code (empty: delivered)",
         ),
+    )
+    made.dead_letters = meter.create_counter(
+        "lienthong.consumer.dead_letters",
+        unit="{event}",
+        description="events parked in a dead-letter table after failing every attempt",
+    )
+    meter.create_observable_gauge(
+        "lienthong.dead_letters.parked",
+        callbacks=[_observe_parked],
+        unit="{event}",
+        description="events parked in a service's dead-letter table, waiting for a re-drive",
     )
     meter.create_observable_gauge(
         "lienthong.consumer.lag",
@@ -341,6 +356,13 @@ def observe_published(topic: str, payload: bytes) -> None:
         )
 
 
+def count_dead_letter(*, group: str, topic: str) -> None:
+    """A poison message parked in a service's dead_letters table (kafka.EventConsumer)."""
+    instruments().dead_letters.add(
+        1, {"messaging.consumer.group.name": group, "messaging.destination.name": topic}
+    )
+
+
 def set_consumer_lag(*, group: str, topic: str, partition: int, lag: int) -> None:
     _lag[(group, topic, partition)] = max(0, lag)
 
@@ -398,6 +420,22 @@ def _outbox_stats() -> Iterator[tuple[str, int, float]]:
             oldest_at = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
             age = max(0.0, (datetime.now(UTC) - oldest_at).total_seconds())
         yield service, int(count), age
+
+
+def _observe_parked(_options: CallbackOptions) -> Iterable[Observation]:
+    for service, sessions, outbox in list(_outboxes):
+        table = getattr(outbox, "dead_letters", None)
+        if table is None:
+            continue
+        try:
+            with sessions() as session:
+                count = session.execute(
+                    select(func.count()).select_from(table).where(table.c.state == "parked")
+                ).scalar_one()
+        except Exception:  # an unreachable database (or one not migrated yet) reports nothing
+            log.debug("dead-letter count failed", exc_info=True)
+            continue
+        yield Observation(int(count), {"service": service})
 
 
 def _observe_backlog(_options: CallbackOptions) -> Iterable[Observation]:

@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -74,12 +75,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp as x509_ocsp
 from pyhanko.keys import load_private_key_from_pemder_data
 from pyhanko.pdf_utils import generic as pdf_generic
+from pyhanko.pdf_utils import misc as pdf_misc
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
+from pyhanko.sign import general as pdf_sign_general
 from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.diff_analysis import ModificationLevel
-from pyhanko.sign.validation import async_validate_pdf_signature
+from pyhanko.sign.validation import async_validate_pdf_signature, generic_cms
+from pyhanko.sign.validation import pdf_embedded as pdf_embedded_module
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
@@ -239,6 +243,7 @@ class PdfVerifier:
         revocation_cache: RevocationCache | None = None,
         fetch_timeout: float = 5.0,
         revocation_max_age: timedelta = timedelta(hours=1),
+        cache_paths: bool = True,
     ) -> None:
         """``trust_roots`` are PEM (several per item allowed) or DER certificates.
 
@@ -247,7 +252,8 @@ class PdfVerifier:
         from ``revocation_cache`` alone (offline). A cached CRL/OCSP response is refetched after
         ``revocation_max_age`` even before its nextUpdate, so a revocation published in the
         meantime is seen within that time. ``strict=False`` reads PDFs with broken
-        cross-reference tables leniently.
+        cross-reference tables leniently. ``cache_paths=False`` validates every signer's
+        certificate path from scratch on every document (see :class:`_PathCache`).
         """
         if revocation not in ("soft-fail", "hard-fail", "off"):
             raise ValueError(f"revocation mode must be soft-fail, hard-fail or off, not {revocation!r}")
@@ -267,6 +273,12 @@ class PdfVerifier:
         self._allow_fetching = revocation != "off" if allow_fetching is None else allow_fetching
         self._strict = strict
         self._anchors = [x509.load_der_x509_certificate(root.dump()) for root in roots]
+        # Identifies this trust store in path-cache keys (with the revocation policy).
+        self._trust_digest = hashlib.sha256(
+            revocation.encode() + b"".join(sorted(hashlib.sha256(r.dump()).digest() for r in roots))
+        ).digest()
+        self._paths = _PathCache()
+        self._cache_paths = cache_paths
         self._chains: dict[bytes, list[x509.Certificate] | None] = {}
         self._chains_lock = threading.Lock()
         self._revinfo = _RevinfoCollector(
@@ -290,9 +302,11 @@ class PdfVerifier:
 
     # ------------------------------------------------------------------ internals
 
-    def _context(self, moment: datetime | None, revinfo: _Revinfo | None = None) -> ValidationContext:
+    def _context(
+        self, moment: datetime | None, revinfo: _Revinfo | None = None, *, cache_paths: bool = False
+    ) -> ValidationContext:
         # pyHanko never fetches by itself: the collector did, from trusted certificates only.
-        return ValidationContext(
+        context = ValidationContext(
             trust_manager=self._trust_manager,
             revinfo_policy=self._revinfo_policy,
             allow_fetching=False,
@@ -300,6 +314,16 @@ class PdfVerifier:
             crls=list(revinfo.crls) if revinfo else [],
             ocsps=list(revinfo.ocsps) if revinfo else [],
         )
+        if cache_paths and moment is None and revinfo is not None and revinfo.all_current:
+            # Validation "now" with current revocation data: successful path validations may be
+            # reused while every input stays the same (see _PathCache for the key and expiry).
+            scope = hashlib.sha256(self._trust_digest)
+            for der in (*revinfo.crls, b"|", *revinfo.ocsps):
+                scope.update(hashlib.sha256(der).digest())
+            context._lienthong_path_scope = _PathScope(  # type: ignore[attr-defined]
+                self._paths, scope.digest(), revinfo.current_until
+            )
+        return context
 
     def _collect_revinfo(self, sig: EmbeddedPdfSignature) -> _Revinfo:
         if self._revocation == "off":
@@ -373,7 +397,7 @@ class PdfVerifier:
         cert_der: bytes,
         revinfo: _Revinfo,
     ) -> SignatureVerdict:
-        context = self._context(moment, revinfo)
+        context = self._context(moment, revinfo, cache_paths=self._cache_paths)
         try:
             status = await async_validate_pdf_signature(sig, signer_validation_context=context)
         except SignatureValidationError as exc:
@@ -732,7 +756,7 @@ def _signature_verdict(
         sub_indication=sub_indication,
         signer_subject=_subject_string(cert_der) if cert_der else "",
         signer_certificate_der=cert_der,
-        agency_code=agency_code_from_certificate(cert_der) if cert_der else None,
+        agency_code=_agency_code(cert_der) if cert_der else None,
         signing_time=signing_time,
         chain=chain or ([_subject_string(cert_der)] if cert_der else []),
         modified_after_signing=modified,
@@ -749,11 +773,16 @@ def _signed_time(sig: EmbeddedPdfSignature) -> datetime | None:
     return sig.self_reported_timestamp
 
 
+@functools.lru_cache(maxsize=4096)
 def _subject_string(cert_der: bytes) -> str:
+    """RFC 4514 subject of a DER certificate ("" if unreadable); memoised: signers recur."""
     try:
         return x509.load_der_x509_certificate(cert_der).subject.rfc4514_string()
     except ValueError:
         return ""
+
+
+_agency_code = functools.lru_cache(maxsize=4096)(agency_code_from_certificate)
 
 
 def _format_failure(message: str) -> PdfVerdict:
@@ -860,6 +889,81 @@ class RevocationCache:
 
 _NO_CHAIN: Any = object()  # "not looked up yet" (None means "no trusted chain")
 
+# A successful path validation is reused for at most this long, even if every input is unchanged.
+_PATH_CACHE_TTL = timedelta(minutes=5)
+_PATH_CACHE_SIZE = 4096
+
+
+class _PathCache:
+    """Successful certificate path validations, reused across documents of the same signer.
+
+    The same agency signs thousands of PDFs with one certificate: validating its path (path
+    building, the CA links' signatures, validity periods, revocation against the CRLs) once is
+    enough while nothing it depends on changes. The key holds everything the outcome depends on:
+
+    * the certificate validated (DER) and every certificate the validation could build paths
+      from (the context's registry: what the document embeds), all by SHA-256;
+    * the trust store (every anchor's SHA-256) and the revocation policy, via the verifier;
+    * the exact revocation data given to the validation (SHA-256 of each CRL / OCSP response):
+      a new CRL that revokes the signer is a different key, so the path is validated again;
+    * the key-usage constraints and PKIX parameters asked for.
+
+    Only successes are stored, only for validation at "now" (``at`` unset) with revocation
+    data that was current, and each entry expires at the earliest of: the notAfter of every
+    certificate on the path, the nextUpdate of the revocation data used, and a five-minute
+    TTL; a clock that moved back before the entry's creation also misses. Failures are never
+    cached, so every failing document is diagnosed afresh.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[bytes, tuple[datetime, datetime, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, now: datetime) -> Any:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None:
+            return None
+        created, expires, result = entry
+        if not created <= now < expires:
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return result
+
+    def put(self, key: bytes, now: datetime, expires: datetime, result: Any) -> None:
+        if expires <= now:
+            return
+        with self._lock:
+            if len(self._entries) >= _PATH_CACHE_SIZE:
+                self._entries.clear()
+            self._entries[key] = (now, expires, result)
+
+
+@dataclass(frozen=True)
+class _PathScope:
+    """Tags a ValidationContext whose successful path validations may be cached."""
+
+    cache: _PathCache
+    digest: bytes  # trust store, policy and the revocation data given to the context
+    revinfo_current_until: datetime | None
+
+    def key(self, cert: Any, context: ValidationContext, key_usage: Any, params: Any) -> bytes:
+        known = sorted(hashlib.sha256(c.dump()).digest() for c in context.certificate_registry)
+        digest = hashlib.sha256(self.digest)
+        digest.update(hashlib.sha256(cert.dump()).digest())
+        digest.update(b"".join(known))
+        digest.update(repr((key_usage, params)).encode())
+        return digest.digest()
+
+    def expiry(self, result: Any, now: datetime) -> datetime:
+        limits = [now + _PATH_CACHE_TTL]
+        if self.revinfo_current_until is not None:
+            limits.append(self.revinfo_current_until)
+        for cert in result.success_result.iter_certs(include_root=True):
+            limits.append(cert.not_valid_after)
+        return min(limits)
+
 
 @dataclass(frozen=True)
 class _Revinfo:
@@ -867,6 +971,10 @@ class _Revinfo:
     ocsps: tuple[bytes, ...]
     evidence: tuple[str, ...]
     unavailable: tuple[str, ...] = ()
+    # The earliest nextUpdate of the CRLs/OCSP responses above (None: none carries one, or none).
+    current_until: datetime | None = None
+    # Only data still current at collection time: a stale copy (offline) disables path caching.
+    all_current: bool = True
 
 
 class _RevinfoCollector:
@@ -887,32 +995,45 @@ class _RevinfoCollector:
         ocsps: list[bytes] = []
         evidence: list[str] = []
         unavailable: list[str] = []
+        horizons: list[datetime | None] = []
         # chain[-1] is the trust anchor: it needs no revocation check.
         for cert, issuer in itertools.pairwise(chain):
             subject = cert.subject.rfc4514_string()
             found: list[str] = []
             missed: list[str] = []
             for url in _crl_urls(cert):
-                der, note = self._obtain(f"crl|{url}", url, functools.partial(self._fetch_crl, url))
+                der, note, until = self._obtain(f"crl|{url}", url, functools.partial(self._fetch_crl, url))
                 if der is not None:
                     crls.append(der)
+                    horizons.append(until)
                 (found if der is not None else missed).append(f"CRL {url} for {subject}: {note}")
             if not found:
                 for url in _ocsp_urls(cert):
                     key = f"ocsp|{url}|{cert.issuer.rfc4514_string()}|{cert.serial_number}"
                     fetch = functools.partial(self._fetch_ocsp, url, cert, issuer)
-                    der, note = self._obtain(key, url, fetch)
+                    der, note, until = self._obtain(key, url, fetch)
                     if der is not None:
                         ocsps.append(der)
+                        horizons.append(until)
                     (found if der is not None else missed).append(f"OCSP {url} for {subject}: {note}")
                     if der is not None:
                         break
             evidence.extend(found)
             # A source that failed while another answered for the certificate: noted, not missing.
             (evidence if found else unavailable).extend(missed)
-        return _Revinfo(tuple(crls), tuple(ocsps), tuple(evidence + unavailable), tuple(unavailable))
+        now = datetime.now(UTC)
+        known = [h for h in horizons if h is not None]
+        return _Revinfo(
+            tuple(crls),
+            tuple(ocsps),
+            tuple(evidence + unavailable),
+            tuple(unavailable),
+            current_until=min(known) if known else None,
+            all_current=all(h is None or h > now for h in horizons),
+        )
 
-    def _obtain(self, key: str, url: str, fetch: Any) -> tuple[bytes | None, str]:
+    def _obtain(self, key: str, url: str, fetch: Any) -> tuple[bytes | None, str, datetime | None]:
+        """(DER or None, what happened, the DER's nextUpdate)."""
         now = datetime.now(UTC)
         cached = self._cache.get(key)
         if (
@@ -920,7 +1041,11 @@ class _RevinfoCollector:
             and (cached.next_update is None or cached.next_update > now)
             and (not self._allow_fetching or now - cached.fetched_at < self._max_age)
         ):
-            return cached.der, f"cached {_iso(cached.fetched_at)}, current until {_iso(cached.next_update)}"
+            return (
+                cached.der,
+                f"cached {_iso(cached.fetched_at)}, current until {_iso(cached.next_update)}",
+                cached.next_update,
+            )
         reason = "offline: fetching disabled"
         if self._allow_fetching:
             with self._lock:
@@ -941,13 +1066,14 @@ class _RevinfoCollector:
                     return (
                         entry.der,
                         f"fetched {_iso(entry.fetched_at)}, current until {_iso(entry.next_update)}",
+                        entry.next_update,
                     )
         if cached is not None:
             # Offline from the cache: a stale copy still proves a revocation; pyHanko judges freshness.
             since = _iso(cached.next_update)
             stale = f"using the copy cached {_iso(cached.fetched_at)} (stale since {since})"
-            return cached.der, f"{reason}; {stale}"
-        return None, reason
+            return cached.der, f"{reason}; {stale}", cached.next_update
+        return None, reason, None
 
     def _fetch_crl(self, url: str) -> CachedRevinfo:
         der = _http(url, None, self._timeout, accept="application/pkix-crl")
@@ -1063,8 +1189,14 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 _accelerators_lock = threading.Lock()
 _accelerators_installed = False
+# What each accelerator replaced, by name (the tests compare both on the same inputs).
+_ORIGINALS: dict[str, Any] = {}
 _HEX_STRING = re.compile(rb"[0-9A-Fa-f]*")
 _PDF_WHITESPACE = b" \n\r\t\f\x00"
+# A PDF name without escapes: printable ASCII, no delimiter, whitespace or "#".
+_PLAIN_NAME = re.compile(rb"[!-~]*")
+_NAME_EXCLUDED = re.compile(rb"[()<>\[\]{}/%#]")
+_TOKEN_CHUNK = 256
 
 
 def _install_accelerators() -> None:
@@ -1072,17 +1204,23 @@ def _install_accelerators() -> None:
     with _accelerators_lock:
         if _accelerators_installed:
             return
+        # pyHanko's internals, patched below (typed loosely: they are not its public API).
+        cms_module: Any = generic_cms
+        embedded_module: Any = pdf_embedded_module
+        general_module: Any = pdf_sign_general
         original_read_hex = pdf_generic.read_hex_string_from_stream
 
         def read_hex_string_from_stream(stream: Any) -> Any:
             start = stream.tell()
             stream.read(1)  # the opening "<"
             buffered = b""
+            size = 256  # most hex strings are short (/ID); a signature's /Contents takes a few reads
             while (end := buffered.find(b">")) < 0:
-                chunk = stream.read(65536)
+                chunk = stream.read(size)
                 if not chunk:
                     break
                 buffered += chunk
+                size = min(size * 4, 1 << 20)
             if end < 0 or b"%" in buffered[:end]:
                 # truncated, or a comment inside the string: let the original report or parse it
                 stream.seek(start)
@@ -1097,6 +1235,41 @@ def _install_accelerators() -> None:
             return pdf_generic.pdf_string(binascii.unhexlify(digits))
 
         pdf_generic.read_hex_string_from_stream = read_hex_string_from_stream
+
+        # pyHanko reads every name, number and keyword one byte per generator step; find the
+        # end of the token with one regex search over a chunk instead. Same bytes returned,
+        # same stream position (just past the stop byte, or at EOF), same EOF flag.
+        original_read_until_class = pdf_misc._read_until_class
+
+        @functools.lru_cache(maxsize=16)
+        def stop_pattern(class_chars: bytes) -> re.Pattern[bytes]:
+            return re.compile(b"[" + b"".join(re.escape(bytes((c,))) for c in class_chars) + b"]")
+
+        def read_until_class(class_chars: bytes, stream: Any, maxchars: int | None = None) -> Any:
+            if maxchars:
+                return original_read_until_class(class_chars, stream, maxchars=maxchars)
+            start = stream.tell()
+            chunk = stream.read(_TOKEN_CHUNK)
+            found = stop_pattern(class_chars).search(chunk)
+            if found is not None:
+                stream.seek(start + found.start() + 1)
+                return chunk[: found.start()], False
+            if len(chunk) < _TOKEN_CHUNK:
+                return chunk, True  # ran into EOF; the stream is there, as after the original
+            stream.seek(start)
+            return original_read_until_class(class_chars, stream, maxchars=maxchars)
+
+        pdf_misc._read_until_class = read_until_class
+
+        # Names without "#" escapes (nearly all of them) decode to themselves.
+        original_decode_name = pdf_generic._decode_name
+
+        def decode_name(name_bytes: bytes) -> Any:
+            if _PLAIN_NAME.fullmatch(name_bytes) and not _NAME_EXCLUDED.search(name_bytes):
+                return pdf_generic.NameObject("/" + name_bytes.decode("ascii"))
+            return original_decode_name(name_bytes)
+
+        pdf_generic._decode_name = decode_name
 
         original_prep = asn1_x509.NameTypeAndValue._ldap_string_prep
 
@@ -1135,6 +1308,160 @@ def _install_accelerators() -> None:
             return str(original_hashable(asn1_x509.RDNSequence.load(der)))
 
         asn1_x509.RDNSequence.hashable = property(lambda self: hashable_of(self.dump()))
+
+        # Path validation of the signer's certificate, cached for contexts PdfVerifier tags
+        # (see _PathCache); any other caller of pyHanko gets the original behaviour.
+        original_validate_cert_usage = cms_module.validate_cert_usage
+
+        async def validate_cert_usage(
+            cert: Any,
+            validation_context: ValidationContext,
+            key_usage_settings: Any,
+            paths: Any,
+            pkix_validation_params: Any = None,
+        ) -> Any:
+            scope: _PathScope | None = getattr(validation_context, "_lienthong_path_scope", None)
+            if scope is None:
+                return await original_validate_cert_usage(
+                    cert, validation_context, key_usage_settings, paths, pkix_validation_params
+                )
+            now = validation_context.moment
+            try:
+                key = scope.key(cert, validation_context, key_usage_settings, pkix_validation_params)
+            except Exception:  # noqa: BLE001 - an odd certificate: validate it uncached
+                key = None
+            hit = scope.cache.get(key, now) if key is not None else None
+            if hit is not None:
+                await paths.cancel()
+                return hit
+            result = await original_validate_cert_usage(
+                cert, validation_context, key_usage_settings, paths, pkix_validation_params
+            )
+            if key is not None and result.error_subindic is None and result.success_result is not None:
+                try:
+                    scope.cache.put(key, now, scope.expiry(result, now), result)
+                except Exception as exc:  # noqa: BLE001 - not cacheable; the result stands
+                    log.debug("path validation result not cached: %s", exc)
+            return result
+
+        cms_module.validate_cert_usage = validate_cert_usage
+
+        # pyHanko extracts the signer's certificate (and checks its ESS signing-certificate
+        # attribute) once for EmbeddedPdfSignature.signer_cert and again in
+        # cms_basic_validation, from the same SignedData object: remember the first answer
+        # on that object (a pure function of it; errors are not remembered).
+        original_extract = cms_module.extract_certs_for_validation
+
+        def extract_certs_for_validation(signed_data: Any) -> Any:
+            known = getattr(signed_data, "_lienthong_certs", None)
+            if known is not None:
+                return known
+            result = original_extract(signed_data)
+            with contextlib.suppress(AttributeError):
+                signed_data._lienthong_certs = result
+            return result
+
+        cms_module.extract_certs_for_validation = extract_certs_for_validation
+
+        # One parsed Certificate object per distinct DER, shared by every document that embeds
+        # it: asn1crypto memoises what it derives (issuer/serial, key identifiers, names, the
+        # public key) on the object, so the signer's and CAs' certificates are decoded once per
+        # process instead of once per PDF. Same bytes, so the same values; nothing mutates them.
+        original_extract_info = cms_module.extract_certificate_info
+        known_certs: dict[bytes, Any] = {}
+        known_lock = threading.Lock()
+
+        def canonical(cert: Any) -> Any:
+            der = cert.dump()
+            with known_lock:
+                found = known_certs.get(der)
+                if found is None:
+                    if len(known_certs) >= 4096:
+                        known_certs.clear()
+                    found = known_certs[der] = cert
+            return found
+
+        def extract_certificate_info(signed_data: Any) -> Any:
+            info = original_extract_info(signed_data)
+            return dataclasses.replace(
+                info,
+                signer_cert=canonical(info.signer_cert),
+                other_certs=[canonical(c) for c in info.other_certs],
+            )
+
+        cms_module.extract_certificate_info = extract_certificate_info
+
+        # Matching the signer identifier and the ESS signing-certificate attribute against a
+        # certificate are pure functions of the encodings involved, identical document after
+        # document for one signer: memoise them by DER (an exception is never memoised).
+        original_match = general_module.match_issuer_serial
+        original_check_ess = cms_module.check_ess_certid
+
+        @functools.lru_cache(maxsize=4096)
+        def match_by_der(kind: Any, expected: bytes, cert: bytes) -> bool:
+            return bool(original_match(kind.load(expected), asn1_x509.Certificate.load(cert)))
+
+        def match_issuer_serial(expected: Any, cert: Any) -> bool:
+            try:
+                kind: Any = type(expected)
+                return match_by_der(kind, expected.dump(), cert.dump())
+            except Exception:  # noqa: BLE001 - let the original decide (and raise) on odd input
+                return bool(original_match(expected, cert))
+
+        @functools.lru_cache(maxsize=4096)
+        def check_ess_by_der(kind: Any, certid: bytes, cert: bytes) -> bool:
+            return bool(original_check_ess(asn1_x509.Certificate.load(cert), kind.load(certid)))
+
+        def check_ess_certid(cert: Any, certid: Any) -> bool:
+            try:
+                kind: Any = type(certid)
+                return check_ess_by_der(kind, certid.dump(), cert.dump())
+            except Exception:  # noqa: BLE001 - let the original decide (and raise) on odd input
+                return bool(original_check_ess(cert, certid))
+
+        general_module.match_issuer_serial = match_issuer_serial
+
+        # The signed byte ranges of an in-memory PDF: hash slices of the buffer directly (one
+        # update per range) instead of copying it through a chunk buffer. Same digest, same
+        # total; anything unusual (another stream type, negative offsets, an odd-length
+        # /ByteRange) goes to the original, which raises as before.
+        original_byte_range_digest = embedded_module.byte_range_digest
+
+        def byte_range_digest(stream: Any, byte_range: Any, md_algorithm: str, **kwargs: Any) -> Any:
+            ranges = list(byte_range)
+            if (
+                kwargs
+                or type(stream) is not io.BytesIO
+                or len(ranges) % 2
+                or any(not isinstance(v, int) or v < 0 for v in ranges)
+            ):
+                return original_byte_range_digest(stream, byte_range, md_algorithm, **kwargs)
+            md = hashes.Hash(general_module.get_pyca_cryptography_hash(md_algorithm))
+            total = 0
+            end = stream.tell()
+            with stream.getbuffer() as view:
+                size = len(view)
+                for start, length in zip(ranges[::2], ranges[1::2], strict=True):
+                    if length > 0:
+                        md.update(view[start : start + length])
+                    end = start + max(0, min(length, size - start))  # where reading stopped
+                    total += length
+            stream.seek(end)
+            return total, md.finalize()
+
+        embedded_module.byte_range_digest = byte_range_digest
+        cms_module.check_ess_certid = check_ess_certid
+        _ORIGINALS.update(
+            read_hex_string_from_stream=original_read_hex,
+            read_until_class=original_read_until_class,
+            decode_name=original_decode_name,
+            validate_cert_usage=original_validate_cert_usage,
+            extract_certs_for_validation=original_extract,
+            extract_certificate_info=original_extract_info,
+            match_issuer_serial=original_match,
+            check_ess_certid=original_check_ess,
+            byte_range_digest=original_byte_range_digest,
+        )
         _accelerators_installed = True
 
 
@@ -1145,22 +1472,23 @@ _pool_lock = threading.Lock()
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
-def _runner() -> asyncio.Runner:
-    # One event loop per thread, reused: asyncio.run() per document would cost a loop each time.
-    runner: asyncio.Runner | None = getattr(_local, "runner", None)
-    if runner is None:
-        runner = _local.runner = asyncio.Runner()
-    return runner
+def _loop() -> asyncio.AbstractEventLoop:
+    # One event loop per thread, reused: asyncio.run() per document would cost a loop each time,
+    # and asyncio.Runner.run() re-checks the SIGINT handler on every call (~3 % of a verify).
+    loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _local.loop = asyncio.new_event_loop()
+    return loop
 
 
 def _run_sync(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return _runner().run(coro)
+        return _loop().run_until_complete(coro)
     # Called from inside an event loop (not the expected use): run on a worker thread.
     global _pool
     with _pool_lock:
         if _pool is None:
             _pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="pades-verify")
-    return _pool.submit(lambda: _runner().run(coro)).result()
+    return _pool.submit(lambda: _loop().run_until_complete(coro)).result()

@@ -171,12 +171,23 @@ def service_main(
     migrations: Path | None,
     build: Callable[[ServiceRuntime], Callable[[grpc.Server], list[str]]],
 ) -> None:
-    """Entry point of `lienthong-<name>`: `serve` or `migrate`."""
+    """Entry point of `lienthong-<name>`: `serve`, `migrate` or `dead-letters list|redrive`."""
     parser = argparse.ArgumentParser(prog=f"lienthong-{name}")
-    parser.add_argument("command", choices=["serve", "migrate"])
+    parser.add_argument("command", choices=["serve", "migrate", "dead-letters"])
+    parser.add_argument(
+        "action", nargs="?", choices=["list", "redrive"], default="list", help="with dead-letters"
+    )
+    parser.add_argument("--id", type=int, action="append", default=[], help="dead-letter row id(s)")
+    parser.add_argument("--group", default=None, help="only this consumer group")
+    parser.add_argument("--all", action="store_true", help="list re-driven rows too")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args()
     settings = load_settings()
     setup_telemetry(name)
+    if args.command == "dead-letters":
+        runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
+        build(runtime)  # registers the consumers (and their handlers); nothing is started
+        raise SystemExit(dead_letters_command(runtime, args))
     if args.command == "migrate":
         if migrations is None:
             log.info("%s owns no database; nothing to migrate", name)
@@ -187,3 +198,54 @@ def service_main(
     runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
     register = build(runtime)
     runtime.serve(register)
+
+
+def dead_letters_command(runtime: ServiceRuntime, args: argparse.Namespace) -> int:
+    """`lienthong-<svc> dead-letters list|redrive [--id N ...] [--group G] [--all] [--json]`."""
+    import json
+
+    from lienthong_common.outbox import PARKED, REDRIVEN
+
+    consumers = [c for c in runtime.consumers if args.group in (None, c.group)]
+    if not consumers:
+        print(f"{runtime.name} has no consumer group {args.group or ''}".strip())
+        return 2
+    if args.action == "redrive":
+        failed = 0
+        for consumer in consumers:
+            for row_id, outcome in consumer.redrive(args.id or None):
+                failed += outcome.startswith("failed")
+                if args.json:
+                    print(json.dumps({"id": row_id, "group": consumer.group, "outcome": outcome}))
+                else:
+                    print(f"{row_id:>8}  {consumer.group:<28} {' '.join(outcome.split())[:300]}")
+        return 1 if failed else 0
+    states = (PARKED, REDRIVEN) if args.all else (PARKED,)
+    for consumer in consumers:
+        for letter in consumer.dead_letters(states=states):
+            if args.id and letter.id not in args.id:
+                continue
+            row = {
+                "id": letter.id,
+                "group": letter.consumer,
+                "topic": letter.topic,
+                "partition": letter.partition,
+                "offset": letter.offset,
+                "key": letter.key,
+                "event_id": letter.event_id,
+                "attempts": letter.attempts,
+                "state": letter.state,
+                "first_failed_at": letter.first_failed_at.isoformat(),
+                "last_failed_at": letter.last_failed_at.isoformat(),
+                "error": letter.error,
+            }
+            if args.json:
+                print(json.dumps(row, ensure_ascii=False))
+            else:
+                error = " ".join(letter.error.split())[:150]
+                print(
+                    f"{letter.id:>8}  {letter.state:<9} {letter.topic}[{letter.partition}]@{letter.offset}"
+                    f"  event {letter.event_id}  attempts {letter.attempts}"
+                    f"  last {letter.last_failed_at:%Y-%m-%d %H:%M:%S}  {error}"
+                )
+    return 0

@@ -95,6 +95,10 @@ class GatewaySettings(BaseModel):
     # Keys that still verify tokens during a rotation (the newest, jwt_secret, signs).
     previous_jwt_secrets: list[SecretStr] = Field(default_factory=list)
     token_ttl_seconds: int = 900
+    # How long the gateway trusts the directory's "this credential version is current" before
+    # asking again: a credential revoked or rotated elsewhere stops working within this time
+    # (0 = ask the directory on every request). See docs/decisions.md.
+    credential_cache_seconds: float = 5.0
     max_request_bytes: int = 50 * 1024 * 1024
     # Per-agency token bucket: sustained requests per second and burst; 0 turns limiting off.
     rate_limit_per_second: float = 50.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -233,10 +234,10 @@ class Resolution:
 def _dissolved_on(session: Session, code: str, day: date) -> date:
     """The first day of the unbroken run of dissolved versions in effect on `day`."""
     since = day
-    for version in repository.versions_until(session=session, code=code, day=day):
-        if version.status != DISSOLVED:
+    for status, valid_from in repository.statuses_until(session=session, code=code, day=day):
+        if status != DISSOLVED:
             break
-        since = version.valid_from
+        since = valid_from
     return since
 
 
@@ -246,21 +247,21 @@ def resolve_recipient(*, session: Session, code: str, day: date) -> Resolution:
         requested = agency_codes.validate(code)
     except AgencyCodeError as error:
         return Resolution(code, "", False, f"recipient {error}")
-    version = repository.version_as_of(session=session, code=requested, day=day)
-    if version is None:
-        if repository.agency_exists(session=session, code=requested):
+    state = repository.state_as_of(session=session, code=requested, day=day)
+    if state is None:
+        if repository.agency_known(session=session, code=requested):
             reason = f"recipient {requested} is not in the directory on {day.isoformat()}"
         else:
             reason = f"recipient {requested} is not in the directory"
         return Resolution(requested, "", False, reason)
-    if version.status != DISSOLVED:
+    status, successor = state
+    if status != DISSOLVED:
         return Resolution(requested, requested, True, "")
     # One clause per hop: "A was dissolved on D; its successor B was dissolved on E; its
     # successor C receives".
     reason = f"{requested} was dissolved on {_dissolved_on(session, requested, day).isoformat()}"
     seen = [requested]
     while True:
-        successor = version.successor_code
         if not successor:
             return Resolution(requested, "", False, f"{reason} and has no successor")
         if successor in seen:
@@ -268,17 +269,18 @@ def resolve_recipient(*, session: Session, code: str, day: date) -> Resolution:
             reason += f"; its successor {successor} closes a loop ({loop}), so no agency receives"
             return Resolution(requested, "", False, reason)
         seen.append(successor)
-        following = repository.version_as_of(session=session, code=successor, day=day)
+        following = repository.state_as_of(session=session, code=successor, day=day)
         if following is None:
             return Resolution(
                 requested, "", False, f"{reason}; its successor {successor} is not in the directory"
             )
-        version = following
-        if version.status != DISSOLVED:
-            reason += f"; its successor {successor} receives"
-            return Resolution(requested, successor, True, reason)
-        dissolved = _dissolved_on(session, successor, day).isoformat()
-        reason += f"; its successor {successor} was dissolved on {dissolved}"
+        current, (status, next_successor) = successor, following
+        if status != DISSOLVED:
+            reason += f"; its successor {current} receives"
+            return Resolution(requested, current, True, reason)
+        dissolved = _dissolved_on(session, current, day).isoformat()
+        reason += f"; its successor {current} was dissolved on {dissolved}"
+        successor = next_successor
 
 
 def resolve_recipients(*, session: Session, codes: list[str], day: date) -> list[Resolution]:
@@ -457,12 +459,10 @@ def verify_client_certificate(*, session: Session, fingerprint: str) -> Credenti
     return CredentialCheck(valid=True, agency_code=agency, roles=roles, version=stored.version)
 
 
-def credential_version(*, session: Session, client_id: str) -> tuple[bool, int]:
+def credential_version(*, session: repository.Reader, client_id: str) -> tuple[bool, int]:
     """(active, version): tokens carrying an older version, or any for an inactive client, fail."""
-    stored = repository.get_credential(session=session, client_id=client_id.strip())
-    if stored is None:
-        return False, 0
-    return stored.active, stored.version
+    state = repository.credential_state(session=session, client_id=client_id.strip())
+    return (False, 0) if state is None else state
 
 
 def register_certificate(
@@ -520,7 +520,20 @@ def register_certificate(
     return fingerprint
 
 
-def binding_period(binding: AgencyCertificate) -> tuple[datetime, datetime]:
+class _Binding(Protocol):
+    """What binding_period reads: an AgencyCertificate, or a row of repository.binding_periods."""
+
+    @property
+    def not_before(self) -> datetime: ...
+    @property
+    def not_after(self) -> datetime: ...
+    @property
+    def valid_from(self) -> date | None: ...
+    @property
+    def valid_to(self) -> date | None: ...
+
+
+def binding_period(binding: _Binding) -> tuple[datetime, datetime]:
     """[start, end) of a binding: its own dates (Vietnam days) else the certificate's validity."""
     start = _aware(binding.not_before)
     end = _aware(binding.not_after)
@@ -553,13 +566,13 @@ class BindingCheck:
 
 
 def check_certificate(
-    *, session: Session, agency_code: str, fingerprint: str, at: datetime | None = None
+    *, session: repository.Reader, agency_code: str, fingerprint: str, at: datetime | None = None
 ) -> BindingCheck:
     """Whether the certificate is registered to agency_code at `at` (default now), with every
     agency whose binding is in force then."""
     normalized = _fingerprint(fingerprint)
     moment = at or now_utc()
-    bindings = repository.certificate_bindings(session=session, fingerprint=normalized)
+    bindings = repository.binding_periods(session=session, fingerprint=normalized)
     owners = sorted(
         {b.agency_code for b in bindings if binding_period(b)[0] <= moment < binding_period(b)[1]}
     )

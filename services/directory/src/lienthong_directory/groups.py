@@ -13,6 +13,7 @@ dissolved members are followed to their successors and duplicates dropped.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -129,37 +130,74 @@ def _rule_of(session: Session, address: str) -> tuple[str, str, tuple[str, ...],
 def expand(*, session: Session, address: str, day: date) -> list[AgencyVersion]:
     """The active agencies a group address stands for on `day`, by code."""
     rule, base, members, _ = _rule_of(session, address)
-    return _members(session, rule, base, members, day)
+    codes = _member_codes(session, rule, base, members, day)
+    return repository.versions_as_of(session=session, codes=codes, day=day)
 
 
-def _members(
+def descendant_test(base: str) -> Callable[[str], bool]:
+    """`lambda code: agency_codes.is_descendant(code, base)` for canonical codes (as stored),
+    with `base` parsed once: group expansion tests every agency of a province against it."""
+    parent = agency_codes.parse(base)
+    fixed = [
+        (index, segment)
+        for index, segment in enumerate((parent.level4, parent.level3, parent.level2))
+        if int(segment) != 0
+    ]
+    depth, level1 = parent.depth, parent.level1
+
+    def test(code: str) -> bool:
+        parts = code.split(".")
+        if len(parts) != 4 or parts[3] != level1:
+            return False
+        if sum(1 for part in parts[:3] if part.strip("0")) <= depth:
+            return False
+        return all(parts[index] == segment for index, segment in fixed)
+
+    return test
+
+
+def _member_codes(
     session: Session, rule: str, base: str, members: tuple[str, ...], day: date
-) -> list[AgencyVersion]:
+) -> list[str]:
+    """The codes a group stands for on `day`, by code (column queries, no ORM objects)."""
     if rule == TIER4_UNDER:
-        if repository.version_as_of(session=session, code=base, day=day) is None:
+        if repository.state_as_of(session=session, code=base, day=day) is None:
             raise not_found(f"agency {base} is not in the directory on {day.isoformat()}")
-        level1 = agency_codes.level1_of(base)
-        return [
-            v
-            for v in repository.list_as_of(session=session, day=day, level1=level1, tier=4)
-            if v.status == ACTIVE and agency_codes.is_descendant(v.code, base)
-        ]
+        below = descendant_test(base)
+        rows = repository.members_as_of(
+            session=session, day=day, level1=agency_codes.level1_of(base), tier=4
+        )
+        return [code for code, status, _ in rows if status == ACTIVE and below(code)]
     if rule == DEPARTMENTS_OF:
+        rows = repository.members_as_of(session=session, day=day, level1=base, tier=3)
         return [
-            v
-            for v in repository.list_as_of(session=session, day=day, level1=base, tier=3)
-            if v.status == ACTIVE and v.kind in DEPARTMENT_KINDS
+            code for code, status, kind in rows if status == ACTIVE and kind in DEPARTMENT_KINDS
         ]
-    found: dict[str, AgencyVersion] = {}
+    found: set[str] = set()
     for member in members:
         resolution = domain.resolve_recipient(session=session, code=member, day=day)
-        if resolution.found and resolution.resolved_code not in found:
-            version = repository.version_as_of(
-                session=session, code=resolution.resolved_code, day=day
-            )
-            if version is not None:
-                found[version.code] = version
-    return [found[code] for code in sorted(found)]
+        # A found resolution's code is in effect on `day` (resolve_recipient checked).
+        if resolution.found:
+            found.add(resolution.resolved_code)
+    return sorted(found)
+
+
+def resolve_address(*, session: Session, address: str, day: date) -> list[Resolution]:
+    """The resolutions of one address: an agency code (one, following successors) or a group
+    address (one per member: requested_code is the address, group_code says which group)."""
+    if not is_group_address(address):
+        return [domain.resolve_recipient(session=session, code=address, day=day)]
+    address = address.strip()
+    try:
+        rule, base, members, label = _rule_of(session, address)
+        expanded = _member_codes(session, rule, base, members, day)
+    except DomainError as error:
+        return [Resolution(address, "", False, f"recipient group {error.message}")]
+    if not expanded:
+        reason = f"recipient group {label} has no members on {day.isoformat()}"
+        return [Resolution(address, "", False, reason)]
+    note = f"member of group {label} on {day.isoformat()}"
+    return [Resolution(address, code, True, note, group_code=address) for code in expanded]
 
 
 def resolve_recipients(*, session: Session, codes: list[str], day: date) -> list[Resolution]:
@@ -167,22 +205,5 @@ def resolve_recipients(*, session: Session, codes: list[str], day: date) -> list
     the address, group_code says which group), so a router delivers to each member."""
     resolutions: list[Resolution] = []
     for code in codes:
-        if not is_group_address(code):
-            resolutions.append(domain.resolve_recipient(session=session, code=code, day=day))
-            continue
-        address = code.strip()
-        try:
-            rule, base, members, label = _rule_of(session, address)
-            expanded = _members(session, rule, base, members, day)
-        except DomainError as error:
-            resolutions.append(Resolution(address, "", False, f"recipient group {error.message}"))
-            continue
-        if not expanded:
-            reason = f"recipient group {label} has no members on {day.isoformat()}"
-            resolutions.append(Resolution(address, "", False, reason))
-            continue
-        note = f"member of group {label} on {day.isoformat()}"
-        resolutions.extend(
-            Resolution(address, v.code, True, note, group_code=address) for v in expanded
-        )
+        resolutions.extend(resolve_address(session=session, address=code, day=day))
     return resolutions

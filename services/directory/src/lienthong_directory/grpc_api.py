@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import grpc
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
@@ -12,8 +13,10 @@ from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, not_found, translate_errors
 from lienthong_directory import connections, domain, groups, reorganize, repository, transfer
 from lienthong_directory.models import AgencyGroup, AgencyVersion
+from lienthong_directory.resolution import ResolutionCache
 
 SERVICE_NAME = "lienthong.directory.v1.DirectoryService"
+RESOLUTION_CACHE_BYTES = 16 * 2**20
 
 
 def agency_message(version: AgencyVersion) -> directory_pb2.Agency:
@@ -62,6 +65,23 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     ) -> None:
         self.sessions = sessions
         self.connection_window_days = connection_window_days
+        # Read-only hot calls (a credential's version, a certificate binding, cached recipients)
+        # are one statement each, run on a plain connection: no ORM session. On PostgreSQL in
+        # autocommit (no BEGIN/ROLLBACK round trips around one indexed lookup); SQLite's driver
+        # begins no transaction for a SELECT anyway, and switching its isolation level per
+        # checkout costs more than it saves.
+        engine = sessions.kw.get("bind")
+        if not isinstance(engine, Engine):
+            raise TypeError("the session factory must be bound to an Engine")
+        self.reader = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
+        # Serialized answers, up to 16 MiB (the 223-commune group is ~25 KB).
+        self.resolutions: ResolutionCache[bytes] = ResolutionCache(
+            _resolutions_wire, weigh=len, max_weight=RESOLUTION_CACHE_BYTES
+        )
 
     @translate_errors
     def GetAgency(
@@ -101,22 +121,15 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         self, request: directory_pb2.ResolveRecipientsRequest, context: grpc.ServicerContext
     ) -> directory_pb2.ResolveRecipientsResponse:
         day = domain.parse_day(request.as_of)
-        with transaction(self.sessions) as session:
-            resolutions = groups.resolve_recipients(
-                session=session, codes=list(request.codes), day=day
-            )
-        return directory_pb2.ResolveRecipientsResponse(
-            resolutions=[
-                directory_pb2.Resolution(
-                    requested_code=r.requested_code,
-                    resolved_code=r.resolved_code,
-                    found=r.found,
-                    reason=r.reason,
-                    group_code=r.group_code,
-                )
-                for r in resolutions
-            ]
-        )
+        codes = list(request.codes)
+        with self.reader.connect() as connection:
+            parts = self.resolutions.lookup(reader=connection, codes=codes, day=day)
+        if parts is None:
+            with transaction(self.sessions) as session:
+                parts = self.resolutions.resolve(session=session, codes=codes, day=day)
+        # Each part is a serialized response holding one address's resolutions; a repeated
+        # field's entries concatenate, so the parts joined are the whole response.
+        return directory_pb2.ResolveRecipientsResponse.FromString(b"".join(parts))
 
     @translate_errors
     def SetCredential(
@@ -153,9 +166,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     def GetCredentialVersion(
         self, request: directory_pb2.CredentialVersionRequest, context: grpc.ServicerContext
     ) -> directory_pb2.CredentialVersionResponse:
-        with transaction(self.sessions) as session:
+        with self.reader.connect() as connection:
             active, version = domain.credential_version(
-                session=session, client_id=request.client_id
+                session=connection, client_id=request.client_id
             )
         return directory_pb2.CredentialVersionResponse(active=active, version=version)
 
@@ -178,9 +191,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
         self, request: directory_pb2.CheckCertificateRequest, context: grpc.ServicerContext
     ) -> directory_pb2.CheckCertificateResponse:
         at = domain.parse_moment(request.as_of)
-        with transaction(self.sessions) as session:
+        with self.reader.connect() as connection:
             check = domain.check_certificate(
-                session=session,
+                session=connection,
                 agency_code=request.agency_code,
                 fingerprint=request.fingerprint,
                 at=at,
@@ -406,6 +419,22 @@ class _Discard(Exception):
 
 def _optional_day(text: str, field: str) -> date | None:
     return domain.parse_day(text, field=field) if text.strip() else None
+
+
+def _resolutions_wire(resolutions: tuple[domain.Resolution, ...]) -> bytes:
+    """One address's resolutions as a serialized ResolveRecipientsResponse."""
+    return directory_pb2.ResolveRecipientsResponse(
+        resolutions=[
+            directory_pb2.Resolution(
+                requested_code=r.requested_code,
+                resolved_code=r.resolved_code,
+                found=r.found,
+                reason=r.reason,
+                group_code=r.group_code,
+            )
+            for r in resolutions
+        ]
+    ).SerializeToString()
 
 
 def group_message(group: AgencyGroup) -> directory_pb2.Group:

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Connection,
     Date,
     DateTime,
     ForeignKey,
@@ -16,8 +17,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
+    insert,
+    update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
 
 from lienthong_common.outbox import Outbox
 
@@ -44,6 +48,7 @@ class AgencyVersion(Base):
     __table_args__ = (
         Index("ix_agency_versions_code_valid_from", "code", "valid_from"),
         Index("ix_agency_versions_province_code", "province_code"),
+        Index("ix_agency_versions_parent_code", "parent_code"),
     )
 
     id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
@@ -127,6 +132,39 @@ class Exchange(Base):
 
     agency_code: Mapped[str] = mapped_column(String(20), primary_key=True)
     last_exchange_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DirectoryRevision(Base):
+    """One row (id 1): a counter raised in the very transaction that writes any agency, agency
+    version or group, so an answer cached for revision R (resolution.py) is known to be stale as
+    soon as a reader sees R + 1. Credentials, certificates and exchanges do not count."""
+
+    __tablename__ = "directory_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
+
+
+REVISION_ROW = 1
+_BUMP = (
+    update(DirectoryRevision)
+    .where(DirectoryRevision.id == REVISION_ROW)
+    .values(revision=DirectoryRevision.revision + 1)
+)
+_CREATE = insert(DirectoryRevision).values(id=REVISION_ROW, revision=1)
+
+
+def _bump_revision(_mapper: Mapper[object], connection: Connection, _target: object) -> None:
+    """Raise the revision inside the flush that writes the row (every ORM write path: upserts,
+    reorganisations, imports, groups). The row is made by migration 0003; a database made by
+    create_all gets it on its first write."""
+    if connection.execute(_BUMP).rowcount == 0:
+        connection.execute(_CREATE)
+
+
+for _model in (Agency, AgencyVersion, AgencyGroup):
+    for _when in ("after_insert", "after_update", "after_delete"):
+        event.listen(_model, _when, _bump_revision)
 
 
 OUTBOX = Outbox.for_metadata(Base.metadata)

@@ -3,19 +3,59 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from typing import TypeAlias
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, Connection, Row, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from lienthong_directory.models import (
+    REVISION_ROW,
     Agency,
     AgencyCertificate,
     AgencyGroup,
     AgencyVersion,
     Credential,
+    DirectoryRevision,
     Exchange,
 )
+
+# An agency's last-exchange time is rewritten only when it would move by at least this much:
+# connection status looks at a window of days, and a busy agency would otherwise cost one UPDATE
+# per delivery event.
+EXCHANGE_GRANULARITY = timedelta(minutes=1)
+
+Reader: TypeAlias = Session | Connection
+"""The hot lookups below take either: a Session, or a plain Connection for a read-only call
+that does not need the ORM (GetCredentialVersion, CheckCertificate, a cached resolution).
+Their statements are built once (bound parameters), which is most of their cost otherwise."""
+
+_CREDENTIAL_STATE = select(Credential.active, Credential.version).where(
+    Credential.client_id == bindparam("client_id")
+)
+_REVISION = select(DirectoryRevision.revision).where(DirectoryRevision.id == REVISION_ROW)
+_BINDING_PERIODS = (
+    select(
+        AgencyCertificate.agency_code,
+        AgencyCertificate.not_before,
+        AgencyCertificate.not_after,
+        AgencyCertificate.valid_from,
+        AgencyCertificate.valid_to,
+    )
+    .where(AgencyCertificate.fingerprint == bindparam("fingerprint"))
+    .order_by(AgencyCertificate.agency_code)
+)
+_LAST_EXCHANGE = select(Exchange.last_exchange_at).where(Exchange.agency_code == bindparam("code"))
+_INSERT_EXCHANGE = insert(Exchange)
+_UPDATE_EXCHANGE = (
+    update(Exchange)
+    .where(Exchange.agency_code == bindparam("code"))
+    .values(last_exchange_at=bindparam("at"))
+)
+
+
+def _connection(reader: Reader) -> Connection:
+    return reader.connection() if isinstance(reader, Session) else reader
 
 
 def _in_effect(day: date) -> ColumnElement[bool]:
@@ -75,6 +115,72 @@ def get_credential(*, session: Session, client_id: str) -> Credential | None:
     return session.get(Credential, client_id)
 
 
+def credential_state(*, session: Reader, client_id: str) -> tuple[bool, int] | None:
+    """(active, version) of a client, one primary-key lookup without loading the row."""
+    row = _connection(session).execute(_CREDENTIAL_STATE, {"client_id": client_id}).first()
+    return None if row is None else (bool(row.active), int(row.version))
+
+
+def directory_revision(*, session: Reader) -> int:
+    """The revision counter (0 before the first write of a database made without migrations)."""
+    value = _connection(session).execute(_REVISION).scalar()
+    return int(value or 0)
+
+
+def agency_known(*, session: Session, code: str) -> bool:
+    """Whether `code` was ever an agency (no row loaded into the session)."""
+    return session.execute(select(Agency.code).where(Agency.code == code)).first() is not None
+
+
+def state_as_of(*, session: Session, code: str, day: date) -> Row[str, str] | None:
+    """(status, successor_code) of `code` on `day`, if it is in effect then."""
+    return session.execute(
+        select(AgencyVersion.status, AgencyVersion.successor_code).where(
+            AgencyVersion.code == code, _in_effect(day)
+        )
+    ).first()
+
+
+def statuses_until(*, session: Session, code: str, day: date) -> Sequence[Row[str, date]]:
+    """(status, valid_from) of the versions `versions_until` returns, in the same order."""
+    return session.execute(
+        select(AgencyVersion.status, AgencyVersion.valid_from)
+        .where(
+            AgencyVersion.code == code,
+            AgencyVersion.valid_from <= day,
+            or_(
+                AgencyVersion.valid_to.is_(None),
+                AgencyVersion.valid_to > AgencyVersion.valid_from,
+            ),
+        )
+        .order_by(AgencyVersion.valid_from.desc(), AgencyVersion.id.desc())
+    ).all()
+
+
+def members_as_of(
+    *, session: Session, day: date, level1: str, tier: int
+) -> Sequence[Row[str, str, str]]:
+    """(code, status, kind) of what `list_as_of` returns, without loading ORM objects."""
+    return session.execute(
+        select(AgencyVersion.code, AgencyVersion.status, AgencyVersion.kind)
+        .where(_in_effect(day), AgencyVersion.code.endswith(f".{level1}"), AgencyVersion.tier == tier)
+        .order_by(AgencyVersion.code)
+    ).all()
+
+
+def versions_as_of(*, session: Session, codes: Sequence[str], day: date) -> list[AgencyVersion]:
+    """The versions of `codes` in effect on `day`, by code (chunked IN lists)."""
+    found: list[AgencyVersion] = []
+    for start in range(0, len(codes), 500):
+        chunk = list(codes[start : start + 500])
+        found.extend(
+            session.scalars(
+                select(AgencyVersion).where(AgencyVersion.code.in_(chunk), _in_effect(day))
+            ).all()
+        )
+    return sorted(found, key=lambda v: v.code)
+
+
 def certificate_owners(*, session: Session, fingerprint: str) -> list[str]:
     return list(
         session.scalars(
@@ -94,6 +200,14 @@ def find_certificate(
             AgencyCertificate.fingerprint == fingerprint,
         )
     ).first()
+
+
+def binding_periods(
+    *, session: Reader, fingerprint: str
+) -> Sequence[Row[str, datetime, datetime, date | None, date | None]]:
+    """(agency_code, not_before, not_after, valid_from, valid_to) of a certificate's bindings,
+    by agency code: one lookup on the fingerprint index, without the DER."""
+    return _connection(session).execute(_BINDING_PERIODS, {"fingerprint": fingerprint}).all()
 
 
 def certificate_bindings(*, session: Session, fingerprint: str) -> Sequence[AgencyCertificate]:
@@ -155,21 +269,23 @@ def active_credentials(*, session: Session) -> set[str]:
 
 
 def exchanges(*, session: Session) -> dict[str, datetime]:
-    return {e.agency_code: e.last_exchange_at for e in session.scalars(select(Exchange)).all()}
+    rows = session.execute(select(Exchange.agency_code, Exchange.last_exchange_at)).all()
+    return {code: at for code, at in rows}
 
 
 def record_exchange(*, session: Session, agency_code: str, at: datetime) -> None:
-    """Keep the latest exchange time (replays and out-of-order events change nothing)."""
-    existing = session.get(Exchange, agency_code)
-    if existing is None:
-        session.add(Exchange(agency_code=agency_code, last_exchange_at=at))
-        session.flush()
+    """Keep the latest exchange time (replays and out-of-order events change nothing), to within
+    EXCHANGE_GRANULARITY: a time less than that after the stored one is not written, so a busy
+    agency costs one primary-key read per delivery event and one write a minute."""
+    connection = session.connection()
+    current = connection.execute(_LAST_EXCHANGE, {"code": agency_code}).scalar()
+    if current is None:
+        connection.execute(_INSERT_EXCHANGE, {"agency_code": agency_code, "last_exchange_at": at})
         return
-    current = existing.last_exchange_at
     if current.tzinfo is None:
         current = current.replace(tzinfo=at.tzinfo)
-    if at > current:
-        existing.last_exchange_at = at
+    if at - current >= EXCHANGE_GRANULARITY:
+        connection.execute(_UPDATE_EXCHANGE, {"code": agency_code, "at": at})
 
 
 def active_children(*, session: Session, code: str, day: date) -> list[str]:

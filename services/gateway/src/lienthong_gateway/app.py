@@ -29,7 +29,7 @@ from lienthong_gateway import (
     vdxp,
     webhooks_api,
 )
-from lienthong_gateway.auth import TokenIssuer, client_credentials_from
+from lienthong_gateway.auth import CredentialVersions, TokenIssuer, client_credentials_from
 from lienthong_gateway.clients import PlatformClients
 from lienthong_gateway.context import GatewayContext, GatewayMetrics, gateway, throttle
 from lienthong_gateway.idempotency import IdempotencyStore
@@ -145,9 +145,10 @@ def build_router() -> APIRouter:
         )
         if not reply.valid:
             raise Problem(401, f"client credentials for {client_id} are not valid", kind="invalid-client")
-        access, ttl = ctx.issuer.issue(
-            subject=reply.agency_code or client_id, roles=list(reply.roles), version=reply.version
-        )
+        subject = reply.agency_code or client_id
+        access, ttl = ctx.issuer.issue(subject=subject, roles=list(reply.roles), version=reply.version)
+        if subject == client_id:  # the directory just confirmed this version
+            ctx.credentials.remember(subject, reply.version)
         return {"access_token": access, "token_type": "Bearer", "expires_in": ttl}
 
     @router.get(
@@ -258,6 +259,7 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
                 rate=settings.gateway.rate_limit_per_second, burst=settings.gateway.rate_limit_burst
             ),
             idempotency=IdempotencyStore(ttl=settings.gateway.idempotency_ttl_seconds),
+            credentials=CredentialVersions(settings.gateway.credential_cache_seconds),
         )
         statistics_api.register_metrics(app.state.gateway)  # live exchange metrics, asked on scrape
         yield

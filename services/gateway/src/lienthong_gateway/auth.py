@@ -1,7 +1,10 @@
 """OAuth2 client credentials: agencies exchange their id and secret for a short-lived JWT.
 
-Tokens carry the credential version; every request checks it against the directory, so a
-revoked or rotated credential stops working at once, including tokens already issued.
+Tokens carry the credential version; requests check it against the directory, so a revoked or
+rotated credential stops working, including tokens already issued. A version the directory
+confirmed as current is remembered for `gateway.credential_cache_seconds` (5 s by default), so a
+revocation made elsewhere takes effect within that time; a refusal is always asked of the
+directory afresh, and a rotation through this gateway forgets the remembered version at once.
 Signing keys rotate without downtime: the newest key signs, every configured key verifies.
 """
 
@@ -120,8 +123,70 @@ def _client_credentials_from(request: Request, form: dict[str, str]) -> tuple[st
     return client_id, secret
 
 
-def authenticate(clients: PlatformClients, issuer: TokenIssuer, request: Request) -> Caller:
-    """The agency behind the request's bearer token, checked against the directory now."""
+class CredentialVersions:
+    """The directory's current version of each credential, remembered for `ttl` seconds after
+    the directory confirmed it (0 = ask on every request). Only confirmations are remembered: a
+    token whose version does not match is checked live, so a rotation is seen at once by new
+    tokens, and a revocation within `ttl` by old ones."""
+
+    def __init__(self, ttl: float, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._confirmed: dict[str, tuple[float, int]] = {}  # client id -> (valid until, version)
+
+    def is_current(self, subject: str, version: object) -> bool:
+        hit = self._confirmed.get(subject)
+        return hit is not None and hit[1] == version and hit[0] > time.monotonic()
+
+    def remember(self, subject: str, version: int) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._confirmed) >= self.max_entries:
+            self._confirmed.clear()  # a crude bound: agencies number in the thousands
+        self._confirmed[subject] = (time.monotonic() + self.ttl, version)
+
+    def forget(self, subject: str) -> None:
+        self._confirmed.pop(subject, None)
+
+
+def check_credential_version(
+    clients: PlatformClients,
+    issuer: TokenIssuer,
+    subject: str,
+    version: object,
+    versions: CredentialVersions | None = None,
+) -> None:
+    """401 unless `version` is the directory's current, active version of `subject`."""
+    if versions is not None and versions.is_current(subject, version):
+        return
+    try:
+        current = clients.directory.GetCredentialVersion(
+            directory_pb2.CredentialVersionRequest(client_id=subject), timeout=issuer.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            if versions is not None:
+                versions.forget(subject)
+            raise Problem(401, f"credential of {subject} no longer exists", kind="invalid-token") from error
+        raise
+    if not current.active or current.version != version:
+        if versions is not None:
+            versions.forget(subject)
+        raise Problem(
+            401, f"credential of {subject} was revoked or rotated; request a new token", kind="invalid-token"
+        )
+    if versions is not None:
+        versions.remember(subject, current.version)
+
+
+def authenticate(
+    clients: PlatformClients,
+    issuer: TokenIssuer,
+    request: Request,
+    versions: CredentialVersions | None = None,
+) -> Caller:
+    """The agency behind the request's bearer token, its version checked against the directory
+    (or its confirmation of the last `versions.ttl` seconds)."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("bearer "):
         raise Problem(
@@ -131,17 +196,6 @@ def authenticate(clients: PlatformClients, issuer: TokenIssuer, request: Request
         )
     claims = issuer.decode(header[7:].strip())
     subject = str(claims["sub"])
-    try:
-        current = clients.directory.GetCredentialVersion(
-            directory_pb2.CredentialVersionRequest(client_id=subject), timeout=issuer.deadline
-        )
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
-            raise Problem(401, f"credential of {subject} no longer exists", kind="invalid-token") from error
-        raise
-    if not current.active or current.version != claims["ver"]:
-        raise Problem(
-            401, f"credential of {subject} was revoked or rotated; request a new token", kind="invalid-token"
-        )
+    check_credential_version(clients, issuer, subject, claims["ver"], versions)
     roles = claims.get("roles") or []
     return Caller(code=subject, roles=tuple(str(r) for r in roles) if isinstance(roles, list) else ())

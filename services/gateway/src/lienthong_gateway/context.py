@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from lienthong_common.settings import Settings
-from lienthong_gateway.auth import Caller, TokenIssuer, authenticate
+from lienthong_gateway.auth import Caller, CredentialVersions, TokenIssuer, authenticate
 from lienthong_gateway.clients import PlatformClients
 from lienthong_gateway.idempotency import IdempotencyStore
 from lienthong_gateway.mtls import require_bound_certificate
@@ -61,6 +61,8 @@ class GatewayContext:
     metrics: GatewayMetrics
     limiter: RateLimiter
     idempotency: IdempotencyStore
+    # Credential versions the directory confirmed lately (auth.CredentialVersions; 0 s = none).
+    credentials: CredentialVersions = field(default_factory=lambda: CredentialVersions(0))
 
     @property
     def deadline(self) -> float:
@@ -102,4 +104,4 @@ def admit(ctx: GatewayContext, request: Request, caller: Caller) -> Caller:
 def caller_dependency(request: Request) -> Caller:
     """FastAPI dependency: the authenticated agency (401 problem+json otherwise)."""
     ctx = gateway(request)
-    return admit(ctx, request, authenticate(ctx.clients, ctx.issuer, request))
+    return admit(ctx, request, authenticate(ctx.clients, ctx.issuer, request, ctx.credentials))

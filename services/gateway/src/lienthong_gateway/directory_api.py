@@ -141,9 +141,7 @@ def connection_status(
 @router.get("/v1/groups", tags=["directory"], summary="Recipient groups")
 def list_groups(request: Request, caller: Caller = Depends(caller_dependency)) -> dict[str, Any]:
     ctx = gateway(request)
-    reply = ctx.clients.directory.ListGroups(
-        directory_pb2.ListGroupsRequest(), timeout=ctx.deadline
-    )
+    reply = ctx.clients.directory.ListGroups(directory_pb2.ListGroupsRequest(), timeout=ctx.deadline)
     return _message_view(reply)
 
 
@@ -175,9 +173,7 @@ def define_group(
 
 
 @router.delete("/v1/groups/{code}", tags=["directory"], summary="Delete a recipient group (admin)")
-def delete_group(
-    code: str, request: Request, caller: Caller = Depends(caller_dependency)
-) -> dict[str, Any]:
+def delete_group(code: str, request: Request, caller: Caller = Depends(caller_dependency)) -> dict[str, Any]:
     _admin(caller)
     ctx = gateway(request)
     reply = ctx.clients.directory.DeleteGroup(
@@ -207,6 +203,7 @@ def rotate_credential(
         ),
         timeout=ctx.deadline,
     )
+    ctx.credentials.forget(client_id)  # this gateway refuses the old version's tokens at once
     return _message_view(reply)
 
 

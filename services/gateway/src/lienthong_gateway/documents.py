@@ -129,7 +129,13 @@ def submit_package(
             ) from error
         raise
     doc = stored.document
-    recipients = recipient_states(ctx, doc.id, list(doc.recipient_codes))
+    if stored.duplicate or stored.replayed:
+        # Submitted before: routing may have delivered it already, so ask.
+        recipients = recipient_states(ctx, doc.id, list(doc.recipient_codes))
+    else:
+        # Just stored: routing learns of it from docstore's event, after this reply. Asking
+        # routing here cost a round trip (and a query in routing) per document for "queued".
+        recipients = [{"code": c, "state": "queued"} for c in doc.recipient_codes]
     reply = {
         "id": doc.id,
         "document_id": doc.edxml_document_id,

@@ -7,6 +7,8 @@ The same handler rebuilds a fresh store from offset 0 (rebuild.py), so the two c
 
 from __future__ import annotations
 
+from collections import Counter
+
 from sqlalchemy.orm import Session
 
 from lienthong.events.v1 import events_pb2
@@ -19,27 +21,21 @@ CONSUMER_GROUP = "lienthong-statistics"
 
 
 def handle_event(session: Session, event: events_pb2.Event) -> None:
-    """Apply the event's effects (see domain.effects_for) to the counts and pending acknowledgements."""
+    """Apply the event's effects (see domain.effects_for) to the counts and pending
+    acknowledgements: set-based, one statement for the awaited deliveries, one per
+    acknowledgement (it needs the delivery day back) and one upsert for every counter."""
     effects = effects_for(event)
-    for tally in effects.tallies:
-        repository.add_to_count(
-            session=session, agency_code=tally.agency_code, month=tally.month, counter=tally.counter
-        )
-    for awaited in effects.awaits:
-        repository.await_acknowledgement(
-            session=session,
-            document_id=awaited.document_id,
-            recipient_code=awaited.recipient_code,
-            day=awaited.day,
-        )
+    amounts: Counter[tuple[str, str, str]] = Counter(
+        (tally.agency_code, tally.month, tally.counter) for tally in effects.tallies
+    )
+    repository.await_acknowledgements(
+        session=session,
+        awaited=[(a.document_id, a.recipient_code, a.day) for a in effects.awaits],
+    )
     for ack in effects.acknowledgements:
-        delivered_day = repository.acknowledge(
+        delivered_day = repository.acknowledge_once(
             session=session, document_id=ack.document_id, recipient_code=ack.recipient_code
         )
         if delivered_day is not None and ack.day > delivered_day:
-            repository.add_to_count(
-                session=session,
-                agency_code=ack.recipient_code,
-                month=ack.month,
-                counter="acknowledgements_late",
-            )
+            amounts[(ack.recipient_code, ack.month, "acknowledgements_late")] += 1
+    repository.add_counts(session=session, amounts=amounts)

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,9 +77,9 @@ class GatedConsumer(EventConsumer):
         # Re-entrant: the rebuild, holding it, hands this consumer events itself.
         self.gate = threading.RLock()
 
-    def handle(self, topic: str, value: bytes, headers: list[tuple[str, bytes]] | None) -> bool:
-        with self.gate:
-            return super().handle(topic, value, headers)
+    def transaction_guard(self) -> AbstractContextManager[Any]:
+        # Held around each transaction (a whole poll batch, or one event), never inside one.
+        return self.gate
 
 
 class KafkaReplay:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,6 +47,71 @@ def add_to_count(*, session: Session, agency_code: str, month: str, counter: str
             )
     except IntegrityError:
         session.execute(increment)
+
+
+def _upsert_dialect(session: Session) -> Any:
+    """The dialect module with INSERT .. ON CONFLICT (PostgreSQL, SQLite), else None."""
+    name = session.get_bind().dialect.name
+    return {"postgresql": postgresql, "sqlite": sqlite}.get(name)
+
+
+def add_counts(*, session: Session, amounts: Mapping[tuple[str, str, str], int]) -> None:
+    """Add to many counters at once, amounts keyed by (agency, month, counter): one
+    INSERT .. ON CONFLICT DO UPDATE statement for all of them (row by row elsewhere)."""
+    rows: dict[tuple[str, str], dict[str, int]] = {}
+    for (agency_code, month, counter), amount in amounts.items():
+        if counter not in COUNTERS:
+            raise ValueError(f"unknown counter {counter!r}")
+        row = rows.setdefault((agency_code, month), dict.fromkeys(COUNTERS, 0))
+        row[counter] += amount
+    if not rows:
+        return
+    dialect = _upsert_dialect(session)
+    if dialect is None:
+        for (agency_code, month, counter), amount in amounts.items():
+            add_to_count(
+                session=session, agency_code=agency_code, month=month, counter=counter, amount=amount
+            )
+        return
+    statement = dialect.insert(TABLE).values(
+        [{"agency_code": a, "month": m, **counts} for (a, m), counts in sorted(rows.items())]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[TABLE.c.agency_code, TABLE.c.month],
+        set_={name: TABLE.c[name] + statement.excluded[name] for name in COUNTERS},
+    )
+    session.execute(statement)
+
+
+def await_acknowledgements(*, session: Session, awaited: Iterable[tuple[str, str, str]]) -> None:
+    """Remember deliveries (document, recipient, day) until acknowledged, in one statement; a
+    delivery already awaited is left as it is."""
+    rows = [{"document_id": d, "recipient_code": r, "delivered_day": day} for d, r, day in awaited]
+    if not rows:
+        return
+    dialect = _upsert_dialect(session)
+    if dialect is None:
+        for row in rows:
+            await_acknowledgement(
+                session=session,
+                document_id=row["document_id"],
+                recipient_code=row["recipient_code"],
+                day=row["delivered_day"],
+            )
+        return
+    session.execute(dialect.insert(PENDING).values(rows).on_conflict_do_nothing())
+
+
+def acknowledge_once(*, session: Session, document_id: str, recipient_code: str) -> str | None:
+    """`acknowledge` in one round trip (DELETE .. RETURNING where the database has it)."""
+    if _upsert_dialect(session) is None:
+        return acknowledge(session=session, document_id=document_id, recipient_code=recipient_code)
+    deleted = session.execute(
+        delete(PENDING)
+        .where(PENDING.c.document_id == document_id, PENDING.c.recipient_code == recipient_code)
+        .returning(PENDING.c.delivered_day)
+    ).first()
+    return None if deleted is None else str(deleted[0])
 
 
 def await_acknowledgement(*, session: Session, document_id: str, recipient_code: str, day: str) -> None:
