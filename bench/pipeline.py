@@ -135,7 +135,7 @@ class Ports:
 def default_ports() -> Ports:
     return Ports(
         kafka=int(os.environ.get("LIENTHONG_BENCH_KAFKA_PORT", "19952")),
-        port_base=int(os.environ.get("LIENTHONG_BENCH_PORT_BASE", "60051")),
+        port_base=int(os.environ.get("LIENTHONG_BENCH_PORT_BASE", "27051")),
         pgport=int(os.environ.get("LIENTHONG_BENCH_PGPORT", "55432")),
     )
 

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KAFKA_PORT = int(os.environ.get("LIENTHONG_TEST_KAFKA_PORT", "19092"))
 PGPORT = int(os.environ.get("LIENTHONG_TEST_PGPORT", "55432"))
 # gRPC ports of the SQLite flavour start here; PostgreSQL's 1000 higher; the gateway at +100.
-PORT_BASE = int(os.environ.get("LIENTHONG_TEST_PORT_BASE", "51051"))
+# Below the kernel's ephemeral range (32768-60999): a client socket can never hold them.
+PORT_BASE = int(os.environ.get("LIENTHONG_TEST_PORT_BASE", "24051"))
 
 # Demo agencies used by the flows (data/directory/demo.json).
 PROVINCE = "000.00.00.H49"
