@@ -65,7 +65,7 @@ def _note(
     )
 
 
-def apply(*, session: Session, document: RoutedDocument, deliveries: list[Delivery], at: datetime) -> None:
+def apply(*, session: Session, document: RoutedDocument, new_recipients: set[str], at: datetime) -> None:
     """Act on the document `document` refers to (see the module docstring)."""
     action = ACTIONS.get(document.business_doc_type)
     if action is None:
@@ -89,7 +89,7 @@ def apply(*, session: Session, document: RoutedDocument, deliveries: list[Delive
             document=document,
             old=old,
             old_deliveries=old_deliveries,
-            new_recipients={d.recipient_code for d in deliveries},
+            new_recipients=new_recipients,
             at=at,
         )
 

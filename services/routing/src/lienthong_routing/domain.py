@@ -10,6 +10,8 @@ or replaces this one (BussinessDocType 2/3) moves the delivery to `superseded` o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from lienthong_common.grpcutil import DomainError, conflict, invalid
@@ -122,3 +124,16 @@ def illegal_transition(*, recipient_code: str, current: DeliveryState, code: Sta
     return conflict(
         f"delivery to {recipient_code} is '{current.value}'; status {code.value} cannot follow it"
     )
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """A delivery just written by routing (what the event, webhook and business step read)."""
+
+    id: str
+    recipient_code: str
+    requested_code: str
+    inbox_sequence: int
+    delivered_at: datetime
+    ack_deadline: datetime | None
+    state: str = DeliveryState.DELIVERED.value

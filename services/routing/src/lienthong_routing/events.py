@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -28,9 +29,9 @@ from lienthong_common.timezones import VIETNAM
 from lienthong_routing import business, evidence, repository, webhooks
 from lienthong_routing.deadlines import WorkingCalendar
 from lienthong_routing.directory import RecipientDirectory, Resolution
-from lienthong_routing.domain import DeliveryState
-from lienthong_routing.ledger import delivery_updated
-from lienthong_routing.models import OUTBOX, Delivery, RoutedDocument, StatusEntry
+from lienthong_routing.domain import DeliveryState, NewDelivery
+from lienthong_routing.ledger import delivery_event
+from lienthong_routing.models import OUTBOX, RoutedDocument
 from lienthong_routing.settings import routing_settings
 
 log = logging.getLogger(__name__)
@@ -79,15 +80,20 @@ def route_verified_document(
     directory: RecipientDirectory,
     calendar: WorkingCalendar | None = None,
 ) -> RoutedDocument:
-    """Record a verified document, then deliver it to its recipients or refuse it."""
+    """Record a verified document, then deliver it to its recipients or refuse it.
+
+    The writes are set-based Core statements in the caller's transaction: one INSERT each for
+    the document, its deliveries, its timeline lines, its evidence entries (chained in memory
+    from the locked head) and its outbox events. The caller's transaction may hold other
+    events' effects too (a consumer batch): anything the session still holds unflushed is
+    flushed first, so every read here sees what came before it in the transaction.
+    """
+    session.flush()
     verified = event.verified
-    existing = repository.get_document(session=session, document_id=event.document_id)
-    if existing is not None:
-        # A second verdict for one document (e.g. a re-verification) changes nothing already routed.
-        log.warning("document %s was already %s; verdict ignored", event.document_id, existing.state)
-        return existing
     at = now_utc()
     recipients = list(dict.fromkeys(verified.recipient_codes))
+    passed = verified.indication == PASSED
+    # Not added to the session: written below with a Core INSERT, handed back for reading.
     document = RoutedDocument(
         id=event.document_id,
         sender_code=verified.sender_code,
@@ -96,14 +102,18 @@ def route_verified_document(
         business_doc_type=verified.business_doc_type,
         referenced_document_id=verified.referenced_document_id,
         recipient_codes=recipients,
-        state=ROUTED if verified.indication == PASSED else REFUSED,
+        state=ROUTED if passed else REFUSED,
         indication=verified.indication,
         sub_indication=verified.sub_indication,
-        refusal_reason="" if verified.indication == PASSED else refusal_reason(verified),
+        refusal_reason="" if passed else refusal_reason(verified),
         created_at=at,
     )
-    session.add(document)
-    session.flush()  # deliveries reference it (no ORM relationship orders the inserts)
+    if not repository.insert_document(session=session, document=document):
+        existing = repository.get_document(session=session, document_id=event.document_id)
+        assert existing is not None
+        # A second verdict for one document (e.g. a re-verification) changes nothing already routed.
+        log.warning("document %s was already %s; verdict ignored", event.document_id, existing.state)
+        return existing
     proof: list[evidence.Fact] = [
         evidence.Fact(
             kind=document.state,
@@ -120,35 +130,31 @@ def route_verified_document(
             },
         )
     ]
-    if document.state == REFUSED:
+    if not passed:
         evidence.append_many(session=session, at=at, items=proof)
-        session.flush()
         emit_document_refused(session=session, document=document, at=at)
         return document
-    # One flush for the deliveries, timeline and evidence (no autoflush between).
-    with session.no_autoflush:
-        planned = _deliver(
-            session=session,
-            document=document,
-            recipients=recipients,
-            as_of=event.occurred_at.ToDatetime(tzinfo=UTC).astimezone(VIETNAM).date(),
-            deadline=(calendar or default_calendar()).acknowledgement_deadline(at),
-            directory=directory,
-            proof=proof,
-            at=at,
-        )
-    session.flush()
-    created = [delivery for delivery, _note in planned]
-    pushed_to = webhooks.active_webhooks(session=session, agency_codes=[d.recipient_code for d in created])
+    planned = _deliver(
+        session=session,
+        document=document,
+        recipients=recipients,
+        as_of=event.occurred_at.ToDatetime(tzinfo=UTC).astimezone(VIETNAM).date(),
+        deadline=(calendar or default_calendar()).acknowledgement_deadline(at),
+        directory=directory,
+        proof=proof,
+        at=at,
+    )
     OUTBOX.add_many(
         session,
         topic=TOPIC_DELIVERIES,
         events=[
             (
                 document.id,
-                delivery_updated(
+                delivery_event(
                     document=document,
-                    delivery=delivery,
+                    recipient_code=delivery.recipient_code,
+                    state=delivery.state,
+                    requested_code=delivery.requested_code,
                     previous_state="",
                     status_code="",
                     description=note,
@@ -159,6 +165,8 @@ def route_verified_document(
             for delivery, note in planned
         ],
     )
+    created = [delivery for delivery, _note in planned]
+    pushed_to = webhooks.active_webhooks(session=session, agency_codes=[d.recipient_code for d in created])
     for delivery in created:
         if delivery.recipient_code in pushed_to:
             webhooks.enqueue(
@@ -171,7 +179,12 @@ def route_verified_document(
                 at=at,
             )
     if document.business_doc_type and document.referenced_document_id:
-        business.apply(session=session, document=document, deliveries=created, at=at)
+        business.apply(
+            session=session,
+            document=document,
+            new_recipients={d.recipient_code for d in created},
+            at=at,
+        )
     return document
 
 
@@ -185,28 +198,28 @@ def _deliver(
     directory: RecipientDirectory,
     proof: list[evidence.Fact],
     at: datetime,
-) -> list[tuple[Delivery, str]]:
-    """Create the deliveries, timeline and evidence of a routed document in one flush.
+) -> list[tuple[NewDelivery, str]]:
+    """Write the deliveries, timeline and evidence of a routed document: one INSERT each.
 
     Returns each delivery with its redirect note ("" when not redirected).
     """
     resolutions = directory.resolve_recipients(recipients, as_of=as_of)
     targets = list(dict.fromkeys(r.resolved_code for r in resolutions if r.found))
     sequences = repository.last_inbox_sequences(session=session, recipient_codes=targets)
-    delivered_to: dict[str, tuple[Delivery, str]] = {}
-    lines: list[StatusEntry] = []
+    delivered_to: dict[str, tuple[NewDelivery, str]] = {}
+    lines: list[dict[str, Any]] = []
 
     def line(recipient: str, state: str, description: str) -> None:
         lines.append(
-            StatusEntry(
-                document_id=document.id,
-                recipient_code=recipient,
-                code="",
-                state=state,
-                description=description,
-                actor_code="",
-                at=at,
-            )
+            {
+                "document_id": document.id,
+                "recipient_code": recipient,
+                "code": "",
+                "state": state,
+                "description": description,
+                "actor_code": "",
+                "at": at,
+            }
         )
 
     for resolution in resolutions:
@@ -227,19 +240,13 @@ def _deliver(
             line(recipient, DeliveryState.DELIVERED, note or f"{requested} listed twice")
             continue
         sequences[recipient] = sequences.get(recipient, 0) + 1
-        delivery = Delivery(
+        delivery = NewDelivery(
             id=new_id(),
-            document_id=document.id,
             recipient_code=recipient,
             requested_code=requested if resolution.redirected else "",
-            state=DeliveryState.DELIVERED.value,
-            last_status_code="",
             inbox_sequence=sequences[recipient],
             delivered_at=at,
-            updated_at=at,
             ack_deadline=deadline,
-            acknowledged_at=None,
-            superseded_by="",
         )
         delivered_to[recipient] = (delivery, note)
         line(recipient, DeliveryState.DELIVERED, note or "delivered to the recipient's inbox")
@@ -259,8 +266,30 @@ def _deliver(
             )
         )
     planned = list(delivered_to.values())
-    session.add_all([delivery for delivery, _note in planned])
-    session.add_all(lines)
+    repository.note_inbox_sequences(
+        session=session, last={d.recipient_code: d.inbox_sequence for d, _ in planned}
+    )
+    repository.insert_deliveries(
+        session=session,
+        rows=[
+            {
+                "id": delivery.id,
+                "document_id": document.id,
+                "recipient_code": delivery.recipient_code,
+                "requested_code": delivery.requested_code,
+                "state": delivery.state,
+                "last_status_code": "",
+                "inbox_sequence": delivery.inbox_sequence,
+                "delivered_at": at,
+                "updated_at": at,
+                "ack_deadline": deadline,
+                "acknowledged_at": None,
+                "superseded_by": "",
+            }
+            for delivery, _note in planned
+        ],
+    )
+    repository.insert_status_entries(session=session, rows=lines)
     evidence.append_many(session=session, at=at, items=proof)
     return planned
 

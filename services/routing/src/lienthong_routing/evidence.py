@@ -15,11 +15,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from lienthong_routing import repository
 from lienthong_routing.models import EvidenceEntry, EvidenceHead
 
 GENESIS = "0" * 64
@@ -34,14 +35,37 @@ def chain_hash(previous_hash: str, body: str) -> str:
     return hashlib.sha256(f"{previous_hash}\n{body}".encode()).hexdigest()
 
 
-def _head(session: Session) -> EvidenceHead:
-    head = session.scalars(
-        select(EvidenceHead).where(EvidenceHead.id == HEAD_ID).with_for_update()
-    ).one_or_none()
-    if head is None:
-        head = EvidenceHead(id=HEAD_ID, sequence=0, hash=GENESIS)
-        session.add(head)
-    return head
+ENTRIES = cast(Table, EvidenceEntry.__table__)
+HEAD = cast(Table, EvidenceHead.__table__)
+
+
+_HEAD_CACHE = "evidence_head"
+_READ_HEAD = select(HEAD.c.sequence, HEAD.c.hash).where(HEAD.c.id == HEAD_ID)
+_LOCK_HEAD = _READ_HEAD.with_for_update()
+_INSERT_ENTRIES = insert(ENTRIES)
+_INSERT_HEAD = insert(HEAD)
+_UPDATE_HEAD = (
+    update(HEAD)
+    .where(HEAD.c.id == HEAD_ID)
+    .values(sequence=bindparam("new_sequence"), hash=bindparam("new_hash"))
+)
+
+
+def _locked_head(session: Session) -> tuple[tuple[int, str] | None, dict[Any, Any] | None]:
+    """The head's (sequence, hash), row-locked until the transaction ends (None: no entry yet).
+
+    Read with a Core statement (never from the session's identity map) the first time in a
+    transaction, then kept in the transaction's cache, which append_many updates with every
+    append: the lock is held to the end of the transaction, so no other writer can move the
+    head meanwhile, and appends later in the same transaction (another event of a consumer
+    batch, say) chain onto the ones before them.
+    """
+    cache = repository.transaction_cache(session, _HEAD_CACHE)
+    if cache is not None and "head" in cache:
+        return cache["head"], cache
+    row = session.execute(_LOCK_HEAD).first()
+    head = None if row is None else (int(row[0]), str(row[1]))
+    return head, cache
 
 
 @dataclass(frozen=True)
@@ -62,44 +86,57 @@ def append(
     at: datetime,
     recipient_code: str = "",
     facts: dict[str, Any] | None = None,
-) -> EvidenceEntry:
-    """Chain one entry onto the log in the caller's transaction."""
-    [entry] = append_many(
-        session=session, at=at, items=[Fact(kind, document_id, recipient_code, facts or {})]
-    )
-    return entry
+) -> str:
+    """Chain one entry onto the log in the caller's transaction; returns its hash."""
+    return append_many(session=session, at=at, items=[Fact(kind, document_id, recipient_code, facts or {})])
 
 
-def append_many(*, session: Session, at: datetime, items: list[Fact]) -> list[EvidenceEntry]:
-    """Chain several entries at once (one head lock), in order."""
-    head = _head(session)
-    entries = []
+def append_many(*, session: Session, at: datetime, items: list[Fact]) -> str:
+    """Chain several entries at once, in order: one head lock, one INSERT, one head update.
+
+    The hashes are computed here from the locked head, so the entries join the chain exactly
+    where it ends in this transaction. Returns the new head hash.
+    """
+    if not items:
+        return ""
+    head, cache = _locked_head(session)
+    sequence, previous = head if head is not None else (0, GENESIS)
+    stamp = at.isoformat()
+    rows: list[dict[str, Any]] = []
     for item in items:
-        sequence = head.sequence + 1
+        sequence += 1
         body = canonical(
             {
                 "sequence": sequence,
                 "kind": item.kind,
                 "document_id": item.document_id,
                 "recipient_code": item.recipient_code,
-                "at": at.isoformat(),
+                "at": stamp,
                 "facts": item.facts,
             }
         )
-        entry = EvidenceEntry(
-            sequence=sequence,
-            kind=item.kind,
-            document_id=item.document_id,
-            recipient_code=item.recipient_code,
-            body=body,
-            previous_hash=head.hash,
-            hash=chain_hash(head.hash, body),
-            at=at,
+        digest = chain_hash(previous, body)
+        rows.append(
+            {
+                "sequence": sequence,
+                "kind": item.kind,
+                "document_id": item.document_id,
+                "recipient_code": item.recipient_code,
+                "body": body,
+                "previous_hash": previous,
+                "hash": digest,
+                "at": at,
+            }
         )
-        head.sequence, head.hash = sequence, entry.hash
-        entries.append(entry)
-    session.add_all(entries)
-    return entries
+        previous = digest
+    session.execute(_INSERT_ENTRIES, rows)
+    if head is None:
+        session.execute(_INSERT_HEAD, [{"id": HEAD_ID, "sequence": sequence, "hash": previous}])
+    else:
+        session.execute(_UPDATE_HEAD, {"new_sequence": sequence, "new_hash": previous})
+    if cache is not None:
+        cache["head"] = (sequence, previous)
+    return previous
 
 
 @dataclass(frozen=True)
@@ -132,8 +169,8 @@ def verify(*, session: Session, batch: int = 5000) -> Verification:
                 return Verification(False, count, previous_hash, entry.sequence, problem)
             previous_hash, expected, count = entry.hash, expected + 1, count + 1
         last_seen = rows[-1].sequence
-    head = session.get(EvidenceHead, HEAD_ID)
-    head_sequence, head_hash = (head.sequence, head.hash) if head else (0, GENESIS)
+    head = session.execute(_READ_HEAD).first()
+    head_sequence, head_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS)
     if head_sequence != count or head_hash != previous_hash:
         return Verification(
             False,

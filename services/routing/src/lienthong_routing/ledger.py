@@ -31,19 +31,42 @@ def delivery_updated(
     at: datetime,
 ) -> events_pb2.Event:
     """The DeliveryUpdated event of a delivery just created or changed."""
-    event = new_event(document.id, at)
-    event.delivery_updated.CopyFrom(
-        events_pb2.DeliveryUpdated(
-            sender_code=document.sender_code,
-            recipient_code=delivery.recipient_code,
-            state=delivery.state,
-            previous_state=previous_state,
-            status_code=status_code,
-            description=description,
-            actor_code=actor_code,
-            requested_code=delivery.requested_code,
-        )
+    return delivery_event(
+        document=document,
+        recipient_code=delivery.recipient_code,
+        state=delivery.state,
+        requested_code=delivery.requested_code,
+        previous_state=previous_state,
+        status_code=status_code,
+        description=description,
+        actor_code=actor_code,
+        at=at,
     )
+
+
+def delivery_event(
+    *,
+    document: RoutedDocument,
+    recipient_code: str,
+    state: str,
+    requested_code: str,
+    previous_state: str,
+    status_code: str,
+    description: str,
+    actor_code: str,
+    at: datetime,
+) -> events_pb2.Event:
+    """The DeliveryUpdated event of one delivery, from its fields."""
+    event = new_event(document.id, at)
+    update = event.delivery_updated
+    update.sender_code = document.sender_code
+    update.recipient_code = recipient_code
+    update.state = state
+    update.previous_state = previous_state
+    update.status_code = status_code
+    update.description = description
+    update.actor_code = actor_code
+    update.requested_code = requested_code
     return event
 
 

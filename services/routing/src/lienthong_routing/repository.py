@@ -3,22 +3,113 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Executable, Table, bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from lienthong_common.ids import new_id
 from lienthong_routing.models import Delivery, RoutedDocument, StatusEntry
+
+# The tables themselves, for set-based Core statements on the hot path.
+DOCUMENTS = cast(Table, RoutedDocument.__table__)
+DELIVERIES = cast(Table, Delivery.__table__)
+STATUS_ENTRIES = cast(Table, StatusEntry.__table__)
+
+# Built once: SQLAlchemy then reuses their compiled form and cache key on every execution.
+_DOCUMENT_EXISTS = select(DOCUMENTS.c.id).where(DOCUMENTS.c.id == bindparam("document_id"))
+_INSERT_DOCUMENT = insert(DOCUMENTS)
+_INSERT_DOCUMENT_IF_NEW: dict[str, Executable] = {
+    "postgresql": postgresql.insert(DOCUMENTS)
+    .on_conflict_do_nothing(index_elements=[DOCUMENTS.c.id])
+    .returning(DOCUMENTS.c.id),
+    "sqlite": sqlite.insert(DOCUMENTS)
+    .on_conflict_do_nothing(index_elements=[DOCUMENTS.c.id])
+    .returning(DOCUMENTS.c.id),
+}
+_INSERT_DELIVERIES = insert(DELIVERIES)
+_INSERT_STATUS_ENTRIES = insert(STATUS_ENTRIES)
+_LAST_INBOX_SEQUENCES = (
+    select(DELIVERIES.c.recipient_code, func.max(DELIVERIES.c.inbox_sequence))
+    .where(DELIVERIES.c.recipient_code.in_(bindparam("codes", expanding=True)))
+    .group_by(DELIVERIES.c.recipient_code)
+)
+
+
+def transaction_cache(session: Session, name: str) -> dict[Any, Any] | None:
+    """A dict that lives as long as the session's current (innermost) transaction, or None.
+
+    For values read once per transaction and kept up to date by the code that writes them
+    (the evidence head, the enabled webhooks). A savepoint gets its own dict, and a new
+    transaction a new one, so nothing survives a rollback. The transaction object itself is
+    kept (not its id), so a later transaction can never be mistaken for it.
+    """
+    current = session.get_nested_transaction() or session.get_transaction()
+    if current is None:
+        return None
+    key = f"lienthong_routing.{name}"
+    held = session.info.get(key)
+    if held is None or held[0] is not current:
+        held = (current, {})
+        session.info[key] = held
+    return cast(dict[Any, Any], held[1])
+
+
+def forget_transaction_cache(session: Session, name: str) -> None:
+    session.info.pop(f"lienthong_routing.{name}", None)
 
 
 def get_document(*, session: Session, document_id: str) -> RoutedDocument | None:
     return session.get(RoutedDocument, document_id)
 
 
-def add_document(*, session: Session, document: RoutedDocument) -> RoutedDocument:
-    session.add(document)
-    session.flush()
-    return document
+def document_exists(*, session: Session, document_id: str) -> bool:
+    """Whether routing has the document (a Core read: no ORM object is loaded)."""
+    return session.execute(_DOCUMENT_EXISTS, {"document_id": document_id}).first() is not None
+
+
+def insert_document(*, session: Session, document: RoutedDocument) -> bool:
+    """Write a new (transient) document with one Core INSERT; False if its id was there already.
+
+    The object stays out of the session. The INSERT skips an existing id (ON CONFLICT DO
+    NOTHING ... RETURNING on PostgreSQL and SQLite) instead of failing, so it is also the
+    existence check.
+    """
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_DOCUMENT_IF_NEW.get(dialect)
+    row = {
+        "id": document.id,
+        "sender_code": document.sender_code,
+        "subject": document.subject,
+        "edxml_document_id": document.edxml_document_id,
+        "business_doc_type": document.business_doc_type,
+        "referenced_document_id": document.referenced_document_id,
+        "recipient_codes": document.recipient_codes,
+        "state": document.state,
+        "indication": document.indication,
+        "sub_indication": document.sub_indication,
+        "refusal_reason": document.refusal_reason,
+        "created_at": document.created_at,
+    }
+    if statement is None:  # another database: check, then insert
+        if document_exists(session=session, document_id=document.id):
+            return False
+        session.execute(_INSERT_DOCUMENT, row)
+        return True
+    # RETURNING rather than rowcount, which psycopg's dialect does not report here.
+    return session.execute(statement, row).first() is not None
+
+
+def insert_deliveries(*, session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write new deliveries (rows of the deliveries table) in one statement."""
+    if rows:
+        session.execute(_INSERT_DELIVERIES, rows)
+
+
+def insert_status_entries(*, session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write timeline lines (rows of the status_entries table, no id) in one statement."""
+    if rows:
+        session.execute(_INSERT_STATUS_ENTRIES, rows)
 
 
 def deliveries_of(*, session: Session, document_id: str, for_update: bool = False) -> list[Delivery]:
@@ -34,49 +125,35 @@ def timeline_of(*, session: Session, document_id: str) -> list[StatusEntry]:
     return list(session.scalars(query))
 
 
-def next_inbox_sequence(*, session: Session, recipient_code: str) -> int:
-    """The next position in a recipient's inbox (1 for the first document)."""
-    last = session.scalar(
-        select(func.max(Delivery.inbox_sequence)).where(Delivery.recipient_code == recipient_code)
-    )
-    return int(last or 0) + 1
+_INBOX_CACHE = "inbox_sequences"
 
 
 def last_inbox_sequences(*, session: Session, recipient_codes: list[str]) -> dict[str, int]:
-    """The last inbox position of each recipient (absent: an empty inbox)."""
+    """The last inbox position of each recipient (0: an empty inbox).
+
+    Kept for the rest of the transaction (note_inbox_sequences records what it then writes),
+    so a consumer batch asks the database only about inboxes it has not yet seen. A
+    concurrent writer to the same inbox is still caught: (recipient, sequence) is unique.
+    """
     if not recipient_codes:
         return {}
-    query = (
-        select(Delivery.recipient_code, func.max(Delivery.inbox_sequence))
-        .where(Delivery.recipient_code.in_(recipient_codes))
-        .group_by(Delivery.recipient_code)
-    )
-    return {str(code): int(last or 0) for code, last in session.execute(query).all()}
+    known = transaction_cache(session, _INBOX_CACHE)
+    if known is None:
+        known = {}
+    unknown = [code for code in recipient_codes if code not in known]
+    if unknown:
+        rows = session.execute(_LAST_INBOX_SEQUENCES, {"codes": unknown}).all()
+        found = {str(code): int(last or 0) for code, last in rows}
+        for code in unknown:
+            known[code] = found.get(code, 0)
+    return {code: int(known[code]) for code in recipient_codes}
 
 
-def add_delivery(
-    *,
-    session: Session,
-    document_id: str,
-    recipient_code: str,
-    requested_code: str,
-    state: str,
-    at: datetime,
-) -> Delivery:
-    delivery = Delivery(
-        id=new_id(),
-        document_id=document_id,
-        recipient_code=recipient_code,
-        requested_code=requested_code,
-        state=state,
-        last_status_code="",
-        inbox_sequence=next_inbox_sequence(session=session, recipient_code=recipient_code),
-        delivered_at=at,
-        updated_at=at,
-    )
-    session.add(delivery)
-    session.flush()
-    return delivery
+def note_inbox_sequences(*, session: Session, last: dict[str, int]) -> None:
+    """Record inbox positions just written in this transaction (see last_inbox_sequences)."""
+    known = transaction_cache(session, _INBOX_CACHE)
+    if known is not None:
+        known.update(last)
 
 
 def add_status_entry(

@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.db import transaction
@@ -41,7 +41,8 @@ from lienthong_common.grpcutil import invalid, not_found
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import now_utc
 from lienthong_routing import evidence, repository
-from lienthong_routing.models import Delivery, RoutedDocument, Webhook, WebhookAttempt, WebhookDelivery
+from lienthong_routing.domain import NewDelivery
+from lienthong_routing.models import RoutedDocument, Webhook, WebhookAttempt, WebhookDelivery
 from lienthong_routing.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ def set_webhook(*, session: Session, agency_code: str, url: str, secret: str = "
     else:
         hook.url, hook.secret, hook.enabled, hook.updated_at = url, secret or generated, True, at
     session.flush()
+    repository.forget_transaction_cache(session, _WEBHOOKS_CACHE)
     return WebhookView(hook, generated, counts(session=session, agency_code=agency_code))
 
 
@@ -140,6 +142,7 @@ def delete_webhook(*, session: Session, agency_code: str) -> WebhookView:
     view = get_webhook(session=session, agency_code=agency_code)
     view.webhook.enabled = False
     view.webhook.updated_at = now_utc()
+    repository.forget_transaction_cache(session, _WEBHOOKS_CACHE)
     return view
 
 
@@ -152,17 +155,44 @@ def counts(*, session: Session, agency_code: str) -> dict[str, int]:
     return {str(state): int(n) for state, n in rows}
 
 
+_WEBHOOKS_CACHE = "webhooks_enabled"
+_WEBHOOK_CODE = Webhook.__table__.c.agency_code
+_ENABLED = Webhook.__table__.c.enabled.is_(True)
+_ENABLED_AMONG = select(_WEBHOOK_CODE).where(_WEBHOOK_CODE.in_(bindparam("codes", expanding=True)), _ENABLED)
+_ALL_ENABLED = select(_WEBHOOK_CODE).where(_ENABLED)
+
+
 def active_webhooks(*, session: Session, agency_codes: list[str]) -> set[str]:
+    """Those of `agency_codes` with an enabled webhook.
+
+    The first call in a transaction asks about the codes given; a second one (a consumer
+    batch routing document after document) reads every enabled webhook once, and the rest
+    of the transaction is answered from that. Both are forgotten when this session registers
+    or removes a webhook; a registration committed elsewhere applies from the next transaction.
+    """
     if not agency_codes:
         return set()
-    query = select(Webhook.agency_code).where(
-        Webhook.agency_code.in_(agency_codes), Webhook.enabled.is_(True)
-    )
-    return set(session.scalars(query))
+    cache = repository.transaction_cache(session, _WEBHOOKS_CACHE)
+    if cache is None:
+        cache = {}
+    known: dict[str, bool] = cache.setdefault("codes", {})
+    if not cache.get("complete"):
+        session.flush()  # a webhook changed earlier in this transaction and not yet flushed
+        if cache.get("asked"):
+            enabled = set(session.scalars(_ALL_ENABLED))
+            known.clear()
+            known.update(dict.fromkeys(enabled, True))
+            cache["complete"] = True
+        else:
+            unknown = list(dict.fromkeys(agency_codes))
+            enabled = set(session.scalars(_ENABLED_AMONG, {"codes": unknown}))
+            known.update({code: code in enabled for code in unknown})
+            cache["asked"] = True
+    return {code for code in agency_codes if known.get(code, False)}
 
 
 # -- queueing (in the caller's transaction) ---------------------------------------------------
-def delivery_payload(document: RoutedDocument, delivery: Delivery, payload_id: str) -> dict[str, Any]:
+def delivery_payload(document: RoutedDocument, delivery: NewDelivery, payload_id: str) -> dict[str, Any]:
     return {
         "type": KIND_DELIVERY,
         "id": payload_id,
