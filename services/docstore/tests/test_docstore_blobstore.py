@@ -106,3 +106,53 @@ def test_grouped_directory_syncs_cover_every_writer_before_it_returns(
     for i, folder in enumerate(folders):
         synced_at = next(at for at, d in synced if d == folder)
         assert queued[i] <= synced_at <= returned[i], "no writer returns before its folder is synced"
+
+
+def test_put_files_fsyncs_every_new_file_before_linking_and_every_new_name_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from lienthong_docstore import blobstore
+
+    events: list[tuple[str, Path]] = []
+    real_link = os.link
+    monkeypatch.setattr(blobstore, "_fsync_file", lambda path: events.append(("fsync-file", path)))
+    monkeypatch.setattr(blobstore, "_fsync_directory", lambda path: events.append(("fsync-dir", path)))
+
+    def link(source: Path, target: Path) -> None:
+        events.append(("link", Path(target)))
+        real_link(source, target)
+
+    monkeypatch.setattr(blobstore.os, "link", link)
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    stored = write(tmp_path / "old", b"stored before")
+    old = store.put_file(stored, sha256=hashlib.sha256(b"stored before").hexdigest())
+    events.clear()
+    files = [write(tmp_path / f"f{i}", f"file {i}".encode()) for i in range(3)]
+    digests = [hashlib.sha256(f"file {i}".encode()).hexdigest() for i in range(3)]
+    again = write(tmp_path / "again", b"stored before")
+
+    assert store.put_files([*zip(files, digests, strict=True), (again, old)]) == [*digests, old]
+
+    for path, digest in zip(files, digests, strict=True):
+        target = store.path_for(digest)
+        assert target.stat().st_ino == path.stat().st_ino, "linked, not copied"
+        synced_file = events.index(("fsync-file", path))
+        linked = events.index(("link", target))
+        synced_folder = events.index(("fsync-dir", target.parent))
+        assert synced_file < linked < synced_folder
+        assert ("fsync-dir", target.parent.parent) in events, "a new fan-out folder's entry too"
+    assert ("fsync-file", again) not in events, "a stored digest is not written again"
+    assert ("fsync-dir", store.path_for(old).parent) in events, "but its name is made durable"
+    assert sorted(p.name for p in (tmp_path / "blobs").iterdir() if p.name != ".incoming") == [
+        f"{i:02x}" for i in range(256)
+    ], "the first-level folders exist once the store has been written to"
+
+
+def test_put_files_copies_what_it_cannot_trust(tmp_path: Path) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs")
+    path = write(tmp_path / "x", b"bytes")
+
+    assert store.put_files([(path, "not-a-digest")]) == [hashlib.sha256(b"bytes").hexdigest()]
+    assert store.path_for(hashlib.sha256(b"bytes").hexdigest()).stat().st_ino != path.stat().st_ino

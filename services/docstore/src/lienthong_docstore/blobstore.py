@@ -8,7 +8,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -37,6 +38,11 @@ class BlobStore(Protocol):
         """
         ...
 
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> list[str]:
+        """Store several files the caller hashed (path, sha256) as :meth:`put_file` does each,
+        durably before returning; a store may overlap their writes and syncs."""
+        ...
+
     def open(self, digest: str) -> BinaryIO:
         """A binary stream over the blob; raises BlobNotFound."""
         ...
@@ -53,10 +59,15 @@ class BlobStore(Protocol):
 class FilesystemBlobStore:
     """Blobs as files under `root/ab/cd/<digest>`, written to a temp file, fsynced, then linked."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, io_threads: int = 16) -> None:
         self.root = root
         self._incoming = root / ".incoming"
-        self._directories = _GroupSync()
+        # fsync releases the GIL: syncs issued together share the filesystem's journal commits
+        # and the disk's cache flushes, where one after another would each wait for their own.
+        self._io = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="blob-sync")
+        self._directories = _GroupSync(self._io)
+        self._fanned_out = False
+        self._fan_out_lock = threading.Lock()
 
     def path_for(self, digest: str) -> Path:
         if not is_digest(digest):
@@ -65,28 +76,68 @@ class FilesystemBlobStore:
 
     def put_file(self, path: Path, *, sha256: str | None = None) -> str:
         if sha256 is not None and is_digest(sha256):
-            target = self.path_for(sha256)
-            if target.exists():
-                return sha256
-            if self._adopt(path, target):
-                return sha256
+            return self.put_files([(path, sha256)])[0]
         return self._copy(path)
 
-    def _adopt(self, path: Path, target: Path) -> bool:
-        """Link the caller's file into place without copying; False where that cannot be done
-        (another filesystem, no hard links), and the caller copies instead."""
-        # The bytes must be on disk before the name is: fsync the file, then link it.
-        with path.open("rb") as source:
-            os.fsync(source.fileno())
-        created = self._make_parents(target)
-        try:
-            os.link(path, target)
-        except FileExistsError:
-            return True
-        except OSError:
-            return False
-        self._sync_directories(target, created)
-        return True
+    def put_files(self, files: Sequence[tuple[Path, str]]) -> list[str]:
+        """Link the caller's hashed files into place: every new file fsynced (in parallel),
+        then linked, then one grouped sync of every folder that gained a name. Files whose
+        digest is not well-formed, or that cannot be linked, are copied and hashed instead."""
+        if not self._fanned_out:
+            self._fan_out()
+        digests = [sha256 for _, sha256 in files]
+        pending: dict[Path, Path] = {}  # target -> the caller's file, each new digest once
+        folders: set[Path] = set()
+        copies: list[int] = []
+        for i, (path, sha256) in enumerate(files):
+            if not is_digest(sha256):
+                copies.append(i)
+                continue
+            target = self.path_for(sha256)
+            if target in pending:
+                continue
+            if target.exists():
+                # Stored already, perhaps by a concurrent upload still syncing: its name must
+                # be durable before this caller's row commits too (the sync joins the round).
+                folders.update((target.parent, target.parent.parent))
+            else:
+                pending[target] = path
+        # The bytes must be on disk before the name is: fsync the files, then link them.
+        list(self._io.map(_fsync_file, pending.values()))
+        unlinked: set[Path] = set()
+        for target, path in pending.items():
+            created = self._make_parents(target)
+            folders.update(folder.parent for folder in created)
+            try:
+                os.link(path, target)
+            except FileExistsError:  # a concurrent upload linked the same bytes first
+                folders.update((target.parent, target.parent.parent))
+                continue
+            except OSError:  # no hard links here (another filesystem): copy instead
+                unlinked.add(path)
+                continue
+            folders.add(target.parent)
+        if folders:
+            self._directories.sync(folders)
+        copies.extend(i for i, (path, _) in enumerate(files) if path in unlinked)
+        for i in copies:
+            digests[i] = self._copy(files[i][0])
+        return digests
+
+    def _fan_out(self) -> None:
+        """Create the 256 first-level folders once (one fsync of the root), so a new blob
+        creates at most its second-level folder and never has the root synced again."""
+        with self._fan_out_lock:
+            if self._fanned_out:
+                return
+            self.root.mkdir(parents=True, exist_ok=True)
+            missing = [self.root / f"{i:02x}" for i in range(256) if not (self.root / f"{i:02x}").is_dir()]
+            for folder in missing:
+                folder.mkdir(exist_ok=True)
+            if missing:
+                _fsync_directory(self.root)
+                _fsync_directory(self.root.parent)
+            self._fanned_out = True
 
     def _copy(self, path: Path) -> str:
         self._incoming.mkdir(parents=True, exist_ok=True)
@@ -162,7 +213,8 @@ class _GroupSync:
     takes its folders. Concurrent uploads then share rounds instead of queueing one journal
     commit each, and no writer returns before its own folders are on disk."""
 
-    def __init__(self) -> None:
+    def __init__(self, io: Executor | None = None) -> None:
+        self._io = io
         self._cond = threading.Condition()
         self._pending: set[Path] = set()
         self._next_round = 1  # the round that will take folders queued now
@@ -182,13 +234,24 @@ class _GroupSync:
                 current, self._next_round = self._next_round, self._next_round + 1
                 self._cond.release()
                 try:
-                    for folder in sorted(batch, key=lambda f: len(f.parts)):
-                        _fsync_directory(folder)
+                    if self._io is not None and len(batch) > 1:
+                        list(self._io.map(_fsync_directory, batch))
+                    else:
+                        for folder in batch:
+                            _fsync_directory(folder)
                 finally:
                     self._cond.acquire()
                     self._running = False
                     self._completed = current
                     self._cond.notify_all()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -26,6 +26,7 @@ from lienthong_common.edxml import (
 )
 from lienthong_common.grpcutil import DomainError, invalid, not_found
 from lienthong_common.outbox import now_utc
+from lienthong_common.telemetry import current_traceparent
 from lienthong_docstore import repository
 from lienthong_docstore.blobstore import BlobStore, is_digest
 from lienthong_docstore.events import emit_submitted
@@ -153,19 +154,11 @@ def _store(
     submitted_at = (now or now_utc()).astimezone(UTC)
     since = submitted_at - duplicate_window
     with transaction(sessions) as session:
-        existing = repository.find_recent_by_edxml_id(
-            session=session,
-            sender_code=header.sender_code,
-            edxml_document_id=edxml.header.document_id,
-            since=since,
-        )
+        existing = _find_duplicate(session, header=header, edxml=edxml, since=since)
     if existing is not None:
         return Submission(document=existing, duplicate=True)
 
-    attachments = _store_attachments(parsed, blobs=blobs)
-    # Both digests were computed while the bytes arrived, so the store can take the spool
-    # files over instead of copying and hashing them again.
-    blobs.put_file(package.path, sha256=package.sha256)
+    attachments = _store_attachments(parsed, package, blobs=blobs)
     document = Document(
         id=header.id,
         sender_code=header.sender_code,
@@ -180,20 +173,16 @@ def _store(
         priority=edxml.header.priority,
         idempotency_key=header.idempotency_key or None,
         submitted_at=submitted_at,
+        traceparent=current_traceparent(),
         attachments=attachments,
     )
     try:
         with transaction(sessions) as session:
-            if repository.get_document(session=session, id=header.id) is not None:
+            if repository.document_exists(session=session, id=header.id):
                 raise _id_taken(header.id)
             # Checked again inside the writing transaction to narrow the window between two
             # concurrent uploads of the same DocumentId.
-            existing = repository.find_recent_by_edxml_id(
-                session=session,
-                sender_code=header.sender_code,
-                edxml_document_id=edxml.header.document_id,
-                since=since,
-            )
+            existing = _find_duplicate(session, header=header, edxml=edxml, since=since)
             if existing is not None:
                 return Submission(document=existing, duplicate=True)
             repository.add_document(session=session, document=document)
@@ -207,6 +196,20 @@ def _store(
                 return earlier
         raise _id_taken(header.id) from None
     return Submission(document=document)
+
+
+def _find_duplicate(
+    session: Session, *, header: PackageHeader, edxml: EdxmlPackage, since: datetime
+) -> Document | None:
+    """The sender's earliest document with this DocumentId since `since` (an id lookup on the
+    index first: the document is loaded only when there is one)."""
+    found = repository.find_recent_id_by_edxml_id(
+        session=session,
+        sender_code=header.sender_code,
+        edxml_document_id=edxml.header.document_id,
+        since=since,
+    )
+    return repository.get_document(session=session, id=found) if found is not None else None
 
 
 def get_document(*, session: Session, id: str) -> Document:
@@ -283,23 +286,25 @@ def _read(package: SpooledPackage, policy: ParsePolicy, cleanup: contextlib.Exit
         raise invalid(str(error)) from None
 
 
-def _store_attachments(parsed: PackageFile, *, blobs: BlobStore) -> list[DocumentAttachment]:
-    """Put each attachment in the blob store once per digest; return the rows describing them."""
-    rows: list[DocumentAttachment] = []
-    for position, attachment in enumerate(parsed.attachments):
-        digest = attachment.sha256
-        blobs.put_file(attachment.path, sha256=digest)
-        rows.append(
-            DocumentAttachment(
-                position=position,
-                content_id=attachment.content_id,
-                name=attachment.name,
-                content_type=attachment.content_type,
-                sha256=digest,
-                size=attachment.size,
-            )
+def _store_attachments(
+    parsed: PackageFile, package: SpooledPackage, *, blobs: BlobStore
+) -> list[DocumentAttachment]:
+    """Put the package and each attachment in the blob store once per digest, all in one
+    durable write; return the rows describing the attachments."""
+    # Every digest was computed while the bytes arrived, so the store can take the spool files
+    # over instead of copying and hashing them again.
+    blobs.put_files([(a.path, a.sha256) for a in parsed.attachments] + [(package.path, package.sha256)])
+    return [
+        DocumentAttachment(
+            position=position,
+            content_id=attachment.content_id,
+            name=attachment.name,
+            content_type=attachment.content_type,
+            sha256=attachment.sha256,
+            size=attachment.size,
         )
-    return rows
+        for position, attachment in enumerate(parsed.attachments)
+    ]
 
 
 def _recipients(header: PackageHeader, edxml: EdxmlPackage) -> list[str]:

@@ -106,7 +106,6 @@ class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
             raise not_found(f"attachment {attachment.sha256} is not in the store") from None
         return _stream(stream, self.settings.chunk_bytes)
 
-
     @translate_errors
     def ListSentDocuments(
         self, request: docstore_pb2.ListSentRequest, context: grpc.ServicerContext

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from lienthong_docstore.models import Document, DocumentAttachment
+from lienthong_docstore.models import Base, Document, DocumentAttachment
 
 
 def get_document(*, session: Session, id: str) -> Document | None:
@@ -22,19 +22,38 @@ def find_by_idempotency_key(*, session: Session, sender_code: str, key: str) -> 
     ).first()
 
 
-def find_recent_by_edxml_id(
+# Built once: the statements on the upload path are the same every time, so SQLAlchemy's
+# compiled-statement cache is hit without rebuilding them and their cache keys per request.
+_ID_TAKEN = select(Document.id).where(Document.id == bindparam("id"))
+_RECENT_ID = (
+    select(Document.id)
+    .where(
+        Document.sender_code == bindparam("sender_code"),
+        Document.edxml_document_id == bindparam("edxml_document_id"),
+        Document.submitted_at >= bindparam("since"),
+    )
+    .order_by(Document.submitted_at, Document.id)
+    .limit(1)
+)
+_DOCUMENTS = Base.metadata.tables["documents"]
+_ATTACHMENTS = Base.metadata.tables["document_attachments"]
+_INSERT_DOCUMENT = insert(_DOCUMENTS)
+_INSERT_ATTACHMENTS = insert(_ATTACHMENTS)
+
+
+def document_exists(*, session: Session, id: str) -> bool:
+    """Whether a document is stored under the platform id (one indexed lookup, no loading)."""
+    return session.scalar(_ID_TAKEN, {"id": id}) is not None
+
+
+def find_recent_id_by_edxml_id(
     *, session: Session, sender_code: str, edxml_document_id: str, since: datetime
-) -> Document | None:
-    """The earliest document of the sender with this edXML DocumentId submitted since `since`."""
-    return session.scalars(
-        select(Document)
-        .where(
-            Document.sender_code == sender_code,
-            Document.edxml_document_id == edxml_document_id,
-            Document.submitted_at >= since,
-        )
-        .order_by(Document.submitted_at, Document.id)
-    ).first()
+) -> str | None:
+    """The id of the sender's earliest document with this edXML DocumentId submitted since
+    `since`, without loading it (ix_documents_sender_edxml_document_id serves the lookup)."""
+    return session.scalar(
+        _RECENT_ID, {"sender_code": sender_code, "edxml_document_id": edxml_document_id, "since": since}
+    )
 
 
 def list_sent(
@@ -58,6 +77,16 @@ def find_attachment(*, session: Session, sha256: str) -> DocumentAttachment | No
 
 
 def add_document(*, session: Session, document: Document) -> None:
-    """Insert a new document with its attachments (flushes, so key conflicts surface here)."""
-    session.add(document)
-    session.flush()
+    """Insert a new document with its attachments; key conflicts raise IntegrityError here.
+
+    Plain INSERTs (two statements) instead of the ORM unit of work: the rows are written once
+    and never updated, so `document` stays a transient object describing them."""
+    session.execute(_INSERT_DOCUMENT, {c.key: getattr(document, c.key) for c in _DOCUMENTS.columns})
+    if document.attachments:
+        session.execute(
+            _INSERT_ATTACHMENTS,
+            [
+                {c.key: getattr(a, c.key) for c in _ATTACHMENTS.columns} | {"document_id": document.id}
+                for a in document.attachments
+            ],
+        )
