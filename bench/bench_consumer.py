@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchdb import drop_postgres, fresh_postgres  # bench/ is the script's folder
 from sqlalchemy import MetaData
 from sqlalchemy.orm import Session
 
@@ -43,8 +44,6 @@ from lienthong_common.outbox import (
     new_event,
 )
 from lienthong_common.settings import KafkaSettings
-
-PGPORT = int(os.environ.get("LIENTHONG_BENCH_PGPORT", os.environ.get("LIENTHONG_TEST_PGPORT", "55432")))
 
 
 @dataclass(frozen=True)
@@ -132,34 +131,6 @@ def handler_for(name: str, outbox: Outbox) -> Callable[[Session, events_pb2.Even
     return {"noop": noop, "outbox": queue_one}[name]
 
 
-def fresh_postgres() -> str | None:
-    try:
-        import psycopg
-
-        name = f"bench_consumer_{os.getpid()}"
-        with psycopg.connect(
-            f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres",
-            autocommit=True,
-            connect_timeout=3,
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    except Exception as error:  # noqa: BLE001 - reported, the run goes on with SQLite
-        print(f"PostgreSQL on {PGPORT} not reachable ({error}); skipping it", file=sys.stderr)
-        return None
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(
-        f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_one(
     url: str, handler_name: str, count: int, base: type[EventConsumer] = EventConsumer
 ) -> dict[str, Any]:
@@ -243,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         base = module.EventConsumer
     results: list[dict[str, Any]] = []
     if args.only in (None, "postgres"):
-        url = fresh_postgres()
+        url = fresh_postgres("bench_consumer")
         if url is not None:
             try:
                 for handler_name in ("noop", "outbox"):

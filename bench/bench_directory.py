@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from benchdb import drop_postgres, fresh_postgres  # bench/ is the script's folder
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -67,7 +68,6 @@ GROUP = "000.00.01.X00"
 AS_OF = "2020-06-01"
 TARGET_P99_MS = 20.0
 WARMUP = 50
-PGPORT = int(os.environ.get("LIENTHONG_BENCH_PGPORT", os.environ.get("LIENTHONG_TEST_PGPORT", "55432")))
 # Agencies of the per-call section (all in national.json / haiphong.json).
 SENDER = "000.00.00.H31"
 RECIPIENTS = ["000.00.00.H01", "000.00.00.H26", "000.00.00.H29", "000.00.00.H56"]
@@ -232,34 +232,6 @@ def run_one(url: str, *, quick: bool, calls: int, uncached_calls: int, per_call:
     return {**group, "load_seconds": round(load_seconds, 1), "per_call": per_call_cost}
 
 
-def fresh_postgres() -> str | None:
-    try:
-        import psycopg
-
-        name = f"bench_directory_{os.getpid()}"
-        with psycopg.connect(
-            f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres",
-            autocommit=True,
-            connect_timeout=3,
-        ) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    except Exception as error:  # noqa: BLE001 - reported, the run goes on with SQLite
-        print(f"PostgreSQL on {PGPORT} not reachable ({error}); skipping it", file=sys.stderr)
-        return None
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(
-        f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres", autocommit=True
-    ) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -276,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"sqlite:///{Path(folder) / 'directory.db'}"
             results.append({"database": "sqlite", **run_one(url, **options)})
     if args.only in (None, "postgres"):
-        pg_url = fresh_postgres()
+        pg_url = fresh_postgres("bench_directory")
         if pg_url is not None:
             try:
                 results.append({"database": "postgresql", **run_one(pg_url, **options)})

@@ -42,6 +42,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from benchdb import drop_postgres, fresh_postgres  # bench/ is the script's folder
 from sqlalchemy import func, select
 
 from lienthong.events.v1 import events_pb2
@@ -60,8 +61,6 @@ from lienthong_routing.models import OUTBOX, Delivery, EvidenceEntry
 TARGET = 1000.0
 SENDER = "000.00.00.H49"
 WARM_UP = 20
-PGPORT = int(os.environ.get("LIENTHONG_BENCH_PGPORT", os.environ.get("LIENTHONG_TEST_PGPORT", "55432")))
-ADMIN_URL = f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres"
 
 
 class SelfDirectory:
@@ -95,28 +94,6 @@ def verified(number: int, recipients: list[str]) -> Record:
         )
     )
     return Record(TOPIC_VERIFIED, 0, number, event.document_id.encode(), event.SerializeToString())
-
-
-def fresh_postgres() -> str | None:
-    try:
-        import psycopg
-
-        name = f"bench_routing_{os.getpid()}"
-        with psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    except Exception as error:  # noqa: BLE001 - reported; the run goes on with SQLite
-        print(f"PostgreSQL on {PGPORT} not reachable ({error}); skipping it", file=sys.stderr)
-        return None
-
-
-def drop_postgres(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(url: str, mode: str, documents: int, recipients: int) -> dict[str, Any]:
@@ -213,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append({"database": "sqlite", **run(url, mode, documents, args.recipients)})
     if args.only in (None, "postgres"):
         for mode in modes:
-            url = fresh_postgres()
+            url = fresh_postgres("bench_routing")
             if url is None:
                 break
             try:
