@@ -11,6 +11,10 @@ rate), then latency is measured at half of it. The verify-only ceiling is the sa
 `PdfVerifier` alone in 2 processes. Writes bench/results/pipeline.json and pipeline.png.
 
     .venv/bin/python bench/pipeline.py [--quick]
+    .venv/bin/python bench/pipeline.py --quick --replicas 2 --out bench/results/pipeline-replicas2.json
+
+`--replicas N` starts N processes of each consumer service (directory, sigverify, routing,
+statistics) in one consumer group per service, over topics of 2·N partitions (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -40,9 +44,10 @@ import grpc
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common import edxml
+from lienthong_common.settings import KafkaSettings
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import identity_dir, load_credentials, seed
-from lienthong_sdk.local import ALL_SERVICES, GRPC_SERVICES, LocalPlatform
+from lienthong_sdk.local import ALL_SERVICES, GRPC_SERVICES, LocalPlatform, split_process_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -183,9 +188,18 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    ports: Ports, *, keep: bool = False, extra_env: dict[str, str] | None = None
+    ports: Ports,
+    *,
+    keep: bool = False,
+    extra_env: dict[str, str] | None = None,
+    replicas: int = 1,
+    partitions: int = 0,
 ) -> Iterator[Stack]:
-    """Kafka (reset), PostgreSQL with fresh databases, six services, the demo directory seeded."""
+    """Kafka (reset), PostgreSQL with fresh databases, six services, the demo directory seeded.
+
+    `replicas` processes of each consumer service (LocalPlatform.replicated), one consumer
+    group per service; `partitions` (0: the platform's default) per topic, set through the
+    services' environment (they create the topics on the fresh broker)."""
     prefix = f"bench_{uuid.uuid4().hex[:8]}"
     data_dir = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
 
@@ -212,8 +226,10 @@ def running_stack(
             # The pool of signed PDFs is reused across documents; with the verdict cache off
             # every document is verified for real, as distinct documents would be.
             "LIENTHONG_SIGVERIFY__VERDICT_CACHE_SECONDS": "0",
+            **({"LIENTHONG_KAFKA__TOPIC_PARTITIONS": str(partitions)} if partitions else {}),
             **(extra_env or {}),
         },
+        replicas=replicas,
     )
     try:
         try:
@@ -223,8 +239,7 @@ def running_stack(
         finally:
             kafka_started.result()  # raises what the broker's start raised
             starting.shutdown()
-        for service in ALL_SERVICES:
-            local.start_service(service)
+        local.start_services(ALL_SERVICES)  # every replica of the replicated services
         local.wait_ready(timeout=120)
         seed(
             directory_address=local.grpc_address("directory"),
@@ -321,12 +336,21 @@ def _pid_file(path: Path) -> int | None:
         return None
 
 
+def replica_group(service: str, replica: int) -> str:
+    """The meter's name for one replica of a service: "sigverify[1]"."""
+    return f"{service}[{replica}]"
+
+
+def is_replica_group(name: str) -> bool:
+    return name.endswith("]")
+
+
 @dataclass
 class MeterSample:
     at: float
     procs: dict[int, ProcStat]
     groups: dict[str, set[int]]  # process group -> pids counted in it
-    roots: dict[str, int]  # process group -> the pid whose cutime/cstime counts too
+    roots: dict[str, list[int]]  # process group -> the pids whose cutime/cstime count too
     machine: tuple[int, int]
     loadavg: tuple[float, float, float]
 
@@ -347,22 +371,30 @@ class ProcessMeter:
         )
         self.pg_pid_file = Path(pg_data) / "pgdata" / "postmaster.pid"
 
-    def _roots(self) -> dict[str, int]:
-        roots = {name: process.pid for name, process in self.stack.local.processes.items()}
+    def _roots(self) -> dict[str, list[int]]:
+        """Each service's processes (all its replicas) as one group; with replicas, each
+        replica also as its own group "<service>[r]" (reported beside, not added to the sums)."""
+        roots: dict[str, list[int]] = defaultdict(list)
+        replicated = self.stack.local.replicas > 1
+        for name, process in self.stack.local.processes.items():
+            service, replica = split_process_name(name)
+            roots[service].append(process.pid)
+            if replicated and service in self.stack.local.replicated:
+                roots[replica_group(service, replica)].append(process.pid)
         kafka = _pid_file(self.kafka_pid_file)
         if kafka:
-            roots["kafka"] = kafka
-        roots["bench"] = os.getpid()
-        return roots
+            roots["kafka"] = [kafka]
+        roots["bench"] = [os.getpid()]
+        return dict(roots)
 
     def sample(self) -> MeterSample:
         procs = read_procs()
         roots = self._roots()
         groups: dict[str, set[int]] = {}
-        for name, pid in roots.items():
-            members = _descendants(pid, procs)
+        for name, pids in roots.items():
+            members = set().union(*(_descendants(pid, procs) for pid in pids))
             if name == "bench":  # the verify-only pool has ended; keep the bench to itself
-                members = {pid}
+                members = set(pids)
             groups[name] = members
         postmaster = _pid_file(self.pg_pid_file)
         if postmaster and postmaster in procs:
@@ -388,11 +420,12 @@ class ProcessMeter:
                 before = a.procs.get(pid)
                 # A pid new since a (a pool worker, a new PostgreSQL connection) counts whole.
                 ticks += b.procs[pid].ticks - (before.ticks if before else 0)
-            root = b.roots.get(name)
-            if root and root in b.procs and root in a.procs:
-                ticks += b.procs[root].child_ticks - a.procs[root].child_ticks
+            for root in b.roots.get(name, ()):
+                if root in b.procs and root in a.procs:
+                    ticks += b.procs[root].child_ticks - a.procs[root].child_ticks
             ticks = max(ticks, 0)
-            total_ticks += ticks if name != "postgresql_other" else 0
+            # postgresql_other is not ours; a replica's own group is already in its service's.
+            total_ticks += ticks if name != "postgresql_other" and not is_replica_group(name) else 0
             cpu_s = ticks / CLK_TCK
             out[name] = {
                 "cpu_s": round(cpu_s, 2),
@@ -411,6 +444,91 @@ class ProcessMeter:
             "loadavg": [round(x, 2) for x in b.loadavg],
         }
         return out
+
+
+def events_handled(local: LocalPlatform) -> dict[str, dict[str, dict[str, int]] | None]:
+    """Events each consumer process has handled so far, per outcome ("handled", "duplicate":
+    already handled, e.g. published twice) and topic, from its Prometheus
+    `messaging_process_duration_seconds_count`; None when unreadable. With replicas this shows
+    how Kafka spread the partitions over them."""
+    import httpx
+
+    out: dict[str, dict[str, dict[str, int]] | None] = {}
+    for name in local.processes:
+        service, _ = split_process_name(name)
+        port = local.metrics_port(name)
+        if service not in local.replicated or not port:
+            continue
+        try:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            out[name] = None
+            continue
+        counts: dict[str, Counter[str]] = defaultdict(Counter)
+        for line in text.splitlines():
+            if not line.startswith("messaging_process_duration_seconds_count{"):
+                continue
+            labels, _, value = line.rpartition(" ")
+            topic = labels.partition('messaging_destination_name="')[2].partition('"')[0]
+            outcome = labels.partition('outcome="')[2].partition('"')[0]
+            counts[outcome if outcome in ("handled", "duplicate") else "other"][topic or "?"] += int(
+                float(value)
+            )
+        out[name] = {outcome: dict(sorted(c.items())) for outcome, c in sorted(counts.items())}
+    return out
+
+
+def storage_sample(stack: Stack) -> dict[str, dict[str, int]]:
+    """Bytes on disk now: each service's PostgreSQL database (pg_database_size), docstore's
+    blobs, and each Kafka topic's log segments (*.log files, all partitions). The difference
+    between two samples divided by the documents accepted in between is what a document
+    costs to keep (WAL, Kafka index files and the replication factor not included);
+    `pg_commits` counts each database's committed transactions (pg_stat_database)."""
+    import psycopg
+
+    out: dict[str, dict[str, int]] = {"postgresql": {}, "pg_commits": {}, "blobs": {}, "kafka": {}}
+    try:
+        with psycopg.connect(
+            f"postgresql://lienthong:lienthong@127.0.0.1:{stack.ports.pgport}/postgres", autocommit=True
+        ) as conn:
+            for service in GRPC_SERVICES:
+                row = conn.execute(
+                    "SELECT pg_database_size(%s)", (f"{stack.db_prefix}_{service}",)
+                ).fetchone()
+                out["postgresql"][service] = int(row[0]) if row and row[0] is not None else 0
+                # Transactions committed in the database so far (statistics flushed within ~1 s).
+                row = conn.execute(
+                    "SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
+                    (f"{stack.db_prefix}_{service}",),
+                ).fetchone()
+                out["pg_commits"][service] = int(row[0]) if row and row[0] is not None else 0
+    except Exception as error:  # noqa: BLE001 - a figure, not a reason to fail the run
+        print(f"(could not read the database sizes: {error})", file=sys.stderr)
+    blobs = stack.data_dir / "blobs"
+    out["blobs"]["docstore"] = (
+        sum(f.stat().st_size for f in blobs.rglob("*") if f.is_file()) if blobs.exists() else 0
+    )
+    logs = ROOT / ".data" / f"kafka-{stack.ports.kafka}" / "logs"
+    topics: Counter[str] = Counter()
+    if logs.exists():
+        for segment in logs.glob("lienthong.*-*/*.log"):
+            topics[segment.parent.name.rpartition("-")[0]] += segment.stat().st_size
+    out["kafka"] = dict(sorted(topics.items()))
+    return out
+
+
+def storage_per_doc(
+    before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], docs: int
+) -> dict[str, Any]:
+    """Per accepted document between two samples: bytes per database, blob store and topic,
+    and commits per database."""
+    out: dict[str, Any] = {}
+    for kind, values in after.items():
+        out[kind] = {
+            name: round((size - before.get(kind, {}).get(name, 0)) / docs) if docs else None
+            for name, size in values.items()
+        }
+    return out
 
 
 # ----------------------------------------------------------------------------- documents
@@ -814,7 +932,12 @@ def cpu_summary(steps: list[dict[str, Any]]) -> dict[str, Any]:
     counted = [s for s in steps if s.get("cpu") and s["pending"] == 0 and s["accepted"]]
     counted = counted or [s for s in steps if s.get("cpu") and s["accepted"]]
     docs = sum(s["accepted"] for s in counted)
-    names = [n for n in (*PLATFORM, "bench", "postgresql_other") if any(n in s["cpu"] for s in counted)]
+    replica_groups = sorted({n for s in counted for n in s["cpu"] if is_replica_group(n)})
+    names = [
+        n
+        for n in (*PLATFORM, "bench", "postgresql_other", *replica_groups)
+        if any(n in s["cpu"] for s in counted)
+    ]
     cpu_s = {n: sum(s["cpu"].get(n, {}).get("cpu_s", 0.0) for s in counted) for n in names}
     per_doc = {n: round(cpu_s[n] * 1000 / docs, 1) if docs else None for n in names}
     platform = sum(cpu_s[n] for n in PLATFORM if n in cpu_s)
@@ -914,7 +1037,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pdfs-per-sender", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs) afterwards")
     parser.add_argument("--out", type=Path, default=RESULTS / "pipeline.json")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of each consumer service (directory, sigverify, routing, statistics), "
+        "one consumer group per service; callers still address replica 0's gRPC port",
+    )
+    parser.add_argument(
+        "--partitions",
+        type=int,
+        default=0,
+        help="partitions per topic (default: the platform's 3 with one replica, 2 x replicas "
+        "with more, so every replica owns partitions of every topic)",
+    )
     args = parser.parse_args(argv)
+    partitions = args.partitions or (0 if args.replicas == 1 else max(3, 2 * args.replicas))
     quick = args.quick
     step_seconds = args.step_seconds or (6.0 if quick else 15.0)
     start_rate = args.start_rate or (8.0 if quick else 10.0)
@@ -928,10 +1066,12 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     print(
         f"pipeline benchmark: Kafka :{ports.kafka}, PostgreSQL :{ports.pgport}, "
-        f"services from :{ports.port_base}",
+        f"services from :{ports.port_base}, {args.replicas} replica(s) of each consumer service, "
+        f"{partitions or 'default'} partitions per topic",
         file=sys.stderr,
     )
-    with running_stack(ports, keep=args.keep) as stack:
+    handled: dict[str, dict[str, int] | None] = {}
+    with running_stack(ports, keep=args.keep, replicas=args.replicas, partitions=partitions) as stack:
         t = time.monotonic()
         pdfs = signed_pdfs(stack.data_dir, per_sender)
         all_pdfs = [p for group in pdfs.values() for p in group]
@@ -941,6 +1081,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         root_pem = (stack.data_dir / "pki" / "root.pem").read_bytes()
+        stored_before = storage_sample(stack)
         # The ceiling, measured with the services idle (they are running, as cores are shared).
         ceiling = verify_only(root_pem, all_pdfs, seconds=5.0 if quick else 10.0)
 
@@ -1038,6 +1179,8 @@ def main(argv: list[str] | None = None) -> int:
         auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
         counts = auditor.full_scan()
         auditor.channel.close()
+        handled = events_handled(stack.local)
+        stored_after = storage_sample(stack)
 
     expected = {(s.doc_id, code) for s in ledger.sent.values() for code in s.recipients}
     lost_pairs = [pair for pair in expected if counts.get(pair, 0) == 0]
@@ -1053,6 +1196,16 @@ def main(argv: list[str] | None = None) -> int:
         "mode": "quick" if quick else "full",
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "database": "postgresql",
+        # Processes per consumer service and partitions per topic.
+        "replicas": args.replicas,
+        "replicated_services": list(stack.local.replicated) if args.replicas > 1 else [],
+        "topic_partitions": partitions or KafkaSettings().topic_partitions,
+        # Events each consumer process handled over the whole run (warm-up included), per topic.
+        "events_handled": handled,
+        # Per accepted document over the whole run: bytes on disk (each database, docstore's
+        # blobs, each topic's segments) and each database's committed transactions.
+        "storage_per_doc": storage_per_doc(stored_before, stored_after, len(ledger.sent)),
+        "storage_at_end": stored_after,
         "document": {"pdf_bytes": len(all_pdfs[0]), "recipients": "3-4", "distinct_pdfs": len(all_pdfs)},
         "e2e_docs_per_s": e2e,
         "max_sustainable_offered_per_s": round(max_rate, 2),
@@ -1087,6 +1240,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     chart_path = args.out.with_suffix(".png")
     try:
         chart(ledger, steps, chart_path, t0)
@@ -1130,6 +1284,20 @@ def print_table(r: dict[str, Any]) -> None:
         print(f"  {name:<46} {value}")
     verdicts = [f"{k} {'met' if v else 'NOT met'}" for k, v in r["targets"].items()]
     print(f"  targets: {', '.join(verdicts)}")
+    if r.get("events_handled"):
+        print(
+            f"  replicas: {r['replicas']} per consumer service, {r['topic_partitions']} partitions per topic"
+        )
+        for name, outcomes in r.get("events_handled", {}).items():
+            shown = (
+                "unreadable"
+                if outcomes is None
+                else "; ".join(
+                    f"{outcome} " + ", ".join(f"{t} {n}" for t, n in topics.items())
+                    for outcome, topics in outcomes.items()
+                )
+            )
+            print(f"    {name:<14} events: {shown}")
     print_cpu_table(r)
 
 

@@ -638,3 +638,57 @@ def test_each_event_of_a_batch_keeps_its_consumer_span(store: Store, monkeypatch
     [batch] = [s for s in spans if s.name == f"{GROUP} batch"]
     assert batch.attributes is not None and batch.attributes["messaging.batch.message_count"] == 3
     assert len(batch.links) == 3
+
+
+def test_one_relay_per_database_publishes(store: Store) -> None:
+    """Replicas share an outbox: only one relay publishes; another takes over when it stops."""
+    from lienthong_common.kafka import OutboxRelay
+
+    sent: dict[str, list[bytes]] = {"a": [], "b": []}
+
+    def producer(name: str) -> Any:
+        class Future:
+            def get(self, timeout: float) -> None:
+                return None
+
+        class Producer:
+            def send(self, topic: str, *, key: bytes, value: bytes, headers: Any) -> Future:
+                sent[name].append(value)
+                return Future()
+
+            def flush(self, timeout: float) -> None:
+                pass
+
+            def close(self, timeout: float) -> None:
+                pass
+
+        return Producer()
+
+    def queue(n: int) -> list[bytes]:
+        payloads = []
+        with store.sessions() as session, session.begin():
+            for _ in range(n):
+                e = new_event(str(uuid.uuid4()))
+                payloads.append(e.SerializeToString())
+                store.outbox.add(session, topic=TOPIC_DELIVERIES, key=e.document_id, event=e)
+        return payloads
+
+    relays = {
+        name: OutboxRelay(
+            service=name, settings=KafkaSettings(), sessions=store.sessions, outbox=store.outbox
+        )
+        for name in ("a", "b")
+    }
+    for name, relay in relays.items():
+        relay._producer = producer(name)
+    first = queue(10)
+    assert relays["a"].drain() == 10
+    second = queue(5)
+    postgres = store.sessions.kw["bind"].dialect.name == "postgresql"
+    if postgres:
+        assert relays["b"].drain() == 0  # standing by while "a" leads
+        relays["a"].stop()
+    # (a SQLite database belongs to one process: every relay is its leader)
+    assert relays["b"].drain() == 5
+    assert sent == {"a": first, "b": second}
+    relays["b"].stop()

@@ -21,6 +21,7 @@ from kafka.errors import TopicAlreadyExistsError  # type: ignore[import-untyped]
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Link, SpanKind
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
@@ -109,6 +110,50 @@ class OutboxRelay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._producer: Any = None
+        self._lock_connection: Any = None
+
+    def is_leader(self) -> bool:
+        """Whether this relay may publish: one relay per database at a time.
+
+        Replicas of a service share one outbox table; if each relay published it, rows would
+        go out twice (consumers drop the copy, at a cost) and out of order across relays. On
+        PostgreSQL the publishing relay holds a session advisory lock on a connection kept for
+        the purpose: the others stand by and try again each poll, so a relay that dies (its
+        connection closes, the lock goes with it) is replaced within a poll interval. SQLite
+        databases are one process's own: always the leader.
+        """
+        engine = self.sessions.kw.get("bind")
+        if engine is None or engine.dialect.name != "postgresql":
+            return True
+        if self._lock_connection is not None:
+            try:
+                self._lock_connection.exec_driver_sql("SELECT 1")
+                return True
+            except Exception:  # noqa: BLE001 - connection lost (database restart): lock lost too
+                self._release_leadership()
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            held = connection.execute(
+                text("SELECT pg_try_advisory_lock(hashtextextended(:key, 0))"),
+                {"key": f"lienthong.outbox-relay.{self.outbox.table.name}"},
+            ).scalar()
+        except Exception:
+            connection.invalidate()
+            raise
+        if held:
+            self._lock_connection = connection
+            log.info("outbox relay of %s is the publishing relay for its database", self.service)
+            return True
+        connection.close()
+        return False
+
+    def _release_leadership(self) -> None:
+        if self._lock_connection is not None:
+            try:
+                self._lock_connection.invalidate()  # closes the session: the lock is released
+            except Exception:
+                log.debug("closing the relay's lock connection raised", exc_info=True)
+            self._lock_connection = None
 
     def _producer_or_connect(self) -> Any:
         if self._producer is None:
@@ -133,6 +178,7 @@ class OutboxRelay:
             self._thread.join(timeout)
         if self._producer is not None:
             self._producer.close(timeout=5)
+        self._release_leadership()
 
     def _run(self) -> None:
         backoff = 0.5
@@ -161,6 +207,8 @@ class OutboxRelay:
 
     def publish_pending(self) -> int:
         """Publish one batch; returns how many rows were published."""
+        if not self.is_leader():
+            return 0
         with self.sessions() as session:
             batch = self.outbox.fetch_batch(session, self.batch_size)
         if not batch:
@@ -174,8 +222,11 @@ class OutboxRelay:
         """Publish until the outbox is empty (or `max_batches`); returns how many rows.
 
         Deleting an acknowledged batch and fetching the next one share one transaction, so a
-        busy outbox costs one transaction per batch.
+        busy outbox costs one transaction per batch. A relay that is not the leader publishes
+        nothing (see is_leader).
         """
+        if not self.is_leader():
+            return 0
         with self.sessions() as session:
             batch = self.outbox.fetch_batch(session, self.batch_size)
         published = 0

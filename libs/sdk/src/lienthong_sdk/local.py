@@ -22,6 +22,23 @@ from lienthong_common.grpcutil import health_status
 
 GRPC_SERVICES = ("directory", "docstore", "sigverify", "routing", "statistics")
 ALL_SERVICES = (*GRPC_SERVICES, "gateway")
+# The services that consume Kafka topics (docstore and the gateway only publish / answer calls):
+# the ones `LocalPlatform(replicas=N)` starts N processes of, one consumer group per service.
+CONSUMER_SERVICES = ("directory", "sigverify", "routing", "statistics")
+# Replica r of a service listens on gRPC port base + 10·r + index and metrics port base + 200 +
+# 10·r + index, so replicas 1-9 fit between the services' ports (+0-4) and the gateway's (+100).
+MAX_REPLICAS = 10
+
+
+def process_name(service: str, replica: int = 0) -> str:
+    """The name of one process of a service: "sigverify" for replica 0, "sigverify.1" after."""
+    return service if replica == 0 else f"{service}.{replica}"
+
+
+def split_process_name(name: str) -> tuple[str, int]:
+    """("sigverify", 1) for "sigverify.1"; (name, 0) for a plain service name."""
+    service, _, replica = name.partition(".")
+    return service, int(replica) if replica else 0
 
 
 def repo_root() -> Path:
@@ -53,29 +70,58 @@ class LocalPlatform:
     # Where services send spans (OTLP/gRPC): None = OTEL_EXPORTER_OTLP_ENDPOINT if set, else the
     # local Jaeger when infra/jaeger.sh runs it; "" = nowhere.
     otlp_endpoint: str | None = None
+    # Processes per consumer service (`replicated`): each its own gRPC and metrics ports, the
+    # same database and the same consumer group, so Kafka spreads the topics' partitions over
+    # them. Callers (the gateway, the other services, clients) keep addressing replica 0's gRPC
+    # port: the replicas share the event work, not the synchronous calls.
+    replicas: int = 1
+    replicated: tuple[str, ...] = CONSUMER_SERVICES
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise ValueError(f"replicas must be between 1 and {MAX_REPLICAS}, not {self.replicas}")
+
+    def replica_count(self, service: str) -> int:
+        return self.replicas if service in self.replicated else 1
+
+    def process_names(self, services: tuple[str, ...] = ALL_SERVICES) -> list[str]:
+        """Every process these services run as, replica 0 of each first."""
+        names = list(services)
+        for replica in range(1, self.replicas):
+            names += [process_name(s, replica) for s in services if self.replica_count(s) > replica]
+        return names
 
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
-    def grpc_address(self, service: str) -> str:
-        return f"127.0.0.1:{self.grpc_port_base + GRPC_SERVICES.index(service)}"
+    def grpc_port(self, name: str) -> int:
+        """The gRPC port of a service's process ("routing", or "routing.1" for replica 1)."""
+        service, replica = split_process_name(name)
+        return self.grpc_port_base + 10 * replica + GRPC_SERVICES.index(service)
 
-    def metrics_port(self, service: str) -> int | None:
-        """The Prometheus port of a gRPC service (the gateway serves /metrics on its HTTP port)."""
+    def grpc_address(self, name: str) -> str:
+        return f"127.0.0.1:{self.grpc_port(name)}"
+
+    def metrics_port(self, name: str) -> int | None:
+        """The Prometheus port of a gRPC service's process (the gateway serves /metrics on its
+        HTTP port)."""
+        service, replica = split_process_name(name)
         if service not in GRPC_SERVICES:
             return None
-        return self.grpc_port_base + 200 + GRPC_SERVICES.index(service)
+        return self.grpc_port_base + 200 + 10 * replica + GRPC_SERVICES.index(service)
 
     def traces_endpoint(self) -> str:
         if self.otlp_endpoint is None:
             self.otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or running_trace_viewer()
         return self.otlp_endpoint
 
-    def log_path(self, service: str) -> Path:
-        return self.data_dir / "logs" / f"{service}.log"
+    def log_path(self, name: str) -> Path:
+        return self.data_dir / "logs" / f"{name}.log"
 
-    def env_for(self, service: str) -> dict[str, str]:
+    def env_for(self, name: str) -> dict[str, str]:
+        """The environment of a service's process (a service name, or "routing.1" for a replica)."""
+        service, _replica = split_process_name(name)
         env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
         env.update(
             {
@@ -87,13 +133,13 @@ class LocalPlatform:
                 "OTEL_SERVICE_NAME": f"lienthong-{service}",
             }
         )
-        for name in GRPC_SERVICES:
-            env[f"LIENTHONG_SERVICES__{name.upper()}"] = self.grpc_address(name)
+        for peer in GRPC_SERVICES:  # callers address replica 0 of every service
+            env[f"LIENTHONG_SERVICES__{peer.upper()}"] = self.grpc_address(peer)
         if service in GRPC_SERVICES:
-            env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port_base + GRPC_SERVICES.index(service))
+            env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port(name))
         if service in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[service]
-        metrics_port = self.metrics_port(service)
+        metrics_port = self.metrics_port(name)
         if metrics_port:
             env["LIENTHONG_METRICS__PORT"] = str(metrics_port)
         endpoint = self.traces_endpoint()
@@ -140,16 +186,23 @@ class LocalPlatform:
         if failed:
             raise SystemExit("\n".join(failed))
 
-    def start_service(self, service: str) -> None:
-        self.log_path(service).parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path(service).open("ab")
-        self.processes[service] = subprocess.Popen(
+    def start_service(self, name: str) -> None:
+        """Start one process: a service (replica 0) or one of its replicas ("routing.1")."""
+        service, _replica = split_process_name(name)
+        self.log_path(name).parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path(name).open("ab")
+        self.processes[name] = subprocess.Popen(
             [bin_path(f"lienthong-{service}"), "serve"],
-            env=self.env_for(service),
+            env=self.env_for(name),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+    def start_services(self, services: tuple[str, ...] = ALL_SERVICES) -> None:
+        """Start every process of these services (all replicas of the replicated ones)."""
+        for name in self.process_names(services):
+            self.start_service(name)
 
     def start(self, services: tuple[str, ...] = ALL_SERVICES) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,20 +210,20 @@ class LocalPlatform:
         for service in services:
             if service in GRPC_SERVICES:
                 self.migrate(service)
-        for service in services:
-            self.start_service(service)
+        self.start_services(services)
 
-    def service_healthy(self, service: str) -> bool:
-        if service == "gateway":
+    def service_healthy(self, name: str) -> bool:
+        if name == "gateway":
             try:
                 return httpx.get(f"{self.gateway_url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
-        return health_status(self.grpc_address(service), timeout=1.0) == "SERVING"
+        return health_status(self.grpc_address(name), timeout=1.0) == "SERVING"
 
     def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = ALL_SERVICES) -> None:
+        """Wait until every process of these services (replicas included) is healthy."""
         deadline = time.monotonic() + timeout
-        pending = list(services)
+        pending = self.process_names(services)
         while pending and time.monotonic() < deadline:
             for service in list(pending):
                 process = self.processes.get(service)

@@ -34,6 +34,9 @@ _LAST_INBOX_SEQUENCES = (
     .where(DELIVERIES.c.recipient_code.in_(bindparam("codes", expanding=True)))
     .group_by(DELIVERIES.c.recipient_code)
 )
+# One transaction-scoped advisory lock per inbox (PostgreSQL): two routing replicas delivering
+# to the same recipient take its next positions one after the other, in commit order.
+_LOCK_INBOX = select(func.pg_advisory_xact_lock(func.hashtextextended(bindparam("key"), 0)))
 
 
 def transaction_cache(session: Session, name: str) -> dict[Any, Any] | None:
@@ -132,8 +135,12 @@ def last_inbox_sequences(*, session: Session, recipient_codes: list[str]) -> dic
     """The last inbox position of each recipient (0: an empty inbox).
 
     Kept for the rest of the transaction (note_inbox_sequences records what it then writes),
-    so a consumer batch asks the database only about inboxes it has not yet seen. A
-    concurrent writer to the same inbox is still caught: (recipient, sequence) is unique.
+    so a consumer batch asks the database only about inboxes it has not yet seen. On
+    PostgreSQL each inbox is first locked until commit (in code order), so concurrent routing
+    replicas never pick the same position and positions become visible in order (a cursor
+    never skips one); two batches locking in opposite orders deadlock, PostgreSQL aborts one,
+    and the consumer redelivers it. SQLite has a single writer. (recipient, sequence) is
+    unique either way.
     """
     if not recipient_codes:
         return {}
@@ -142,6 +149,9 @@ def last_inbox_sequences(*, session: Session, recipient_codes: list[str]) -> dic
         known = {}
     unknown = [code for code in recipient_codes if code not in known]
     if unknown:
+        if session.get_bind().dialect.name == "postgresql":
+            for code in sorted(set(unknown)):
+                session.execute(_LOCK_INBOX, {"key": f"lienthong.inbox:{code}"})
         rows = session.execute(_LAST_INBOX_SEQUENCES, {"codes": unknown}).all()
         found = {str(code): int(last or 0) for code, last in rows}
         for code in unknown:
