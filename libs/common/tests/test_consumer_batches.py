@@ -9,11 +9,11 @@ e2e crash-recovery test does the same with the real broker and SIGKILL.)
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from lienthong_common.outbox import (
     new_event,
 )
 from lienthong_common.settings import KafkaSettings
+from lienthong_common.testing import throwaway_postgres
 
 ROOT = Path(__file__).resolve().parents[3]
 PGPORT = os.environ.get("PGPORT", "55432")
@@ -125,36 +126,17 @@ class Store:
             )
 
 
-def _postgres_url() -> Iterator[str]:
-    import psycopg
-
-    started = subprocess.run(
-        ["bash", str(ROOT / "infra" / "postgres.sh"), "start"],
-        env={**os.environ, "PGPORT": PGPORT},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert started.returncode == 0, f"infra/postgres.sh start failed:\n{started.stderr[-2000:]}"
-    admin = f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres"
-    name = f"consumer_it_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        urls: Iterator[str] = iter([f"sqlite:///{tmp_path / 'consumer.db'}"])
-    else:
-        urls = _postgres_url()
-    url = next(urls)
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path / 'consumer.db'}"
+        else:
+            url = stack.enter_context(throwaway_postgres("consumer_it"))
+        yield from _store(url)
+
+
+def _store(url: str) -> Iterator[Store]:
     metadata = MetaData()
     outbox = Outbox.for_metadata(metadata)
     effects = Table(
@@ -173,8 +155,6 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         yield Store(sessions, outbox, effects, commits)
     finally:
         engine.dispose()
-        for _ in urls:  # drops the PostgreSQL database
-            pass
 
 
 class Handler:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common import db
 from lienthong_common.ids import new_id
+from lienthong_common.testing import throwaway_postgres
 from lienthong_docstore.main import MIGRATIONS
 from lienthong_docstore.models import OUTBOX, Document
 
@@ -41,28 +41,9 @@ Stub = docstore_pb2_grpc.DocumentStoreStub
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A migrated database of its own on the shared local server (started if it is not)."""
-    import psycopg
-
-    started = subprocess.run(
-        ["bash", str(ROOT / "infra" / "postgres.sh"), "start"],
-        env={**os.environ, "PGPORT": PGPORT},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert started.returncode == 0, f"infra/postgres.sh start failed:\n{started.stderr[-2000:]}"
-    admin = f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres"
-    name = f"docstore_it_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    try:
+    with throwaway_postgres("docstore_it") as url:
         db.upgrade_database(url, MIGRATIONS)
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

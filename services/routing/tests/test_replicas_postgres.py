@@ -9,9 +9,7 @@ allowed (PostgreSQL aborts one side, the consumer redelivers) and the batch is s
 from __future__ import annotations
 
 import os
-import subprocess
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from lienthong_common import db
+from lienthong_common.testing import throwaway_postgres
 from lienthong_routing.events import route_verified_document
 from lienthong_routing.main import MIGRATIONS_DIR as MIGRATIONS
 from lienthong_routing.models import Delivery
@@ -32,28 +31,9 @@ RECIPIENTS = [f"000.00.{i:02d}.H49" for i in range(1, 5)]
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    import psycopg
-
-    started = subprocess.run(
-        ["bash", str(ROOT / "infra" / "postgres.sh"), "start"],
-        env={**os.environ, "PGPORT": PGPORT},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert started.returncode == 0, f"infra/postgres.sh start failed:\n{started.stderr[-2000:]}"
-    admin = f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres"
-    name = f"routing_it_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    try:
+    with throwaway_postgres("routing_it") as url:
         db.upgrade_database(url, MIGRATIONS)
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_two_replicas_never_take_the_same_inbox_position(postgres_url: str) -> None:
