@@ -111,6 +111,7 @@ class OutboxRelay:
         self._thread: threading.Thread | None = None
         self._producer: Any = None
         self._lock_connection: Any = None
+        self._lock_checked = 0.0
 
     def is_leader(self) -> bool:
         """Whether this relay may publish: one relay per database at a time.
@@ -126,8 +127,14 @@ class OutboxRelay:
         if engine is None or engine.dialect.name != "postgresql":
             return True
         if self._lock_connection is not None:
+            # The lock lives as long as its connection: check that at most once a poll interval
+            # rather than on every drain (a relay that lost it meanwhile only publishes rows
+            # twice, which consumers drop).
+            if time.monotonic() - self._lock_checked < self.poll_interval:
+                return True
             try:
                 self._lock_connection.exec_driver_sql("SELECT 1")
+                self._lock_checked = time.monotonic()
                 return True
             except Exception:  # noqa: BLE001 - connection lost (database restart): lock lost too
                 self._release_leadership()
@@ -142,6 +149,7 @@ class OutboxRelay:
             raise
         if held:
             self._lock_connection = connection
+            self._lock_checked = time.monotonic()
             log.info("outbox relay of %s is the publishing relay for its database", self.service)
             return True
         connection.close()

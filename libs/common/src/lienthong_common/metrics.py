@@ -111,7 +111,7 @@ class _Instruments:
     verdicts: Any
     refused: Any
     statuses: Any
-    dead_letters: Any = None
+    dead_letters: Any
 
 
 _lock = threading.Lock()
@@ -178,11 +178,11 @@ def _create(meter: metrics.Meter | None = None) -> _Instruments:
             unit="{status}",
             description="delivery updates, by QCVN 102 status code (empty: delivered)",
         ),
-    )
-    made.dead_letters = meter.create_counter(
-        "lienthong.consumer.dead_letters",
-        unit="{event}",
-        description="events parked in a dead-letter table after failing every attempt",
+        dead_letters=meter.create_counter(
+            "lienthong.consumer.dead_letters",
+            unit="{event}",
+            description="events parked in a dead-letter table after failing every attempt",
+        ),
     )
     meter.create_observable_gauge(
         "lienthong.dead_letters.parked",
