@@ -29,7 +29,7 @@ from lienthong_common.ids import new_id
 from lienthong_common.outbox import TOPIC_SUBMITTED, now_utc
 from lienthong_docstore import domain
 from lienthong_docstore.blobstore import FilesystemBlobStore
-from lienthong_docstore.models import OUTBOX
+from lienthong_docstore.models import OUTBOX, DocumentAttachment
 
 Stub = docstore_pb2_grpc.DocumentStoreStub
 RECALLED = "000.00.00.H49,2025/06/30,7000/UBND-VP"
@@ -243,7 +243,9 @@ def test_the_same_document_id_after_the_window_is_a_new_document(
     assert len(outbox_events(sessions)) == 2
 
 
-def test_an_attachment_shared_by_two_documents_is_stored_once(stub: Stub, blobs: FilesystemBlobStore) -> None:
+def test_an_attachment_shared_by_two_documents_is_stored_once(
+    stub: Stub, blobs: FilesystemBlobStore, sessions: sessionmaker[Session]
+) -> None:
     shared = os.urandom(100_000)
     first = stub.PutPackage(put_requests(make_package(code_number="1", attachments=[pdf_attachment(shared)])))
     second = stub.PutPackage(
@@ -262,15 +264,55 @@ def test_an_attachment_shared_by_two_documents_is_stored_once(stub: Stub, blobs:
     assert first.document.attachments[0].sha256 == digest
     assert second.document.attachments[1].sha256 == digest
     stored = [p for p in blobs.root.rglob("*") if p.is_file() and p.parent.name != ".incoming"]
-    # Two packages, the shared attachment once, the cover letter once.
+    # Plain base64 bodies stay inside their packages, which are stored byte for byte anyway:
+    # the two packages are the only blobs, and no attachment is written a second time.
     assert sorted(p.name for p in stored) == sorted(
-        {
-            first.document.package_sha256,
-            second.document.package_sha256,
-            digest,
-            hashlib.sha256(b"cover letter").hexdigest(),
-        }
+        {first.document.package_sha256, second.document.package_sha256}
     )
+    with transaction(sessions) as session:
+        spans = session.execute(
+            select(DocumentAttachment.package_offset, DocumentAttachment.package_length)
+        ).all()
+    assert len(spans) == 3 and all(offset and length for offset, length in spans)
+    for data in (shared, b"cover letter"):
+        request = docstore_pb2.GetAttachmentRequest(sha256=hashlib.sha256(data).hexdigest())
+        assert b"".join(c.data for c in stub.GetAttachment(request)) == data
+
+
+def test_an_attachment_body_with_markup_inside_gets_a_blob_of_its_own(
+    stub: Stub, blobs: FilesystemBlobStore
+) -> None:
+    data = os.urandom(5_000)
+    package = make_package(attachments=[pdf_attachment(data)])
+    # A comment inside the body: the parser skips it, so the bytes in the package are not the
+    # attachment's base64 alone; the decoded attachment is stored as a blob instead.
+    body = package.index(b">", package.index(b"ContentTransferEncoded")) + 1
+    package = package[:body] + b"<!-- scanned -->" + package[body:]
+    reply = stub.PutPackage(put_requests(package))
+
+    digest = hashlib.sha256(data).hexdigest()
+    assert reply.document.attachments[0].sha256 == digest
+    assert blobs.exists(digest)
+    request = docstore_pb2.GetAttachmentRequest(sha256=digest)
+    assert b"".join(c.data for c in stub.GetAttachment(request)) == data
+
+
+def test_a_damaged_package_blob_is_reported_as_data_loss_when_its_attachment_is_read(
+    stub: Stub, blobs: FilesystemBlobStore
+) -> None:
+    data = os.urandom(50_000)
+    reply = stub.PutPackage(put_requests(make_package(attachments=[pdf_attachment(data)])))
+    path = blobs.path_for(reply.document.package_sha256)
+    raw = bytearray(path.read_bytes())
+    middle = raw.index(b">", raw.index(b"ContentTransferEncoded")) + 30_000
+    raw[middle] = ord("A") if raw[middle] != ord("A") else ord("B")  # still base64, other bytes
+    path.chmod(0o644)
+    path.write_bytes(bytes(raw))
+
+    request = docstore_pb2.GetAttachmentRequest(sha256=hashlib.sha256(data).hexdigest())
+    error = rpc_error(lambda: stub.GetAttachment(request))
+    assert error.code() == grpc.StatusCode.DATA_LOSS
+    assert "gives back other bytes" in (error.details() or "")
 
 
 def test_storing_writes_one_submitted_event_with_the_document(

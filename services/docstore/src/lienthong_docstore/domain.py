@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import contextlib
 import hashlib
 import os
@@ -22,6 +23,7 @@ from lienthong_common.edxml import (
     EdxmlPackage,
     PackageFile,
     ParsePolicy,
+    decode_base64_span,
     read_package_file,
 )
 from lienthong_common.grpcutil import DomainError, invalid, not_found
@@ -220,15 +222,67 @@ def get_document(*, session: Session, id: str) -> Document:
     return document
 
 
-def get_attachment(*, session: Session, blobs: BlobStore, sha256: str) -> DocumentAttachment:
+@dataclass(frozen=True)
+class StoredAttachment:
+    """Where an attachment's bytes are: its own blob, or a span of a package blob."""
+
+    attachment: DocumentAttachment
+    package_sha256: str  # the package of the document the row belongs to
+
+    @property
+    def in_package(self) -> bool:
+        return self.attachment.package_offset is not None
+
+
+def get_attachment(*, session: Session, blobs: BlobStore, sha256: str) -> StoredAttachment:
     """An attachment known to the store by its digest, or NOT_FOUND."""
     digest = sha256.lower()
     if not is_digest(digest):
         raise invalid(f"{sha256!r} is not a SHA-256 digest (64 hex characters)")
-    attachment = repository.find_attachment(session=session, sha256=digest)
-    if attachment is None or not blobs.exists(digest):
+    found = repository.find_attachment(session=session, sha256=digest)
+    if found is None:
         raise not_found(f"attachment {digest} is not in the store")
-    return attachment
+    stored = StoredAttachment(attachment=found[0], package_sha256=found[1])
+    if not blobs.exists(stored.package_sha256 if stored.in_package else digest):
+        raise not_found(f"attachment {digest} is not in the store")
+    return stored
+
+
+def read_attachment(blobs: BlobStore, stored: StoredAttachment, chunk_bytes: int) -> Iterator[bytes]:
+    """The attachment's bytes, `chunk_bytes` of stored data at a time. One kept inside its
+    package is decoded from the package's body span and checked against its digest and size
+    (a mismatch raises DATA_LOSS after the bytes read so far: the store is damaged)."""
+    attachment = stored.attachment
+    if not stored.in_package:
+        with blobs.open(attachment.sha256) as stream:
+            while data := stream.read(chunk_bytes):
+                yield data
+        return
+    offset, length = attachment.package_offset or 0, attachment.package_length or 0
+    sha, size = hashlib.sha256(), 0
+    with blobs.open(stored.package_sha256) as stream:
+        stream.seek(offset)
+
+        def body() -> Iterator[bytes]:
+            left = length
+            while left > 0 and (data := stream.read(min(chunk_bytes, left))):
+                left -= len(data)
+                yield data
+
+        try:
+            for data in decode_base64_span(body()):
+                sha.update(data)
+                size += len(data)
+                yield data
+        except binascii.Error as error:
+            reason = f"its body in package {stored.package_sha256} is not base64: {error}"
+            raise _damaged(attachment, reason) from None
+    if size != attachment.size or sha.hexdigest() != attachment.sha256:
+        raise _damaged(attachment, f"package {stored.package_sha256} gives back other bytes")
+
+
+def _damaged(attachment: DocumentAttachment, reason: str) -> DomainError:
+    return DomainError(grpc.StatusCode.DATA_LOSS, f"attachment {attachment.sha256} is damaged: {reason}")
 
 
 def _check_header(header: PackageHeader) -> None:
@@ -277,10 +331,12 @@ def _replay(session: Session, *, header: PackageHeader, package: SpooledPackage)
 
 
 def _read(package: SpooledPackage, policy: ParsePolicy, cleanup: contextlib.ExitStack) -> PackageFile:
-    """Parse the spooled package in bounded memory; attachments are decoded to spool files."""
+    """Parse the spooled package in bounded memory. Attachments whose body is plain base64
+    stay in the package (their span is recorded; nothing more is written); otherwise they are
+    decoded to spool files."""
     try:
         return cleanup.enter_context(
-            read_package_file(package.path, attachment_dir=package.path.parent, policy=policy)
+            read_package_file(package.path, attachment_dir=package.path.parent, policy=policy, spans=True)
         )
     except EdxmlError as error:
         raise invalid(str(error)) from None
@@ -289,11 +345,16 @@ def _read(package: SpooledPackage, policy: ParsePolicy, cleanup: contextlib.Exit
 def _store_attachments(
     parsed: PackageFile, package: SpooledPackage, *, blobs: BlobStore
 ) -> list[DocumentAttachment]:
-    """Put the package and each attachment in the blob store once per digest, all in one
-    durable write; return the rows describing the attachments."""
+    """Put the package, and each attachment not kept inside it, in the blob store once per
+    digest, all in one durable write; return the rows describing the attachments.
+
+    An attachment whose body is plain base64 is not written a second time: its row points at
+    the body's bytes in the package (stored anyway, byte for byte), so a package costs its own
+    size on disk instead of about 1.75 times it."""
     # Every digest was computed while the bytes arrived, so the store can take the spool files
     # over instead of copying and hashing them again.
-    blobs.put_files([(a.path, a.sha256) for a in parsed.attachments] + [(package.path, package.sha256)])
+    files = [(a.path, a.sha256) for a in parsed.attachments if a.path is not None]
+    blobs.put_files([*files, (package.path, package.sha256)])
     return [
         DocumentAttachment(
             position=position,
@@ -302,6 +363,8 @@ def _store_attachments(
             content_type=attachment.content_type,
             sha256=attachment.sha256,
             size=attachment.size,
+            package_offset=attachment.span[0] if attachment.span else None,
+            package_length=attachment.span[1] - attachment.span[0] if attachment.span else None,
         )
         for position, attachment in enumerate(parsed.attachments)
     ]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import invalid, not_found, translate_errors
+from lienthong_common.grpcutil import DomainError, invalid, not_found, translate_errors
 from lienthong_common.outbox import timestamp
 from lienthong_common.settings import DocstoreSettings
 from lienthong_docstore import domain, repository
@@ -99,12 +99,9 @@ class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
         self, request: docstore_pb2.GetAttachmentRequest, context: grpc.ServicerContext
     ) -> Iterator[docstore_pb2.Chunk]:
         with transaction(self.sessions) as session:
-            attachment = domain.get_attachment(session=session, blobs=self.blobs, sha256=request.sha256)
-        try:
-            stream = self.blobs.open(attachment.sha256)
-        except BlobNotFound:
-            raise not_found(f"attachment {attachment.sha256} is not in the store") from None
-        return _stream(stream, self.settings.chunk_bytes)
+            stored = domain.get_attachment(session=session, blobs=self.blobs, sha256=request.sha256)
+        data = domain.read_attachment(self.blobs, stored, self.settings.chunk_bytes)
+        return _attachment_chunks(data, context)
 
     @translate_errors
     def ListSentDocuments(
@@ -148,6 +145,16 @@ def _package_chunks(request: Iterator[docstore_pb2.PutPackageRequest]) -> Iterat
         if message.WhichOneof("part") != "chunk":
             raise invalid("PutPackage takes one header, then only chunks")
         yield message.chunk
+
+
+def _attachment_chunks(data: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[docstore_pb2.Chunk]:
+    try:
+        for chunk in data:
+            yield docstore_pb2.Chunk(data=chunk)
+    except BlobNotFound as error:
+        context.abort(grpc.StatusCode.NOT_FOUND, str(error))
+    except DomainError as error:
+        context.abort(error.code, error.message)
 
 
 def _stream(stream: BinaryIO, chunk_bytes: int) -> Iterator[docstore_pb2.Chunk]:

@@ -49,7 +49,9 @@ class Document(Base):
 
 
 class DocumentAttachment(Base):
-    """An attachment of a document; its bytes live in the blob store under `sha256`."""
+    """An attachment of a document, stored once per digest: either a blob of its own under
+    `sha256`, or (`package_offset` set) the base64 body at bytes [offset, offset + length) of
+    its document's package blob, decoded when read."""
 
     __tablename__ = "document_attachments"
 
@@ -62,6 +64,8 @@ class DocumentAttachment(Base):
     content_type: Mapped[str] = mapped_column(String(255), nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    package_offset: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    package_length: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 OUTBOX = Outbox.for_metadata(Base.metadata)

@@ -69,11 +69,16 @@ def list_sent(
     return list(session.scalars(query.order_by(Document.submitted_at, Document.id).limit(limit)))
 
 
-def find_attachment(*, session: Session, sha256: str) -> DocumentAttachment | None:
-    """Any attachment stored under the digest (all of them share the same bytes)."""
-    return session.scalars(
-        select(DocumentAttachment).where(DocumentAttachment.sha256 == sha256).limit(1)
+def find_attachment(*, session: Session, sha256: str) -> tuple[DocumentAttachment, str] | None:
+    """Any attachment stored under the digest (all of them share the same bytes), with the
+    package digest of its document (where it is kept if it has no blob of its own)."""
+    row = session.execute(
+        select(DocumentAttachment, Document.package_sha256)
+        .join(Document, Document.id == DocumentAttachment.document_id)
+        .where(DocumentAttachment.sha256 == sha256)
+        .limit(1)
     ).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def add_document(*, session: Session, document: Document) -> None:

@@ -32,6 +32,7 @@ from ._model import (
     XmlSecurityError,
     document_id_for,
 )
+from ._stream import decode_base64_span
 from .organ_id import is_organ_id, validate_organ_id
 from .package import (
     AttachmentFile,
@@ -73,6 +74,7 @@ __all__ = [
     "append_trace",
     "build_package",
     "build_status_package",
+    "decode_base64_span",
     "document_id_for",
     "format_timestamp",
     "is_organ_id",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -42,13 +42,23 @@ _DTD_MARKERS = tuple(
 
 @dataclass
 class Payload:
-    """One attachment body as decoded: its digest and size, and where the bytes went."""
+    """One attachment body as decoded: its digest and size, and where the bytes went.
+
+    ``span`` is set when the whole body was plain base64 and whitespace read straight from the
+    input (no entity, comment, CDATA or other markup inside): the body's character data is then
+    exactly ``input[span[0]:span[1]]``, and :func:`decode_base64_span` of those bytes gives the
+    attachment back."""
 
     sink: IO[bytes]
     path: Path | None = None
     sha256: str = ""
     size: int = 0
     error: str | None = None
+    span: tuple[int, int] | None = None
+    # While parsing: where the raw body began, and whether anything reached the decoder
+    # another way (through the parser), which rules the span out.
+    raw_start: int = -1
+    tainted: bool = False
 
 
 def _strip_whitespace(data: bytes) -> bytes:
@@ -86,6 +96,8 @@ class _Decoder:
     def feed(self, text: str) -> None:
         if self.payload.error is not None:
             return
+        if not self.payload.tainted and text.strip(" \t\r\n"):
+            self.payload.tainted = True
         try:
             data = _strip_whitespace(text.encode("ascii"))
         except UnicodeEncodeError:
@@ -122,13 +134,13 @@ class _Decoder:
         Only data the parser would hand over unchanged is taken: every byte base64 or XML
         whitespace, decoding cleanly (no entity, no other character, no error to report).
         Returns how many line breaks it held, or -1 (nothing changed: the parser reads it)."""
-        if self.payload.error is not None or self.ended:
-            return -1
         data = raw.replace(b"\n", b"") if b"\n" in raw else raw
         breaks = len(raw) - len(data)
         data = _strip_whitespace(data)
         if not data:
-            return breaks
+            return breaks  # whitespace only (also after the padding): the parser ignores it too
+        if self.payload.error is not None or self.ended:
+            return -1
         buffered = self.pending + data if self.pending else data
         cut = len(buffered) - len(buffered) % 4
         if buffered[cut:].translate(None, _BASE64_ALPHABET):
@@ -175,8 +187,13 @@ class _PackageTarget:
         self.error = XmlSecurityError(DOCUMENT, reason)
         raise self.error
 
+    def _taint(self) -> None:
+        if self.decoder is not None:
+            self.decoder.payload.tainted = True
+
     def start(self, tag: str, attrib: Any, nsmap: dict[str | None, str]) -> Any:
         self.body_opened = False
+        self._taint()
         self.count += 1
         if len(self.stack) + 1 > self.policy.max_depth:
             self._refuse(f"nesting deeper than {self.policy.max_depth} levels")
@@ -203,6 +220,9 @@ class _PackageTarget:
         self.stack.pop()
         if self.decoder is not None and len(self.stack) == 3:
             self.decoder.finish()
+            payload = self.decoder.payload
+            if payload.tainted or payload.error is not None:
+                payload.span = None
             self.decoder = None
         return self.builder.end(tag)
 
@@ -219,9 +239,11 @@ class _PackageTarget:
 
     def comment(self, text: str) -> None:
         self.body_opened = False  # comments are dropped, as before; they only end the state
+        self._taint()
 
     def pi(self, target: str, data: str | None = None) -> None:
         self.body_opened = False  # processing instructions are dropped, as before
+        self._taint()
 
     def close(self) -> Any:
         if self.error is not None:
@@ -247,6 +269,7 @@ class _BodyReader:
         self.target = target
         self.held = b""
         self.in_body = False
+        self.position = 0  # offset in the input of the next chunk's first byte
 
     def _feed(self, data: bytes) -> None:
         if data:
@@ -254,6 +277,8 @@ class _BodyReader:
 
     def feed(self, chunk: bytes) -> None:
         data = self.held + chunk if self.held else chunk
+        base = self.position - len(self.held)  # input offset of data[0]
+        self.position += len(chunk)
         self.held = b""
         pos, size = 0, len(data)
         while pos < size:
@@ -267,9 +292,13 @@ class _BodyReader:
                     self._feed(b"\n" * breaks)
                 else:
                     self.in_body = False
+                    if decoder is not None:
+                        decoder.payload.tainted = True
                     self._feed(region)
                 if lt < 0:
                     return
+                if self.in_body and decoder is not None and decoder.payload.raw_start >= 0:
+                    decoder.payload.span = (decoder.payload.raw_start, base + lt)
                 self.in_body = False
                 pos = lt
                 continue
@@ -298,7 +327,10 @@ class _BodyReader:
             self._feed(data[pos:lt])
             self.target.body_opened = False
             self._feed(data[lt : gt + 1])
-            self.in_body = self.target.body_opened and self.target.decoder is not None
+            decoder = self.target.decoder
+            self.in_body = self.target.body_opened and decoder is not None
+            if self.in_body and decoder is not None:
+                decoder.payload.raw_start = base + gt + 1
             pos = gt + 1
 
     def flush(self) -> None:
@@ -335,8 +367,12 @@ def parse_stream(
             if first:
                 if not chunk:
                     continue
-                chunk = strip_preamble(chunk, policy, warnings)
+                stripped = strip_preamble(chunk, policy, warnings)
+                feeder.position = len(chunk) - len(stripped)
+                chunk = stripped
                 first = False
+            elif not chunk:
+                continue
             # Refuse DTDs before the parser sees them (XXE, billion laughs); no package needs one.
             window = tail + chunk
             if b"!" in window and any(marker in window for marker in _DTD_MARKERS):
@@ -358,6 +394,23 @@ def parse_stream(
     if root is None:
         raise EdxmlError(DOCUMENT, "no root element")
     return root, target.payloads
+
+
+def decode_base64_span(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Decode an attachment body read back from its package (the bytes of a ``Payload.span``)
+    as the parser's fast path did: XML whitespace skipped, strict base64, piece by piece.
+    Raises ``binascii.Error`` on bytes that are not such a body."""
+    pending = b""
+    for chunk in chunks:
+        data = _strip_whitespace(chunk)
+        if pending:
+            data = pending + data
+        cut = len(data) - len(data) % 4
+        pending = data[cut:]
+        if cut:
+            yield _strict_b64decode(data[:cut] if cut < len(data) else data)
+    if pending:
+        raise binascii.Error(f"{len(pending)} base64 characters left over at the end")
 
 
 def file_chunks(path: Path, block: int = FEED_BYTES) -> Iterable[bytes]:

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
@@ -443,15 +443,19 @@ def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage
 
 @dataclass(frozen=True)
 class AttachmentFile:
-    """An attachment decoded to a file by :func:`read_package_file` (deleted on exit)."""
+    """An attachment read by :func:`read_package_file`: decoded to a temporary file at
+    ``path`` (deleted on exit), or, when its body is plain base64 in the package, left there:
+    ``span`` is then the body's (start, end) byte offsets in the package file and ``path`` is
+    None (:func:`decode_base64_span` over those bytes gives the attachment back)."""
 
     content_id: str
     name: str
     content_type: str
     description: str
-    path: Path
+    path: Path | None
     sha256: str
     size: int
+    span: tuple[int, int] | None = None
 
 
 @dataclass
@@ -463,20 +467,52 @@ class PackageFile:
     attachments: list[AttachmentFile] = field(default_factory=list)
 
 
+class _Discard(io.RawIOBase):
+    """A sink that keeps nothing (the attachment stays in the package; only its digest counts)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
 @contextlib.contextmanager
 def read_package_file(
-    path: Path, *, attachment_dir: Path, policy: ParsePolicy = LENIENT
+    path: Path, *, attachment_dir: Path, policy: ParsePolicy = LENIENT, spans: bool = False
 ) -> Iterator[PackageFile]:
     """Read a package from ``path`` in bounded memory, decoding each attachment to a temporary
-    file under ``attachment_dir`` as it streams past; the files are removed on exit."""
-    attachment_dir.mkdir(parents=True, exist_ok=True)
+    file under ``attachment_dir`` as it streams past; the files are removed on exit.
+
+    With ``spans``, attachments whose body is plain base64 are not written anywhere: they come
+    back with their ``span`` in the package. If any body is not (an entity, a comment or CDATA
+    inside it), the package is read a second time with every attachment decoded to a file, so
+    callers see either all spans or all files."""
+    if spans:
+        with _read_package_file(path, attachment_dir=attachment_dir, policy=policy, spans=True) as read:
+            if all(a.span is not None for a in read.attachments):
+                yield read
+                return
+    with _read_package_file(path, attachment_dir=attachment_dir, policy=policy, spans=False) as read:
+        yield read
+
+
+@contextlib.contextmanager
+def _read_package_file(
+    path: Path, *, attachment_dir: Path, policy: ParsePolicy, spans: bool
+) -> Iterator[PackageFile]:
     opened: list[Payload] = []
 
     def open_sink(_index: int) -> Payload:
+        if spans:
+            opened.append(Payload(sink=cast(IO[bytes], _Discard())))
+            return opened[-1]
         fd, name = tempfile.mkstemp(dir=attachment_dir, prefix="attachment-")
         opened.append(Payload(sink=os.fdopen(fd, "wb"), path=Path(name)))
         return opened[-1]
 
+    if not spans:
+        attachment_dir.mkdir(parents=True, exist_ok=True)
     try:
         warnings: list[str] = []
         root, payloads = parse_stream(
@@ -498,9 +534,10 @@ def read_package_file(
                 path=payload.path,
                 sha256=payload.sha256,
                 size=payload.size,
+                span=payload.span if spans else None,
             )
             for att, payload in zip(pkg.attachments, _in_order(payloads), strict=True)
-            if payload.path is not None
+            if payload.path is not None or spans
         ]
         yield PackageFile(package=pkg, attachments=files)
     finally:
