@@ -102,8 +102,13 @@ class FilesystemBlobStore:
                 folders.update((target.parent, target.parent.parent))
             else:
                 pending[target] = path
-        # The bytes must be on disk before the name is: fsync the files, then link them.
-        list(self._io.map(_fsync_file, pending.values()))
+        # The bytes must be on disk before the name is: fsync the files (in parallel when
+        # there are several; one is synced here, without a hand-off), then link them.
+        if len(pending) > 1:
+            list(self._io.map(_fsync_file, pending.values()))
+        else:
+            for path in pending.values():
+                _fsync_file(path)
         unlinked: set[Path] = set()
         for target, path in pending.items():
             created = self._make_parents(target)

@@ -180,10 +180,9 @@ def _store(
     )
     try:
         with transaction(sessions) as session:
-            if repository.document_exists(session=session, id=header.id):
-                raise _id_taken(header.id)
             # Checked again inside the writing transaction to narrow the window between two
-            # concurrent uploads of the same DocumentId.
+            # concurrent uploads of the same DocumentId. An id already taken is found by the
+            # insert itself (primary key), below.
             existing = _find_duplicate(session, header=header, edxml=edxml, since=since)
             if existing is not None:
                 return Submission(document=existing, duplicate=True)
