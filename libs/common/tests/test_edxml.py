@@ -55,9 +55,7 @@ def _package(**header: object) -> EdxmlPackage:
 
 
 # -- agency codes ---------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "code", ["000.00.00.G22", "000.00.00.H49", "000.00.24.H44", "000.46.24.H44"]
-)
+@pytest.mark.parametrize("code", ["000.00.00.G22", "000.00.00.H49", "000.00.24.H44", "000.46.24.H44"])
 def test_valid_organ_ids(code: str) -> None:
     validate_organ_id(code)
 
@@ -108,9 +106,7 @@ def test_round_trip_both_ways() -> None:
 
 def test_built_package_uses_the_sdk_prefixes() -> None:
     data = build_package(_package())
-    assert data.startswith(
-        b'<?xml version="1.0" encoding="UTF-8"?>\n<edXML xmlns="' + NS.encode() + b'">'
-    )
+    assert data.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<edXML xmlns="' + NS.encode() + b'">')
     for tag in (
         b"edXML:edXMLEnvelope",
         b"edXML:edXMLHeader",
@@ -172,10 +168,7 @@ def test_element_count_limit() -> None:
 
 
 def test_utf16_doctype_is_refused_too() -> None:
-    text = (
-        '<?xml version="1.0" encoding="UTF-16"?>'
-        '<!DOCTYPE edXML [<!ENTITY a "b">]><edXML>&a;</edXML>'
-    )
+    text = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE edXML [<!ENTITY a "b">]><edXML>&a;</edXML>'
     with pytest.raises(XmlSecurityError, match="DOCTYPE"):
         parse_package(text.encode("utf-16"))
 
@@ -196,9 +189,7 @@ def test_wrong_root() -> None:
 def test_append_trace_adds_a_hop_and_keeps_the_rest() -> None:
     pkg = _package()
     data = build_package(pkg)
-    stamped = append_trace(
-        data, "000.00.00.H49", datetime.datetime(2025, 7, 1, 1, 0, tzinfo=datetime.UTC)
-    )
+    stamped = append_trace(data, "000.00.00.H49", datetime.datetime(2025, 7, 1, 1, 0, tzinfo=datetime.UTC))
     again = parse_package(stamped, policy=UNSIGNED_STRICT)
     assert again.traces == [*pkg.traces, TraceHeader("000.00.00.H49", "2025/07/01 08:00:00")]
     assert dataclasses.replace(again, traces=pkg.traces) == pkg
@@ -209,9 +200,7 @@ def test_append_trace_adds_a_hop_and_keeps_the_rest() -> None:
 def test_append_trace_to_a_package_without_hops() -> None:
     pkg = _package()
     pkg.traces = []
-    stamped = append_trace(
-        build_package(pkg), "000.00.00.G09", datetime.datetime(2025, 7, 1, 9, 30)
-    )
+    stamped = append_trace(build_package(pkg), "000.00.00.G09", datetime.datetime(2025, 7, 1, 9, 30))
     again = parse_package(stamped)
     assert again.traces == [TraceHeader("000.00.00.G09", "2025/07/01 09:30:00")]
     assert build_package(again) == stamped
@@ -260,9 +249,7 @@ def test_status_code_is_checked_on_build() -> None:
 # -- speed ------------------------------------------------------------------------------------
 def test_one_megabyte_package_parses_in_milliseconds() -> None:
     pkg = _package()
-    pkg.attachments = [
-        Attachment("cid:big", "big.pdf", "application/pdf", bytes(range(256)) * 3000)
-    ]
+    pkg.attachments = [Attachment("cid:big", "big.pdf", "application/pdf", bytes(range(256)) * 3000)]
     data = build_package(pkg)
     assert len(data) > 1_000_000
     parse_package(data)  # warm up

@@ -66,9 +66,7 @@ def test_valid_package_parses_strictly_and_rebuilds_identically(name: str) -> No
     assert pkg == _make_fixtures().packages()[name]
 
 
-@pytest.mark.parametrize(
-    "name", ["status_01.xml", "status_03.xml", "status_06.xml", "status_13.xml"]
-)
+@pytest.mark.parametrize("name", ["status_01.xml", "status_03.xml", "status_06.xml", "status_13.xml"])
 def test_valid_status_parses_strictly_and_rebuilds_identically(name: str) -> None:
     data = (FIXTURES / name).read_bytes()
     st = parse_status_package(data, policy=UNSIGNED_STRICT)

@@ -7,15 +7,27 @@ instrumentation. Clients get instrumented channels; callers pass the deadline pe
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 T = TypeVar("T")
+
+if TYPE_CHECKING:  # generic in grpc-stubs only
+    _UnaryUnary = grpc.UnaryUnaryMultiCallable[Any, Any]
+    _UnaryStream = grpc.UnaryStreamMultiCallable[Any, Any]
+    _StreamUnary = grpc.StreamUnaryMultiCallable[Any, Any]
+    _StreamStream = grpc.StreamStreamMultiCallable[Any, Any]
+else:
+    _UnaryUnary = grpc.UnaryUnaryMultiCallable
+    _UnaryStream = grpc.UnaryStreamMultiCallable
+    _StreamUnary = grpc.StreamUnaryMultiCallable
+    _StreamStream = grpc.StreamStreamMultiCallable
 
 _instrumented = False
 
@@ -41,6 +53,10 @@ def make_server(max_workers: int) -> grpc.Server:
         options=[
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
             ("grpc.max_send_message_length", 8 * 1024 * 1024),
+            # Worker processes of one service bind the same port and the kernel spreads
+            # connections over them (LIENTHONG_GRPC__WORKERS). gRPC's Linux default, made
+            # explicit because the workers depend on it.
+            ("grpc.so_reuseport", 1),
         ],
     )
 
@@ -56,22 +72,146 @@ def add_health_and_reflection(server: grpc.Server, service_names: list[str]) -> 
     return servicer
 
 
-def channel(address: str) -> grpc.Channel:
-    """An instrumented insecure channel to a peer (mTLS is the service mesh's job in cluster)."""
+_CHANNEL_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+    ("grpc.enable_retries", 1),
+    # A restarted peer is found again within a second, not after gRPC's default
+    # exponential back-off of up to two minutes.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
+def channel(address: str, *, own_connection: bool = False) -> grpc.Channel:
+    """An instrumented insecure channel to a peer (mTLS is the service mesh's job in cluster).
+
+    Channels to one address share one TCP connection by default (gRPC's global subchannel
+    pool); with own_connection the channel opens its own.
+    """
     _instrument()
-    return grpc.insecure_channel(
-        address,
-        options=[
-            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-            ("grpc.max_send_message_length", 8 * 1024 * 1024),
-            ("grpc.enable_retries", 1),
-            # A restarted peer is found again within a second, not after gRPC's default
-            # exponential back-off of up to two minutes.
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.min_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", 1000),
-        ],
-    )
+    options = list(_CHANNEL_OPTIONS)
+    if own_connection:
+        options.append(("grpc.use_local_subchannel_pool", 1))
+    return grpc.insecure_channel(address, options=options)
+
+
+def channel_pool(address: str, connections: int) -> grpc.Channel:
+    """A channel to a peer over `connections` TCP connections, used round-robin per call.
+
+    One HTTP/2 connection carries every call to the one process (and, behind a Kubernetes
+    ClusterIP, the one pod) it reached; several let the kernel's SO_REUSEPORT spreading and
+    kube-proxy's per-connection balancing share the calls out. connections == 1 is exactly
+    `channel(address)`.
+    """
+    if connections < 1:
+        raise ValueError(f"a channel pool needs at least one connection, not {connections}")
+    if connections == 1:
+        return channel(address)
+    return ChannelPool([channel(address, own_connection=True) for _ in range(connections)])
+
+
+class ChannelPool(grpc.Channel):
+    """Channels to one address behind one Channel: each call goes to the next of them.
+
+    Stubs create their multi-callables once, so the pool hands out multi-callables that pick a
+    channel per call. Each member channel is instrumented on its own (the OpenTelemetry client
+    interceptor wraps it), so traces are the same as through a single channel.
+    """
+
+    def __init__(self, channels: list[grpc.Channel]) -> None:
+        if not channels:
+            raise ValueError("a channel pool needs at least one channel")
+        self.channels = channels
+        self._lock = threading.Lock()
+        self._next = 0
+
+    def pick(self) -> int:
+        """The index of the channel the next call uses (round-robin, thread-safe)."""
+        with self._lock:
+            index = self._next
+            self._next = (index + 1) % len(self.channels)
+        return index
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
+        return _PooledUnaryUnary(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
+
+    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _UnaryStream:
+        return _PooledUnaryStream(self, [ch.unary_stream(method, *args, **kwargs) for ch in self.channels])
+
+    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> _StreamUnary:
+        return _PooledStreamUnary(self, [ch.stream_unary(method, *args, **kwargs) for ch in self.channels])
+
+    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> _StreamStream:
+        return _PooledStreamStream(self, [ch.stream_stream(method, *args, **kwargs) for ch in self.channels])
+
+    def subscribe(
+        self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False
+    ) -> None:
+        # Connectivity is per connection; the first stands for the pool (channel_ready_future).
+        self.channels[0].subscribe(callback, try_to_connect=try_to_connect)
+
+    def unsubscribe(self, callback: Callable[[grpc.ChannelConnectivity], None]) -> None:
+        self.channels[0].unsubscribe(callback)
+
+    def close(self) -> None:
+        for ch in self.channels:
+            ch.close()
+
+    def __enter__(self) -> ChannelPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _PooledUnaryUnary(_UnaryUnary):
+    def __init__(self, pool: ChannelPool, calls: list[_UnaryUnary]) -> None:
+        self._pool = pool
+        self._calls = calls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()](*args, **kwargs)
+
+    def with_call(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()].with_call(*args, **kwargs)
+
+    def future(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()].future(*args, **kwargs)
+
+
+class _PooledUnaryStream(_UnaryStream):
+    def __init__(self, pool: ChannelPool, calls: list[_UnaryStream]) -> None:
+        self._pool = pool
+        self._calls = calls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()](*args, **kwargs)
+
+
+class _PooledStreamUnary(_StreamUnary):
+    def __init__(self, pool: ChannelPool, calls: list[_StreamUnary]) -> None:
+        self._pool = pool
+        self._calls = calls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()](*args, **kwargs)
+
+    def with_call(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()].with_call(*args, **kwargs)
+
+    def future(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()].future(*args, **kwargs)
+
+
+class _PooledStreamStream(_StreamStream):
+    def __init__(self, pool: ChannelPool, calls: list[_StreamStream]) -> None:
+        self._pool = pool
+        self._calls = calls
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._calls[self._pool.pick()](*args, **kwargs)
 
 
 def health_status(address: str, timeout: float = 2.0) -> str:

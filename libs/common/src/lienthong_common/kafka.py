@@ -7,7 +7,9 @@ so one document's journey through every service is one trace.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import socket
 import threading
 import time
@@ -112,6 +114,8 @@ class OutboxRelay:
         self._producer: Any = None
         self._lock_connection: Any = None
         self._lock_checked = 0.0
+        self._lock_file: int | None = None
+        self._lock_file_held = False
 
     def is_leader(self) -> bool:
         """Whether this relay may publish: one relay per database at a time.
@@ -120,10 +124,17 @@ class OutboxRelay:
         go out twice (consumers drop the copy, at a cost) and out of order across relays. On
         PostgreSQL the publishing relay holds a session advisory lock on a connection kept for
         the purpose: the others stand by and try again each poll, so a relay that dies (its
-        connection closes, the lock goes with it) is replaced within a poll interval. SQLite
-        databases are one process's own: always the leader.
+        connection closes, the lock goes with it) is replaced within a poll interval. On SQLite
+        (worker processes of one service on one host share the file) the same is done with an
+        exclusive flock on `<database>.relay.lock`, which the kernel releases when its holder
+        dies. An in-memory SQLite database is one process's own: always the leader.
         """
         engine = self.sessions.kw.get("bind")
+        if engine is not None and engine.dialect.name == "sqlite":
+            database = engine.url.database
+            if not database or database == ":memory:" or database.startswith("file:"):
+                return True
+            return self._lock_file_or_standby(f"{database}.relay.lock")
         if engine is None or engine.dialect.name != "postgresql":
             return True
         if self._lock_connection is not None:
@@ -155,7 +166,28 @@ class OutboxRelay:
         connection.close()
         return False
 
+    def _lock_file_or_standby(self, path: str) -> bool:
+        """Hold (or try once more to take) the exclusive flock that makes this relay publish."""
+        if self._lock_file_held:
+            return True
+        if self._lock_file is None:
+            # O_CLOEXEC: a worker process started later must not inherit (and keep) the lock.
+            self._lock_file = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # another relay leads; try again next poll
+        self._lock_file_held = True
+        log.info("outbox relay of %s is the publishing relay for its database (%s)", self.service, path)
+        return True
+
     def _release_leadership(self) -> None:
+        if self._lock_file is not None:
+            # Closing the descriptor releases the flock. The file stays: unlinking it could let
+            # a standby lock a name another relay is about to open afresh.
+            os.close(self._lock_file)
+            self._lock_file = None
+            self._lock_file_held = False
         if self._lock_connection is not None:
             try:
                 self._lock_connection.invalidate()  # closes the session: the lock is released

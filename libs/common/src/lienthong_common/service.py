@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,25 +102,55 @@ class ServiceRuntime:
         )
 
     def serve(self, register: Callable[[grpc.Server], list[str]]) -> None:
-        """Serve until SIGTERM/SIGINT, then drain: NOT_SERVING, finish calls, stop workers."""
+        """Serve until SIGTERM/SIGINT, then drain: NOT_SERVING, finish calls, stop workers.
+
+        With LIENTHONG_GRPC__WORKERS = N > 1 this process is worker 0: it first starts workers
+        1..N-1 (the same command, LIENTHONG_WORKER_INDEX set), which bind the same port
+        (SO_REUSEPORT); it forwards SIGTERM/SIGINT to them and waits for their drain.
+        """
         from lienthong_common.grpcutil import add_health_and_reflection, make_server
+
+        index = worker_index()
+        who = f"{self.name} worker {index}" if self.settings.grpc.workers > 1 else self.name
+        # The copies are exec'd afresh (subprocess), never a fork that would carry this
+        # process's gRPC threads and Kafka/database connections over.
+        siblings = (
+            WorkerProcesses(
+                service=self.name,
+                count=self.settings.grpc.workers,
+                drain_seconds=self.settings.drain_seconds,
+            )
+            if index == 0 and self.settings.grpc.workers > 1
+            else None
+        )
+        if siblings is not None:
+            siblings.start()
+        # A worker whose parent (worker 0) is gone drains too: nothing would stop it otherwise.
+        parent = int(os.environ.get(WORKER_PARENT_ENV) or os.getppid()) if index > 0 else None
 
         server = make_server(self.settings.grpc.max_workers)
         names = register(server)
         health = add_health_and_reflection(server, names)
         address = f"{self.settings.grpc.host}:{self.settings.grpc_port_for(self.name)}"
         if server.add_insecure_port(address) == 0:
+            if siblings is not None:
+                siblings.stop()
+                siblings.wait()
             raise SystemExit(f"{self.name}: cannot listen on {address}")
         server.start()
         self.server = server
-        log.info("%s listening on %s", self.name, address)
+        log.info("%s listening on %s (pid %d)", who, address, os.getpid())
         from lienthong_common.metrics import serve_metrics, watch_outbox
 
         watch_outbox(self.name, self.sessions, self.outbox)
-        serve_metrics(self.settings.metrics)
+        metrics_settings = self.settings.metrics
+        if metrics_settings.port and index:
+            # Worker i serves its own metrics on port + i (each process has its own registry).
+            metrics_settings = metrics_settings.model_copy(update={"port": metrics_settings.port + index})
+        serve_metrics(metrics_settings)
 
         def on_signal(signum: int, _frame: object) -> None:
-            log.info("%s received signal %d; draining", self.name, signum)
+            log.info("%s received signal %d; draining", who, signum)
             self._draining.set()
 
         signal.signal(signal.SIGTERM, on_signal)
@@ -150,7 +184,12 @@ class ServiceRuntime:
                 log.info("%s health %s", self.name, health_pb2.HealthCheckResponse.ServingStatus.Name(new))
                 status = new
             self._draining.wait(1.0)
+            if parent is not None and os.getppid() != parent:
+                log.warning("%s: worker 0 (pid %d) is gone; draining", who, parent)
+                self._draining.set()
 
+        if siblings is not None:
+            siblings.stop()  # they drain while this process does
         health.enter_graceful_shutdown()
         for consumer in self.consumers:
             consumer.stop()
@@ -159,8 +198,131 @@ class ServiceRuntime:
         server.stop(grace=self.settings.drain_seconds).wait()
         self.relay.stop()
         self.engine.dispose()
+        if siblings is not None:
+            siblings.wait()
         shutdown_telemetry()
-        log.info("%s stopped", self.name)
+        log.info("%s stopped", who)
+
+
+WORKER_INDEX_ENV = "LIENTHONG_WORKER_INDEX"
+WORKER_PARENT_ENV = "LIENTHONG_WORKER_PARENT_PID"
+
+
+def worker_index() -> int:
+    """This process's place among a service's worker processes: 0 is the one started first."""
+    return int(os.environ.get(WORKER_INDEX_ENV) or 0)
+
+
+def worker_command() -> list[str]:
+    """This process's command line, runnable again from anywhere: the interpreter's absolute
+    path, and a script path (a console script such as lienthong-docstore) made absolute."""
+    args = list(sys.orig_argv[1:])
+    if args and not args[0].startswith("-") and os.path.exists(args[0]):
+        args[0] = os.path.abspath(args[0])
+    return [sys.executable, *args]
+
+
+class WorkerProcesses:
+    """Workers 1..count-1 of `serve`, started and supervised by worker 0.
+
+    Each is this process's own command line again (same interpreter, arguments and
+    environment, plus LIENTHONG_WORKER_INDEX). One that dies while serving is restarted after a
+    back-off (1 s doubling to 30 s, back to 1 s once a worker has lived a minute); stop()
+    forwards SIGTERM and wait() gives them the drain time before killing them.
+    See docs/decisions.md ("Several worker processes per service").
+    """
+
+    MIN_BACKOFF = 1.0
+    MAX_BACKOFF = 30.0
+    HEALTHY_AFTER = 60.0
+    # Beyond drain_seconds: interpreter start-up, relay and consumer shutdown.
+    STOP_MARGIN = 5.0
+
+    def __init__(self, *, service: str, count: int, drain_seconds: float, poll: float = 0.5) -> None:
+        self.service = service
+        self.count = count
+        self.drain_seconds = drain_seconds
+        self.poll = poll
+        self.command = worker_command()
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+        self._started: dict[int, float] = {}
+        self._backoff: dict[int, float] = {}
+        self._restart_at: dict[int, float] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            for index in range(1, self.count):
+                self._spawn(index)
+        self._thread = threading.Thread(target=self._supervise, name="worker-processes", daemon=True)
+        self._thread.start()
+
+    def _spawn(self, index: int) -> None:
+        env = {**os.environ, WORKER_INDEX_ENV: str(index), WORKER_PARENT_ENV: str(os.getpid())}
+        process = subprocess.Popen(self.command, env=env)
+        self.processes[index] = process
+        self._started[index] = time.monotonic()
+        log.info("%s worker %d started (pid %d)", self.service, index, process.pid)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self.poll):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                now = time.monotonic()
+                for index, process in list(self.processes.items()):
+                    if index in self._restart_at:
+                        if now >= self._restart_at[index]:
+                            del self._restart_at[index]
+                            self._spawn(index)
+                        continue
+                    code = process.poll()
+                    if code is None:
+                        continue
+                    lived = now - self._started[index]
+                    backoff = self._backoff.get(index, self.MIN_BACKOFF)
+                    if lived >= self.HEALTHY_AFTER:
+                        backoff = self.MIN_BACKOFF
+                    self._backoff[index] = min(backoff * 2, self.MAX_BACKOFF)
+                    self._restart_at[index] = now + backoff
+                    how = f"signal {-code}" if code < 0 else f"exit code {code}"
+                    log.error(
+                        "%s worker %d (pid %d) died (%s) after %.0fs; restarting in %.0fs",
+                        self.service,
+                        index,
+                        process.pid,
+                        how,
+                        lived,
+                        backoff,
+                    )
+
+    def stop(self) -> None:
+        """Forward SIGTERM to every live worker; no restarts from now on."""
+        with self._lock:
+            self._stopping.set()
+            for process in self.processes.values():
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
+        """Wait for the workers' drain; kill those still running after it."""
+        deadline = time.monotonic() + self.drain_seconds + self.STOP_MARGIN
+        for index, process in self.processes.items():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error(
+                    "%s worker %d (pid %d) did not drain in time; killing it",
+                    self.service,
+                    index,
+                    process.pid,
+                )
+                process.kill()
+                process.wait()
+        if self._thread is not None:
+            self._thread.join(self.poll * 2)
 
 
 def service_main(

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105 - refused in production
@@ -29,6 +37,22 @@ class GrpcSettings(BaseModel):
     port: int = 0
     deadline_seconds: float = 10.0
     max_workers: int = 16
+    # Processes of `lienthong-<svc> serve` sharing the gRPC port (SO_REUSEPORT): the kernel
+    # spreads connections over them. On Kubernetes keep 1 and scale with replicas.
+    workers: int = 1
+    # Connections a client opens to each peer address, used round-robin per call: with more
+    # than one, calls spread over the peer's worker processes (and over the pods behind a
+    # ClusterIP), which one long-lived HTTP/2 connection never does.
+    client_connections: int = 1
+
+    @field_validator("workers", "client_connections")
+    @classmethod
+    def _at_least_one(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError(
+                f"LIENTHONG_GRPC__{str(info.field_name).upper()} must be at least 1, not {value}"
+            )
+        return value
 
 
 class HttpSettings(BaseModel):

@@ -241,7 +241,9 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = clients is None
-        platform = clients or PlatformClients.connect(settings.services)
+        platform = clients or PlatformClients.connect(
+            settings.services, connections=settings.grpc.client_connections
+        )
         secrets = [
             settings.gateway.jwt_secret.get_secret_value(),
             *[s.get_secret_value() for s in settings.gateway.previous_jwt_secrets],

@@ -11,7 +11,7 @@ from lienthong.docstore.v1 import docstore_pb2_grpc
 from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong.sigverify.v1 import sigverify_pb2_grpc
 from lienthong.statistics.v1 import statistics_pb2_grpc
-from lienthong_common.grpcutil import channel
+from lienthong_common.grpcutil import channel_pool
 from lienthong_common.settings import ServiceAddresses
 
 
@@ -26,9 +26,10 @@ class PlatformClients:
     channels: list[grpc.Channel]
 
     @classmethod
-    def connect(cls, addresses: ServiceAddresses) -> PlatformClients:
+    def connect(cls, addresses: ServiceAddresses, *, connections: int = 1) -> PlatformClients:
+        """Channels to the five services, each over `connections` connections (round-robin)."""
         chans = {
-            name: channel(getattr(addresses, name))
+            name: channel_pool(getattr(addresses, name), connections)
             for name in ("directory", "docstore", "sigverify", "routing", "statistics")
         }
         return cls(

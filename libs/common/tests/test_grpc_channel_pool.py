@@ -1,0 +1,153 @@
+"""channel_pool: K channels to one address, each its own TCP connection, used round-robin per call."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import grpc
+import pytest
+
+from lienthong_common.grpcutil import ChannelPool, channel, channel_pool, make_server
+from lienthong_common.settings import GrpcSettings
+
+PEER = "/lienthong.test.Peer/Who"
+PEER_STREAM_IN = "/lienthong.test.Peer/WhoAfterStream"
+PEER_STREAM_OUT = "/lienthong.test.Peer/WhoStreamed"
+PEER_BIDI = "/lienthong.test.Peer/WhoBidi"
+
+
+def _who(_request: bytes, context: grpc.ServicerContext) -> bytes:
+    return context.peer().encode()  # the client's ip:port as the server sees it
+
+
+def _who_after_stream(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
+    for _ in requests:
+        pass
+    return context.peer().encode()
+
+
+def _who_streamed(_request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    yield context.peer().encode()
+
+
+def _who_bidi(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+    for _ in requests:
+        yield context.peer().encode()
+
+
+@pytest.fixture(scope="module")
+def address() -> Iterator[str]:
+    server = make_server(4)
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "lienthong.test.Peer",
+                {
+                    "Who": grpc.unary_unary_rpc_method_handler(_who),
+                    "WhoAfterStream": grpc.stream_unary_rpc_method_handler(_who_after_stream),
+                    "WhoStreamed": grpc.unary_stream_rpc_method_handler(_who_streamed),
+                    "WhoBidi": grpc.stream_stream_rpc_method_handler(_who_bidi),
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield f"127.0.0.1:{port}"
+    server.stop(None)
+
+
+def test_one_connection_is_todays_single_channel(address: str) -> None:
+    with channel_pool(address, 1) as ch:
+        assert not isinstance(ch, ChannelPool)
+        who = ch.unary_unary(PEER)
+        assert len({who(b"", timeout=5) for _ in range(6)}) == 1
+
+
+def test_calls_go_round_robin_over_distinct_connections(address: str) -> None:
+    pool = channel_pool(address, 3)
+    assert isinstance(pool, ChannelPool)
+    try:
+        # As generated stubs build their multi-callables: once, with _registered_method.
+        who = pool.unary_unary(PEER, None, None, _registered_method=True)
+        peers = [who(b"", timeout=5) for _ in range(9)]
+        # Three client ports, i.e. three TCP connections, taken in turn.
+        assert len(set(peers[:3])) == 3
+        assert peers[3:6] == peers[:3]
+        assert peers[6:9] == peers[:3]
+        # with_call and future pick a channel per call too.
+        more = [who.with_call(b"", timeout=5)[0] for _ in range(3)]
+        more += [who.future(b"", timeout=5).result() for _ in range(3)]
+        assert set(more) == set(peers[:3])
+    finally:
+        pool.close()
+
+
+def test_streaming_methods_spread_too(address: str) -> None:
+    with channel_pool(address, 2) as pool:
+        after_stream = pool.stream_unary(PEER_STREAM_IN)
+        streamed = pool.unary_stream(PEER_STREAM_OUT)
+        bidi = pool.stream_stream(PEER_BIDI)
+        assert len({after_stream(iter([b"a", b"b"]), timeout=5) for _ in range(2)}) == 2
+        assert len({next(iter(streamed(b"", timeout=5))) for _ in range(2)}) == 2
+        assert len({next(iter(bidi(iter([b"x"]), timeout=5))) for _ in range(2)}) == 2
+        assert len({after_stream.with_call(iter([b"a"]), timeout=5)[0] for _ in range(2)}) == 2
+
+
+def test_channels_without_own_connection_share_one(address: str) -> None:
+    # What the pool works around: gRPC's global subchannel pool reuses one connection.
+    first, second = channel(address), channel(address)
+    try:
+        assert first.unary_unary(PEER)(b"", timeout=5) == second.unary_unary(PEER)(b"", timeout=5)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_picks_are_even_under_threads() -> None:
+    pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(4)])
+    counts: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    def pick_many() -> None:
+        local = Counter(pool.pick() for _ in range(1000))
+        with lock:
+            counts.update(local)
+
+    threads = [threading.Thread(target=pick_many) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    pool.close()
+    assert counts == {0: 2000, 1: 2000, 2: 2000, 3: 2000}
+
+
+def test_pool_refuses_no_connections() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        channel_pool("127.0.0.1:1", 0)
+
+
+@pytest.mark.parametrize("field", ["workers", "client_connections"])
+@pytest.mark.parametrize("value", [0, -2])
+def test_grpc_counts_must_be_at_least_one(field: str, value: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from lienthong_common.settings import Settings
+
+    monkeypatch.setenv(f"LIENTHONG_GRPC__{field.upper()}", str(value))
+    with pytest.raises(ValidationError, match=f"LIENTHONG_GRPC__{field.upper()} must be at least 1"):
+        Settings()
+
+
+def test_grpc_counts_default_to_one_and_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lienthong_common.settings import Settings
+
+    assert GrpcSettings().workers == 1
+    assert GrpcSettings().client_connections == 1
+    monkeypatch.setenv("LIENTHONG_GRPC__WORKERS", "3")
+    monkeypatch.setenv("LIENTHONG_GRPC__CLIENT_CONNECTIONS", "4")
+    settings = Settings()
+    assert (settings.grpc.workers, settings.grpc.client_connections) == (3, 4)
