@@ -3,9 +3,10 @@ storing and reading back a 40 MB package, against a real `lienthong-docstore ser
 own data dir, a free port; Kafka is not needed: the outbox just accumulates).
 
 Throughput is measured with several concurrent client streams (`--clients`, default 8: a
-gateway under load has many uploads in flight), each on its own connection (as the gateway's
-LIENTHONG_GRPC__CLIENT_CONNECTIONS pool spreads them) and uploading its next package as soon as
-the previous one is acknowledged, in 256 KiB messages as the gateway sends them (`--chunk-kib`).
+gateway under load has many uploads in flight) over a pool of connections used in turn per call
+(`--connections`, default 16: the gateway's LIENTHONG_GRPC__CLIENT_CONNECTIONS pool), each
+stream uploading its next package as soon as the previous one is acknowledged, in 256 KiB
+messages as the gateway sends them (`--chunk-kib`).
 It is measured once per docstore worker count in `--workers` (default "1,2":
 LIENTHONG_GRPC__WORKERS, processes sharing the port through SO_REUSEPORT), each on a fresh
 store. Every package is new (its own DocumentId and attachment bytes); only its first message is
@@ -38,16 +39,15 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
-
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common.edxml import Attachment, EdxmlPackage, MessageHeader, Organization, build_package
-from lienthong_common.grpcutil import health_status
+from lienthong_common.grpcutil import channel_pool, health_status
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "000.00.00.H49"
 CHUNK = 256 * 1024  # what the gateway sends per message
 CLIENTS = 8
+CONNECTIONS = 16
 
 
 def free_port() -> int:
@@ -179,7 +179,12 @@ class Docstore:
             if health_status(self.address, timeout=1.0) in ("SERVING", "NOT_SERVING"):
                 break
             time.sleep(0.2)
-        while len(self.pids()) < workers and time.monotonic() < deadline:
+        # Every worker must be listening before the clients connect: the kernel spreads
+        # connections over the sockets bound at connect time.
+        log_path = self.data_dir / "docstore.log"
+        while log_path.read_text(errors="replace").count(" listening on ") < workers:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"docstore: {workers} workers did not all start; see {log_path}")
             time.sleep(0.2)
         print(f"docstore pids {self.pids()}, data in {self.data_dir}", file=sys.stderr, flush=True)
 
@@ -189,16 +194,11 @@ class Docstore:
     def cpu(self) -> float:
         return sum(cpu_seconds(pid) for pid in self.pids())
 
-    def stub(self) -> docstore_pb2_grpc.DocumentStoreStub:
-        """A stub on a connection of its own (the kernel spreads connections over workers)."""
-        channel = grpc.insecure_channel(
-            self.address,
-            options=[
-                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-                ("grpc.use_local_subchannel_pool", 1),
-            ],
-        )
-        return docstore_pb2_grpc.DocumentStoreStub(channel)
+    def stub(self, connections: int = 1) -> docstore_pb2_grpc.DocumentStoreStub:
+        """A stub over `connections` connections of its own, used in turn per call: the
+        gateway's channel pool (LIENTHONG_GRPC__CLIENT_CONNECTIONS). The kernel spreads
+        connections, not calls, over the workers, so several are needed to reach them all."""
+        return docstore_pb2_grpc.DocumentStoreStub(channel_pool(self.address, connections))
 
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -213,7 +213,7 @@ class Docstore:
 
 
 def throughput(
-    store: Docstore, uploads: Uploads, *, clients: int, count: int, seconds: float
+    store: Docstore, uploads: Uploads, *, clients: int, connections: int, count: int, seconds: float
 ) -> dict[str, object]:
     """1 MB packages from `clients` concurrent streams (a gateway under load has many requests
     in flight), distinct DocumentIds; each client uploads the next package as soon as its
@@ -224,13 +224,15 @@ def throughput(
     counter = itertools.count()
     lock = threading.Lock()
     done: list[float] = []
-    stubs = [store.stub() for _ in range(clients)]
+    stub = store.stub(connections)
+    pids = store.pids()
+    per_process_before = [cpu_seconds(pid) for pid in pids]
     cpu_before = store.cpu()
     client_before = time.process_time()
     started = time.perf_counter()
     stop_at = started + seconds
 
-    def client(stub: docstore_pb2_grpc.DocumentStoreStub) -> None:
+    def client() -> None:
         while time.perf_counter() < stop_at:
             with lock:
                 n = next(counter)
@@ -242,7 +244,7 @@ def throughput(
                 done.append(time.perf_counter())
 
     with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-        for f in [pool.submit(client, stub) for stub in stubs]:
+        for f in [pool.submit(client) for _ in range(clients)]:
             f.result()
     stored = len(done)
     elapsed = max(done) - started
@@ -253,6 +255,11 @@ def throughput(
         "docstore_cpu_ms_per_package": round((store.cpu() - cpu_before) * 1000 / stored, 1),
         "bench_client_cpu_ms_per_package": round((time.process_time() - client_before) * 1000 / stored, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        # How the connections spread: each serving process's share of the CPU.
+        "cpu_share_by_process": [
+            round((cpu_seconds(pid) - before) / max(1e-9, store.cpu() - cpu_before), 2)
+            for pid, before in zip(pids, per_process_before, strict=True)
+        ],
     }
 
 
@@ -284,6 +291,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--workers", default="1,2", help="docstore worker counts to measure, e.g. 1,2")
     parser.add_argument("--clients", type=int, default=CLIENTS, help="concurrent upload streams")
+    parser.add_argument(
+        "--connections", type=int, default=CONNECTIONS, help="client connections (the gateway's pool size)"
+    )
     parser.add_argument("--chunk-kib", type=int, default=CHUNK // 1024, help="gRPC message size")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs (blobs, database, log)")
     args = parser.parse_args()
@@ -298,7 +308,14 @@ def main() -> None:
         try:
             run = {
                 "workers": workers,
-                **throughput(store, uploads, clients=args.clients, count=count, seconds=seconds),
+                **throughput(
+                    store,
+                    uploads,
+                    clients=args.clients,
+                    connections=args.connections,
+                    count=count,
+                    seconds=seconds,
+                ),
             }
             if not mem:  # (b) memory, on the first configuration's serving process
                 mem = memory(store, big_mb)
@@ -307,7 +324,8 @@ def main() -> None:
         runs.append(run)
         print(
             f"  {workers} worker(s): {run['packages_per_second_1mb']} packages/s, "
-            f"{run['docstore_cpu_ms_per_package']} ms docstore CPU each",
+            f"{run['docstore_cpu_ms_per_package']} ms docstore CPU each, "
+            f"CPU shares {run['cpu_share_by_process']}",
             file=sys.stderr,
             flush=True,
         )
@@ -317,6 +335,7 @@ def main() -> None:
         **{k: v for k, v in best.items() if k != "load_average"},
         "load_average": best["load_average"],
         "concurrent_clients": args.clients,
+        "client_connections": args.connections,
         "chunk_bytes": args.chunk_kib * 1024,
         "cpu_count": os.cpu_count(),
         "by_workers": runs,
@@ -335,6 +354,7 @@ def main() -> None:
         assert isinstance(load, list)
         print(f"{'  load average 1/5/15 min':<36}{' / '.join(f'{x:.1f}' for x in load):>14}")
     print(f"{'  concurrent client streams':<36}{args.clients:>14}")
+    print(f"{'  client connections':<36}{args.connections:>14}")
     print(f"{'  gRPC chunk (KiB)':<36}{args.chunk_kib:>14}")
     growth = float(mem["rss_peak_growth_bytes"])  # type: ignore[arg-type]
     print(f"{'40 MB store+read RSS growth (MB)':<36}{growth / 2**20:>14.1f}")

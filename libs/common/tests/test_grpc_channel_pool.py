@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -73,14 +74,15 @@ def test_calls_go_round_robin_over_distinct_connections(address: str) -> None:
         # As generated stubs build their multi-callables: once, with _registered_method.
         who = pool.unary_unary(PEER, None, None, _registered_method=True)
         peers = [who(b"", timeout=5) for _ in range(9)]
-        # Three client ports, i.e. three TCP connections, taken in turn.
+        # Three client ports, i.e. three TCP connections; each is tried before any is reused
+        # (after that the faster ones are preferred; see test_slower_connections_get_fewer_calls).
         assert len(set(peers[:3])) == 3
-        assert peers[3:6] == peers[:3]
-        assert peers[6:9] == peers[:3]
-        # with_call and future pick a channel per call too.
+        assert set(peers) == set(peers[:3])
+        # with_call and future pick a channel per call too (futures in turn).
         more = [who.with_call(b"", timeout=5)[0] for _ in range(3)]
-        more += [who.future(b"", timeout=5).result() for _ in range(3)]
-        assert set(more) == set(peers[:3])
+        futures = [who.future(b"", timeout=5).result() for _ in range(3)]
+        assert set(more) <= set(peers[:3])
+        assert set(futures) == set(peers[:3])
     finally:
         pool.close()
 
@@ -90,10 +92,11 @@ def test_streaming_methods_spread_too(address: str) -> None:
         after_stream = pool.stream_unary(PEER_STREAM_IN)
         streamed = pool.unary_stream(PEER_STREAM_OUT)
         bidi = pool.stream_stream(PEER_BIDI)
-        assert len({after_stream(iter([b"a", b"b"]), timeout=5) for _ in range(2)}) == 2
+        both = {after_stream(iter([b"a", b"b"]), timeout=5) for _ in range(2)}
+        assert len(both) == 2
         assert len({next(iter(streamed(b"", timeout=5))) for _ in range(2)}) == 2
         assert len({next(iter(bidi(iter([b"x"]), timeout=5))) for _ in range(2)}) == 2
-        assert len({after_stream.with_call(iter([b"a"]), timeout=5)[0] for _ in range(2)}) == 2
+        assert {after_stream.with_call(iter([b"a"]), timeout=5)[0] for _ in range(4)} <= both
 
 
 def test_channels_without_own_connection_share_one(address: str) -> None:
@@ -151,3 +154,45 @@ def test_grpc_counts_default_to_one_and_read_the_environment(monkeypatch: pytest
     monkeypatch.setenv("LIENTHONG_GRPC__CLIENT_CONNECTIONS", "4")
     settings = Settings()
     assert (settings.grpc.workers, settings.grpc.client_connections) == (3, 4)
+
+
+def test_slower_connections_get_fewer_calls() -> None:
+    pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(4)])
+    try:
+        # Channel 0's server process is busy (its calls took 50 ms), the others' 1 ms.
+        for index, seconds in [(0, 0.05), (1, 0.001), (2, 0.001), (3, 0.001)]:
+            with pool.timed(index):
+                time.sleep(seconds)
+        picks = Counter(pool.pick(balanced=True) for _ in range(400))
+        # Channel 0 still comes up in turn, but loses every comparison with a faster one.
+        assert picks[0] == 0
+        assert sum(picks.values()) == 400 and min(picks[1], picks[2], picks[3]) > 0
+        # Unbalanced picks (untimed calls) stay in turn.
+        assert Counter(pool.pick() for _ in range(400)) == {0: 100, 1: 100, 2: 100, 3: 100}
+    finally:
+        pool.close()
+
+
+def test_calls_in_flight_count_against_a_connection() -> None:
+    pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(2)])
+    try:
+        for index in (0, 1):
+            with pool.timed(index):
+                time.sleep(0.002)
+        with pool.timed(0), pool.timed(0), pool.timed(0):
+            # Equal latencies, but three calls are waiting on channel 0.
+            assert {pool.pick(balanced=True) for _ in range(10)} == {1}
+    finally:
+        pool.close()
+
+
+def test_a_failing_connection_is_avoided() -> None:
+    pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(2)])
+    try:
+        with pool.timed(1):
+            time.sleep(0.002)
+        with pytest.raises(grpc.RpcError), pool.timed(0):
+            pool.channels[0].unary_unary("/x.Y/Z")(b"", timeout=2)  # nothing listens: UNAVAILABLE
+        assert {pool.pick(balanced=True) for _ in range(10)} == {1}
+    finally:
+        pool.close()

@@ -7,7 +7,10 @@ instrumentation. Clients get instrumented channels; callers pass the deadline pe
 
 from __future__ import annotations
 
+import contextlib
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -113,12 +116,25 @@ def channel_pool(address: str, connections: int) -> grpc.Channel:
 
 
 class ChannelPool(grpc.Channel):
-    """Channels to one address behind one Channel: each call goes to the next of them.
+    """Channels to one address behind one Channel: each call goes to one of them.
 
     Stubs create their multi-callables once, so the pool hands out multi-callables that pick a
     channel per call. Each member channel is instrumented on its own (the OpenTelemetry client
     interceptor wraps it), so traces are the same as through a single channel.
+
+    Picking is round-robin while the channels look alike, and load-aware once calls have been
+    timed: the next channel in turn is compared with one other at random, and the one with the
+    lower (latency average x (calls in flight + 1)) wins ("power of two choices" over a peak
+    EWMA, as linkerd and Finagle balance). A connection's server process is fixed when it
+    connects (the kernel's SO_REUSEPORT hash, or kube-proxy), so an unlucky spread can put
+    most connections on one process; its calls then slow down and the pool sends fewer there.
+    Calls whose end the pool cannot see (futures, response streams) simply take the next in
+    turn. A call failing UNAVAILABLE or DEADLINE_EXCEEDED counts as a slow one, so a
+    broken connection is avoided.
     """
+
+    DECAY = 0.8  # weight of the past in the latency average
+    FAILURE_SECONDS = 1.0  # what a failed call counts as, at least
 
     def __init__(self, channels: list[grpc.Channel]) -> None:
         if not channels:
@@ -126,13 +142,49 @@ class ChannelPool(grpc.Channel):
         self.channels = channels
         self._lock = threading.Lock()
         self._next = 0
+        self._latency = [0.0] * len(channels)
+        self._in_flight = [0] * len(channels)
+        self._random = random.Random()
 
-    def pick(self) -> int:
-        """The index of the channel the next call uses (round-robin, thread-safe)."""
+    def pick(self, *, balanced: bool = False) -> int:
+        """The index of the channel the next call uses (thread-safe): the next in turn, or
+        with `balanced` (a call that will be timed) the better of it and one other."""
         with self._lock:
             index = self._next
-            self._next = (index + 1) % len(self.channels)
+            count = len(self.channels)
+            self._next = (index + 1) % count
+            if balanced and count > 1:
+                other = (index + self._random.randrange(1, count)) % count
+                if self._score(other) < self._score(index):
+                    index = other
         return index
+
+    def _score(self, index: int) -> float:
+        return self._latency[index] * (self._in_flight[index] + 1)
+
+    @contextlib.contextmanager
+    def timed(self, index: int) -> Iterator[None]:
+        """Count a call on channel `index` as in flight, and time it into its average."""
+        with self._lock:
+            self._in_flight[index] += 1
+        started = time.perf_counter()
+        failed = False
+        try:
+            yield
+        except grpc.RpcError as error:
+            # The connection's fault (not the request's): count it as slow so it is avoided.
+            code = error.code() if callable(getattr(error, "code", None)) else None
+            failed = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            raise
+        finally:
+            took = time.perf_counter() - started
+            if failed:
+                took = max(took, self.FAILURE_SECONDS)
+            with self._lock:
+                self._in_flight[index] -= 1
+                past = self._latency[index]
+                # Peak-sensitive: a slower call is taken at once, a faster one is averaged in.
+                self._latency[index] = took if took > past else past * self.DECAY + took * (1 - self.DECAY)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
         return _PooledUnaryUnary(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
@@ -172,10 +224,14 @@ class _PooledUnaryUnary(_UnaryUnary):
         self._calls = calls
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()](*args, **kwargs)
+        index = self._pool.pick(balanced=True)
+        with self._pool.timed(index):
+            return self._calls[index](*args, **kwargs)
 
     def with_call(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()].with_call(*args, **kwargs)
+        index = self._pool.pick(balanced=True)
+        with self._pool.timed(index):
+            return self._calls[index].with_call(*args, **kwargs)
 
     def future(self, *args: Any, **kwargs: Any) -> Any:
         return self._calls[self._pool.pick()].future(*args, **kwargs)
@@ -196,10 +252,14 @@ class _PooledStreamUnary(_StreamUnary):
         self._calls = calls
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()](*args, **kwargs)
+        index = self._pool.pick(balanced=True)
+        with self._pool.timed(index):
+            return self._calls[index](*args, **kwargs)
 
     def with_call(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()].with_call(*args, **kwargs)
+        index = self._pool.pick(balanced=True)
+        with self._pool.timed(index):
+            return self._calls[index].with_call(*args, **kwargs)
 
     def future(self, *args: Any, **kwargs: Any) -> Any:
         return self._calls[self._pool.pick()].future(*args, **kwargs)
