@@ -60,7 +60,7 @@ def _with_body(body: bytes) -> bytes:
     return package[:start] + body + package[end:]
 
 
-def _read(package: bytes, block: int) -> tuple[bytes, str | None]:
+def _parse(package: bytes, block: int) -> tuple[bytes, Payload]:
     _root, payloads = parse_stream(
         memory_chunks(package, block),
         size=len(package),
@@ -70,7 +70,12 @@ def _read(package: bytes, block: int) -> tuple[bytes, str | None]:
     )
     payload = payloads[1]
     assert isinstance(payload.sink, io.BytesIO)
-    return payload.sink.getvalue(), payload.error
+    return payload.sink.getvalue(), payload
+
+
+def _read(package: bytes, block: int) -> tuple[bytes, str | None]:
+    decoded, payload = _parse(package, block)
+    return decoded, payload.error
 
 
 ENCODED = base64.b64encode(DATA)
@@ -115,19 +120,6 @@ def test_a_control_character_in_a_body_is_still_not_well_formed() -> None:
     with pytest.raises(EdxmlError) as caught:
         parse_package(_with_body(ENCODED[:100] + b"\x01" + ENCODED[100:]))
     assert caught.value.reason.startswith("not well-formed XML")
-
-
-def _parse(package: bytes, block: int) -> tuple[bytes, Payload]:
-    _root, payloads = parse_stream(
-        memory_chunks(package, block),
-        size=len(package),
-        policy=LENIENT,
-        warnings=[],
-        open_sink=lambda _index: Payload(sink=io.BytesIO()),
-    )
-    payload = payloads[1]
-    assert isinstance(payload.sink, io.BytesIO)
-    return payload.sink.getvalue(), payload
 
 
 def _from_span(package: bytes, span: tuple[int, int], block: int = 1000) -> bytes:

@@ -187,16 +187,17 @@ class ChannelPool(grpc.Channel):
                 self._latency[index] = took if took > past else past * self.DECAY + took * (1 - self.DECAY)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
-        return _PooledUnaryUnary(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
+        return _PooledUnaryResponse(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
 
     def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> _UnaryStream:
-        return _PooledUnaryStream(self, [ch.unary_stream(method, *args, **kwargs) for ch in self.channels])
+        return _PooledStreamResponse(self, [ch.unary_stream(method, *args, **kwargs) for ch in self.channels])
 
     def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> _StreamUnary:
-        return _PooledStreamUnary(self, [ch.stream_unary(method, *args, **kwargs) for ch in self.channels])
+        return _PooledUnaryResponse(self, [ch.stream_unary(method, *args, **kwargs) for ch in self.channels])
 
     def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> _StreamStream:
-        return _PooledStreamStream(self, [ch.stream_stream(method, *args, **kwargs) for ch in self.channels])
+        calls = [ch.stream_stream(method, *args, **kwargs) for ch in self.channels]
+        return _PooledStreamResponse(self, calls)
 
     def subscribe(
         self, callback: Callable[[grpc.ChannelConnectivity], None], try_to_connect: bool = False
@@ -218,8 +219,11 @@ class ChannelPool(grpc.Channel):
         self.close()
 
 
-class _PooledUnaryUnary(_UnaryUnary):
-    def __init__(self, pool: ChannelPool, calls: list[_UnaryUnary]) -> None:
+class _PooledUnaryResponse(_UnaryUnary, _StreamUnary):
+    """A unary-response method (unary or client-streaming request) over the pool: the call's
+    end is seen, so it is balanced and timed."""
+
+    def __init__(self, pool: ChannelPool, calls: list[Any]) -> None:
         self._pool = pool
         self._calls = calls
 
@@ -237,36 +241,10 @@ class _PooledUnaryUnary(_UnaryUnary):
         return self._calls[self._pool.pick()].future(*args, **kwargs)
 
 
-class _PooledUnaryStream(_UnaryStream):
-    def __init__(self, pool: ChannelPool, calls: list[_UnaryStream]) -> None:
-        self._pool = pool
-        self._calls = calls
+class _PooledStreamResponse(_UnaryStream, _StreamStream):
+    """A server-streaming method over the pool: the next connection in turn."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()](*args, **kwargs)
-
-
-class _PooledStreamUnary(_StreamUnary):
-    def __init__(self, pool: ChannelPool, calls: list[_StreamUnary]) -> None:
-        self._pool = pool
-        self._calls = calls
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        index = self._pool.pick(balanced=True)
-        with self._pool.timed(index):
-            return self._calls[index](*args, **kwargs)
-
-    def with_call(self, *args: Any, **kwargs: Any) -> Any:
-        index = self._pool.pick(balanced=True)
-        with self._pool.timed(index):
-            return self._calls[index].with_call(*args, **kwargs)
-
-    def future(self, *args: Any, **kwargs: Any) -> Any:
-        return self._calls[self._pool.pick()].future(*args, **kwargs)
-
-
-class _PooledStreamStream(_StreamStream):
-    def __init__(self, pool: ChannelPool, calls: list[_StreamStream]) -> None:
+    def __init__(self, pool: ChannelPool, calls: list[Any]) -> None:
         self._pool = pool
         self._calls = calls
 

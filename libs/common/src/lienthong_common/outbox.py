@@ -173,22 +173,7 @@ class Outbox:
 
     def add(self, session: Session, *, topic: str, key: str, event: events_pb2.Event) -> None:
         """Queue an event in the caller's transaction, with the current trace context."""
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        # One statement for every event (parameters bound at execution), so it compiles once.
-        session.connection().execute(
-            insert(self.table),
-            {
-                "event_id": event.event_id,
-                "topic": topic,
-                "key": key,
-                "payload": event.SerializeToString(),
-                "traceparent": carrier.get("traceparent", ""),
-                "created_at": now_utc(),
-            },
-        )
-        # The relay polls; this makes it look now once the transaction has committed.
-        session.info.setdefault("after_commit", []).append(self.wakeup.set)
+        self.add_many(session, topic=topic, events=[(key, event)])
 
     def add_many(self, session: Session, *, topic: str, events: list[tuple[str, events_pb2.Event]]) -> None:
         """Queue several (key, event) pairs in one statement (same trace context for all)."""
@@ -197,20 +182,20 @@ class Outbox:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         at = now_utc()
-        session.execute(
-            insert(self.table),
-            [
-                {
-                    "event_id": event.event_id,
-                    "topic": topic,
-                    "key": key,
-                    "payload": event.SerializeToString(),
-                    "traceparent": carrier.get("traceparent", ""),
-                    "created_at": at,
-                }
-                for key, event in events
-            ],
-        )
+        rows = [
+            {
+                "event_id": event.event_id,
+                "topic": topic,
+                "key": key,
+                "payload": event.SerializeToString(),
+                "traceparent": carrier.get("traceparent", ""),
+                "created_at": at,
+            }
+            for key, event in events
+        ]
+        # One statement for every event (parameters bound at execution), so it compiles once.
+        session.connection().execute(insert(self.table), rows[0] if len(rows) == 1 else rows)
+        # The relay polls; this makes it look now once the transaction has committed.
         session.info.setdefault("after_commit", []).append(self.wakeup.set)
 
     def claim_first_time(self, session: Session, *, consumer: str, event_id: str) -> bool:
