@@ -249,6 +249,18 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
         "recipients": [{"code": c, "state": "queued"} for c in meta.recipient_codes],
         "timeline": [],
     }
+    # Routing first, then the report: routing's state follows sigverify's verdict event, which
+    # is committed with the report, so a state past verification ("refused", "delivered") is
+    # always shown with its validation (read the other way round, a report committed between
+    # the two calls left a refused document without one).
+    try:
+        state: routing_pb2.DocumentState | None = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=meta.id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.NOT_FOUND:
+            raise
+        state = None
     try:
         report = ctx.clients.sigverify.GetReport(
             sigverify_pb2.GetReportRequest(document_id=meta.id), timeout=ctx.deadline
@@ -276,13 +288,7 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
     except grpc.RpcError as error:
         if error.code() != grpc.StatusCode.NOT_FOUND:
             raise
-    try:
-        state = ctx.clients.routing.GetDocumentState(
-            routing_pb2.GetDocumentStateRequest(document_id=meta.id), timeout=ctx.deadline
-        )
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
+    if state is None:
         return view
     view["state"] = state.state
     if state.refusal_reason:
