@@ -130,13 +130,21 @@ class OutboxRelay:
         dies. An in-memory SQLite database is one process's own: always the leader.
         """
         engine = self.sessions.kw.get("bind")
-        if engine is not None and engine.dialect.name == "sqlite":
+        if engine is None:
+            return True
+        dialect = engine.dialect.name
+        if dialect == "sqlite":
             database = engine.url.database
             if not database or database == ":memory:" or database.startswith("file:"):
                 return True
             return self._lock_file_or_standby(f"{database}.relay.lock")
-        if engine is None or engine.dialect.name != "postgresql":
-            return True
+        if dialect == "postgresql":
+            return self._advisory_lock_or_standby(engine)
+        return True
+
+    def _advisory_lock_or_standby(self, engine: Any) -> bool:
+        """Hold (or try once more to take) the PostgreSQL session advisory lock that makes this
+        relay publish."""
         if self._lock_connection is not None:
             # The lock lives as long as its connection: check that at most once a poll interval
             # rather than on every drain (a relay that lost it meanwhile only publishes rows

@@ -8,7 +8,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -102,13 +102,8 @@ class FilesystemBlobStore:
                 folders.update((target.parent, target.parent.parent))
             else:
                 pending[target] = path
-        # The bytes must be on disk before the name is: fsync the files (in parallel when
-        # there are several; one is synced here, without a hand-off), then link them.
-        if len(pending) > 1:
-            list(self._io.map(_fsync_file, pending.values()))
-        else:
-            for path in pending.values():
-                _fsync_file(path)
+        # The bytes must be on disk before the name is: fsync the files, then link them.
+        _each(self._io, _fsync_file, list(pending.values()))
         unlinked: set[Path] = set()
         for target, path in pending.items():
             created = self._make_parents(target)
@@ -239,16 +234,23 @@ class _GroupSync:
                 current, self._next_round = self._next_round, self._next_round + 1
                 self._cond.release()
                 try:
-                    if self._io is not None and len(batch) > 1:
-                        list(self._io.map(_fsync_directory, batch))
-                    else:
-                        for folder in batch:
-                            _fsync_directory(folder)
+                    _each(self._io, _fsync_directory, list(batch))
                 finally:
                     self._cond.acquire()
                     self._running = False
                     self._completed = current
                     self._cond.notify_all()
+
+
+def _each(io: Executor | None, sync: Callable[[Path], None], paths: list[Path]) -> None:
+    """Run `sync` on every path: in parallel on `io` when there are several (fsync releases
+    the GIL, and syncs issued together share journal commits), in this thread for one (no
+    hand-off to a pool thread)."""
+    if io is not None and len(paths) > 1:
+        list(io.map(sync, paths))
+    else:
+        for path in paths:
+            sync(path)
 
 
 def _fsync_file(path: Path) -> None:

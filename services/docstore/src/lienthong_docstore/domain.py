@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import BinaryIO
 
 import grpc
 from sqlalchemy.exc import IntegrityError
@@ -232,34 +233,33 @@ class StoredAttachment:
     def in_package(self) -> bool:
         return self.attachment.package_offset is not None
 
+    @property
+    def blob(self) -> str:
+        """The digest of the blob holding the bytes."""
+        return self.package_sha256 if self.in_package else self.attachment.sha256
 
-def get_attachment(*, session: Session, blobs: BlobStore, sha256: str) -> StoredAttachment:
-    """An attachment known to the store by its digest, or NOT_FOUND."""
+
+def get_attachment(*, session: Session, sha256: str) -> StoredAttachment:
+    """An attachment known to the store by its digest, or NOT_FOUND (the caller opens its
+    blob: :attr:`StoredAttachment.blob`)."""
     digest = sha256.lower()
     if not is_digest(digest):
         raise invalid(f"{sha256!r} is not a SHA-256 digest (64 hex characters)")
     found = repository.find_attachment(session=session, sha256=digest)
     if found is None:
         raise not_found(f"attachment {digest} is not in the store")
-    stored = StoredAttachment(attachment=found[0], package_sha256=found[1])
-    if not blobs.exists(stored.package_sha256 if stored.in_package else digest):
-        raise not_found(f"attachment {digest} is not in the store")
-    return stored
+    return StoredAttachment(attachment=found[0], package_sha256=found[1])
 
 
-def read_attachment(blobs: BlobStore, stored: StoredAttachment, chunk_bytes: int) -> Iterator[bytes]:
-    """The attachment's bytes, `chunk_bytes` of stored data at a time. One kept inside its
-    package is decoded from the package's body span and checked against its digest and size
-    (a mismatch raises DATA_LOSS after the bytes read so far: the store is damaged)."""
+def decode_attachment(stream: BinaryIO, stored: StoredAttachment, chunk_bytes: int) -> Iterator[bytes]:
+    """The bytes of an attachment kept inside its package, from the package blob's `stream`,
+    `chunk_bytes` of stored data at a time: the body span decoded and checked against the
+    attachment's digest and size (a mismatch raises DATA_LOSS after the bytes read so far:
+    the store is damaged)."""
     attachment = stored.attachment
-    if not stored.in_package:
-        with blobs.open(attachment.sha256) as stream:
-            while data := stream.read(chunk_bytes):
-                yield data
-        return
     offset, length = attachment.package_offset or 0, attachment.package_length or 0
     sha, size = hashlib.sha256(), 0
-    with blobs.open(stored.package_sha256) as stream:
+    with stream:
         stream.seek(offset)
 
         def body() -> Iterator[bytes]:

@@ -99,9 +99,15 @@ class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
         self, request: docstore_pb2.GetAttachmentRequest, context: grpc.ServicerContext
     ) -> Iterator[docstore_pb2.Chunk]:
         with transaction(self.sessions) as session:
-            stored = domain.get_attachment(session=session, blobs=self.blobs, sha256=request.sha256)
-        data = domain.read_attachment(self.blobs, stored, self.settings.chunk_bytes)
-        return _attachment_chunks(data, context)
+            stored = domain.get_attachment(session=session, sha256=request.sha256)
+        # Opened eagerly, as GetPackage does, so NOT_FOUND is raised here rather than mid-stream.
+        try:
+            stream = self.blobs.open(stored.blob)
+        except BlobNotFound:
+            raise not_found(f"attachment {stored.attachment.sha256} is not in the store") from None
+        if not stored.in_package:
+            return _stream(stream, self.settings.chunk_bytes)
+        return _decoded(domain.decode_attachment(stream, stored, self.settings.chunk_bytes), context)
 
     @translate_errors
     def ListSentDocuments(
@@ -147,12 +153,11 @@ def _package_chunks(request: Iterator[docstore_pb2.PutPackageRequest]) -> Iterat
         yield message.chunk
 
 
-def _attachment_chunks(data: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[docstore_pb2.Chunk]:
+def _decoded(data: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[docstore_pb2.Chunk]:
+    """Chunks of a decoded attachment; damage found mid-stream ends it with its status."""
     try:
         for chunk in data:
             yield docstore_pb2.Chunk(data=chunk)
-    except BlobNotFound as error:
-        context.abort(grpc.StatusCode.NOT_FOUND, str(error))
     except DomainError as error:
         context.abort(error.code, error.message)
 

@@ -84,6 +84,13 @@ def _strict_b64decode(quads: bytes) -> bytes:
         return binascii.a2b_base64(quads, strict_mode=True)
 
 
+def _split_quads(pending: bytes, data: bytes) -> tuple[bytes, bytes]:
+    """(`pending` + `data`) cut into its whole base64 quads and the 0-3 characters left over."""
+    buffered = pending + data if pending else data
+    cut = len(buffered) - len(buffered) % 4
+    return (buffered[:cut] if cut < len(buffered) else buffered), buffered[cut:]
+
+
 @dataclass
 class _Decoder:
     """Incremental strict base64 (whitespace ignored, as the SDKs wrap at 76 columns)."""
@@ -96,13 +103,13 @@ class _Decoder:
     def feed(self, text: str) -> None:
         if self.payload.error is not None:
             return
-        if not self.payload.tainted and text.strip(" \t\r\n"):
-            self.payload.tainted = True
         try:
             data = _strip_whitespace(text.encode("ascii"))
         except UnicodeEncodeError:
             self.payload.error = _INVALID_BASE64
             return
+        if data:  # base64 through the parser: the body is not plain bytes of the input
+            self.payload.tainted = True
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
@@ -111,23 +118,19 @@ class _Decoder:
         if self.ended:  # data after the padding
             self.payload.error = _INVALID_BASE64
             return
-        buffered = self.pending + data if self.pending else data
-        cut = len(buffered) - len(buffered) % 4
-        self.pending = buffered[cut:]
-        self._decode(buffered[:cut] if cut < len(buffered) else buffered)
-
-    def _decode(self, quads: bytes) -> None:
+        quads, self.pending = _split_quads(self.pending, data)
         if not quads:
             return
         try:
-            raw = _strict_b64decode(quads)
+            self._keep(quads, _strict_b64decode(quads))
         except binascii.Error:
             self.payload.error = _INVALID_BASE64
-            return
+
+    def _keep(self, quads: bytes, decoded: bytes) -> None:
         self.ended = quads.endswith(b"=")
-        self.digest.update(raw)
-        self.payload.size += len(raw)
-        self.payload.sink.write(raw)
+        self.digest.update(decoded)
+        self.payload.size += len(decoded)
+        self.payload.sink.write(decoded)
 
     def take_raw(self, raw: bytes) -> int:
         """Decode character data read straight from the input instead of through the parser.
@@ -141,23 +144,18 @@ class _Decoder:
             return breaks  # whitespace only (also after the padding): the parser ignores it too
         if self.payload.error is not None or self.ended:
             return -1
-        buffered = self.pending + data if self.pending else data
-        cut = len(buffered) - len(buffered) % 4
-        if buffered[cut:].translate(None, _BASE64_ALPHABET):
+        quads, rest = _split_quads(self.pending, data)
+        if rest.translate(None, _BASE64_ALPHABET):
             return -1
-        if cut:
-            quads = buffered[:cut] if cut < len(buffered) else buffered
+        if quads:
             try:
                 # validate=True refuses any byte outside the alphabet, and every string it
                 # accepts binascii strict mode accepts with the same bytes.
                 decoded = pybase64.b64decode(quads, validate=True)
             except binascii.Error:
                 return -1
-            self.ended = quads.endswith(b"=")
-            self.digest.update(decoded)
-            self.payload.size += len(decoded)
-            self.payload.sink.write(decoded)
-        self.pending = buffered[cut:]
+            self._keep(quads, decoded)
+        self.pending = rest
         return breaks
 
     def finish(self) -> None:
@@ -193,8 +191,7 @@ class _PackageTarget:
 
     def start(self, tag: str, attrib: Any, nsmap: dict[str | None, str]) -> Any:
         self.body_opened = False
-        if self.decoder is not None:
-            self.decoder.payload.tainted = True
+        self._taint()
         self.count += 1
         if len(self.stack) + 1 > self.policy.max_depth:
             self._refuse(f"nesting deeper than {self.policy.max_depth} levels")
@@ -403,13 +400,9 @@ def decode_base64_span(chunks: Iterable[bytes]) -> Iterator[bytes]:
     Raises ``binascii.Error`` on bytes that are not such a body."""
     pending = b""
     for chunk in chunks:
-        data = _strip_whitespace(chunk)
-        if pending:
-            data = pending + data
-        cut = len(data) - len(data) % 4
-        pending = data[cut:]
-        if cut:
-            yield _strict_b64decode(data[:cut] if cut < len(data) else data)
+        quads, pending = _split_quads(pending, _strip_whitespace(chunk))
+        if quads:
+            yield _strict_b64decode(quads)
     if pending:
         raise binascii.Error(f"{len(pending)} base64 characters left over at the end")
 
