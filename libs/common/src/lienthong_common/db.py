@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 def make_engine(url: str) -> Engine:
     """An engine with settings that suit both SQLite (WAL, busy timeout) and PostgreSQL."""
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"timeout": 30, "check_same_thread": False}, pool_pre_ping=True
-        )
+        # No pre-ping: a SQLite connection is a file handle in this process, it cannot go stale
+        # the way a server connection does, and the ping was a SELECT 1 per checkout.
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record):  # type: ignore[no-untyped-def]

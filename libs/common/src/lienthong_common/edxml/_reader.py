@@ -87,9 +87,9 @@ class Reader:
 
 
 def parse_date(raw: str, path: str) -> datetime.date:
-    if _DATE.fullmatch(raw):
+    if _DATE.fullmatch(raw):  # ASCII digits only, so the fields are where they are read from
         try:
-            return datetime.datetime.strptime(raw, "%Y/%m/%d").date()
+            return datetime.date(int(raw[:4]), int(raw[5:7]), int(raw[8:10]))
         except ValueError:
             pass
     raise EdxmlError(path, f"{raw!r} is not a date in yyyy/MM/dd form")
