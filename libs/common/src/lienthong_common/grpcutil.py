@@ -46,21 +46,27 @@ def _instrument() -> None:
     GrpcInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
 
 
-def make_server(max_workers: int) -> grpc.Server:
+def make_server(max_workers: int, *, max_connection_age_seconds: float = 0.0) -> grpc.Server:
+    """A gRPC server with the platform's interceptors and limits. With a connection age, each
+    client connection is closed gently (GOAWAY; calls in flight finish, with no grace limit)
+    after about that long, so clients reconnect and spread over pods or workers added since."""
     from lienthong_common.metrics import GrpcServerMetrics
 
     _instrument()
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+        ("grpc.max_send_message_length", 8 * 1024 * 1024),
+        # Worker processes of one service bind the same port and the kernel spreads
+        # connections over them (LIENTHONG_GRPC__WORKERS). gRPC's Linux default, made
+        # explicit because the workers depend on it.
+        ("grpc.so_reuseport", 1),
+    ]
+    if max_connection_age_seconds > 0:
+        options.append(("grpc.max_connection_age_ms", max(1, round(max_connection_age_seconds * 1000))))
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         interceptors=[GrpcServerMetrics()],
-        options=[
-            ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-            ("grpc.max_send_message_length", 8 * 1024 * 1024),
-            # Worker processes of one service bind the same port and the kernel spreads
-            # connections over them (LIENTHONG_GRPC__WORKERS). gRPC's Linux default, made
-            # explicit because the workers depend on it.
-            ("grpc.so_reuseport", 1),
-        ],
+        options=options,
     )
 
 

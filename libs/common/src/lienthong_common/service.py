@@ -128,7 +128,10 @@ class ServiceRuntime:
         # A worker whose parent (worker 0) is gone drains too: nothing would stop it otherwise.
         parent = int(os.environ.get(WORKER_PARENT_ENV) or os.getppid()) if index > 0 else None
 
-        server = make_server(self.settings.grpc.max_workers)
+        server = make_server(
+            self.settings.grpc.max_workers,
+            max_connection_age_seconds=self.settings.grpc.max_connection_age_seconds,
+        )
         names = register(server)
         health = add_health_and_reflection(server, names)
         address = f"{self.settings.grpc.host}:{self.settings.grpc_port_for(self.name)}"

@@ -44,6 +44,18 @@ class GrpcSettings(BaseModel):
     # than one, calls spread over the peer's worker processes (and over the pods behind a
     # ClusterIP), which one long-lived HTTP/2 connection never does.
     client_connections: int = 1
+    # A server closes each client connection after about this long (gRPC adds +-10 % jitter),
+    # gently: GOAWAY, calls in flight finish, the client reconnects for the next call. So
+    # connections made before a scale-out are remade and reach the new pods or workers too,
+    # instead of pinning every call to the old ones forever. 0 keeps connections for ever.
+    max_connection_age_seconds: float = 300.0
+
+    @field_validator("max_connection_age_seconds")
+    @classmethod
+    def _not_negative(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(f"LIENTHONG_GRPC__MAX_CONNECTION_AGE_SECONDS must be 0 or more, not {value}")
+        return value
 
     @field_validator("workers", "client_connections")
     @classmethod
