@@ -322,6 +322,8 @@ async def _throughput(
         "docstore_cpu_ms_per_package": round((store.cpu() - cpu_before) * 1000 / stored, 1),
         "bench_client_cpu_ms_per_package": round((time.process_time() - client_before) * 1000 / stored, 1),
         "load_average": [round(x, 2) for x in os.getloadavg()],
+        # Packages acknowledged in each half second since the start (for the chart).
+        "per_half_second": _histogram([t - started for t in done], 0.5),
         # How the connections spread: each serving process's share of the CPU.
         "cpu_share_by_process": [
             round((cpu_seconds(pid) - before) / max(1e-9, store.cpu() - cpu_before), 2)
@@ -429,6 +431,56 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "docstore.json").write_text(json.dumps(result, indent=2) + "\n")
+    chart(runs, mem, out / "docstore.png")
+    print(f"chart: {out / 'docstore.png'}")
+
+
+def _histogram(offsets: list[float], width: float) -> list[int]:
+    counts = [0] * (int(max(offsets, default=0) / width) + 1)
+    for offset in offsets:
+        counts[int(offset / width)] += 1
+    return counts
+
+
+def chart(runs: list[dict[str, object]], mem: dict[str, object], path: Path) -> None:
+    """Throughput over time per worker count against the target, and where the CPU per
+    package went (docstore, bench client) beside the 2-core budget at the target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 1.4]})
+    for run in runs:
+        counts = run["per_half_second"]
+        assert isinstance(counts, list)
+        xs = [0.5 * (i + 1) for i in range(len(counts))]
+        left.plot(
+            xs,
+            [2 * c for c in counts],
+            lw=1.4,
+            label=f"{run['workers']} worker(s): {run['packages_per_second_1mb']}/s",
+        )
+    left.axhline(100, color="grey", ls="--", lw=1)
+    left.text(0, 101, " target 100/s", color="grey", fontsize=8, va="bottom")
+    left.set_xlabel("seconds since the first upload")
+    left.set_ylabel("1 MB packages stored / s (per ½ s)")
+    left.legend(loc="lower right", fontsize=8)
+    left.set_title("docstore intake through gRPC, 8 streams, every package new", fontsize=10)
+    labels = [f"{run['workers']} wkr" for run in runs]
+    store_ms = [float(run["docstore_cpu_ms_per_package"]) for run in runs]  # type: ignore[arg-type]
+    client_ms = [float(run["bench_client_cpu_ms_per_package"]) for run in runs]  # type: ignore[arg-type]
+    right.bar(labels, store_ms, label="docstore")
+    right.bar(labels, client_ms, bottom=store_ms, label="bench client")
+    budget = 1000 * (os.cpu_count() or 1) / 100
+    right.axhline(budget, color="grey", ls="--", lw=1)
+    right.text(-0.4, budget, f" all {os.cpu_count()} cores at 100/s", color="grey", fontsize=8, va="bottom")
+    right.set_ylabel("CPU ms per package")
+    right.legend(loc="lower right", fontsize=8)
+    right.set_title(f"40 MB package: RSS growth {mem.get('rss_growth_ratio')}x (< 3x)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
