@@ -97,9 +97,31 @@ def verify_pdf_task(
     return verifier.verify(pdf)
 
 
-def _warm_up() -> None:
-    """Import pyHanko and install its accelerators before the first document arrives."""
+def _warm_up(parent: int) -> None:
+    """Import pyHanko and install its accelerators before the first document arrives; leave
+    with the service process (`parent`) even when it is killed outright (SIGKILL, OOM)."""
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
     PdfVerifier([])
+
+
+def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
+    """A worker whose service process is gone is reparented: it exits then, instead of staying
+    behind for ever holding its memory and waiting for work that can no longer come."""
+    while True:
+        time.sleep(interval)
+        if os.getppid() != parent:
+            os._exit(0)
+
+
+def new_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """The verification worker processes. spawn, not fork: the service process runs gRPC and
+    Kafka threads that must not be forked."""
+    return concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_warm_up,
+        initargs=(os.getpid(),),
+    )
 
 
 # ------------------------------------------------------------------ service side
@@ -224,12 +246,7 @@ class VerificationEngine:
     # ------------------------------------------------------------------ internals
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
-        # spawn, not fork: the service process runs gRPC and Kafka threads that must not be forked.
-        return concurrent.futures.ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_warm_up,
-        )
+        return new_pool(self._workers)
 
     def _restart_pool(self) -> None:
         with self._lock:
