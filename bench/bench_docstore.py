@@ -29,7 +29,6 @@ import datetime
 import itertools
 import json
 import os
-import random
 import shutil
 import signal
 import socket
@@ -45,7 +44,7 @@ import grpc
 
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common.edxml import Attachment, EdxmlPackage, MessageHeader, Organization, build_package
-from lienthong_common.grpcutil import channel, health_status
+from lienthong_common.grpcutil import Balancer, channel, health_status
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "000.00.00.H49"
@@ -222,13 +221,13 @@ class Docstore:
 
 
 class AioPool:
-    """The bench's client: `connections` asyncio gRPC connections of its own, balanced as the
-    gateway's pool balances (LIENTHONG_GRPC__CLIENT_CONNECTIONS): each call takes the better of
-    the next connection in turn and one other at random, by (latency average x (calls in
-    flight + 1)). The kernel fixes each connection's worker when it connects; a worker given
-    more connections answers them slower and so gets fewer calls.
-    asyncio rather than threads: the same uploads cost the client about a fifth less CPU,
-    which on a 2-core machine is CPU the docstore being measured gets instead."""
+    """The bench's client: `connections` asyncio gRPC connections of its own, each call on the
+    one the gateway's pool would take (`Balancer`: in turn while they look alike, away from
+    connections that answer slower or have more calls waiting). The kernel fixes each
+    connection's worker when it connects; a worker given more connections answers them slower
+    and so gets fewer calls. asyncio rather than threads: the same uploads cost the client
+    about a fifth less CPU, which on a 2-core machine is CPU the docstore being measured gets
+    instead."""
 
     def __init__(self, address: str, connections: int) -> None:
         options = [
@@ -246,27 +245,19 @@ class AioPool:
             )
             for c in self.channels
         ]
-        self.in_flight = [0] * connections
-        self.latency = [0.0] * connections  # seconds, moving average
-        self.turn = itertools.count()
-        self.random = random.Random(7)
-
-    def _pick(self) -> int:
-        first = next(self.turn) % len(self.calls)
-        other = self.random.randrange(len(self.calls))
-        return min((first, other), key=lambda i: self.latency[i] * (self.in_flight[i] + 1))
+        self.balancer = Balancer(connections)
 
     async def put(self, messages: list[bytes]) -> docstore_pb2.PutPackageResponse:
-        i = self._pick()
-        self.in_flight[i] += 1
+        i = self.balancer.pick(balanced=True)
+        self.balancer.started(i)
         began = time.perf_counter()
+        failed = True
         try:
             reply: docstore_pb2.PutPackageResponse = await self.calls[i](iter(messages), timeout=60)
+            failed = False
             return reply
         finally:
-            self.in_flight[i] -= 1
-            took = time.perf_counter() - began
-            self.latency[i] = took if took > self.latency[i] else 0.8 * self.latency[i] + 0.2 * took
+            self.balancer.finished(i, time.perf_counter() - began, failed=failed)
 
     async def close(self) -> None:
         for c in self.channels:

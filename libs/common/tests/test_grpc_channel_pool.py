@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from lienthong_common.grpcutil import ChannelPool, channel, channel_pool, make_server
+from lienthong_common.grpcutil import Balancer, ChannelPool, channel, channel_pool, make_server
 from lienthong_common.settings import GrpcSettings
 
 PEER = "/lienthong.test.Peer/Who"
@@ -156,29 +156,45 @@ def test_grpc_counts_default_to_one_and_read_the_environment(monkeypatch: pytest
     assert (settings.grpc.workers, settings.grpc.client_connections) == (3, 4)
 
 
-def test_slower_connections_get_fewer_calls() -> None:
-    pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(4)])
-    try:
-        # Channel 0's server process is busy (its calls took 50 ms), the others' 1 ms.
-        for index, seconds in [(0, 0.05), (1, 0.001), (2, 0.001), (3, 0.001)]:
-            with pool.timed(index):
-                time.sleep(seconds)
-        picks = Counter(pool.pick(balanced=True) for _ in range(400))
-        # Channel 0 still comes up in turn, but loses every comparison with a faster one.
-        assert picks[0] == 0
-        assert sum(picks.values()) == 400 and min(picks[1], picks[2], picks[3]) > 0
-        # Unbalanced picks (untimed calls) stay in turn.
-        assert Counter(pool.pick() for _ in range(400)) == {0: 100, 1: 100, 2: 100, 3: 100}
-    finally:
-        pool.close()
+def _balancer(latencies_ms: list[float]) -> Balancer:
+    """A balancer whose connections have each answered one call in the given time."""
+    balancer = Balancer(len(latencies_ms))
+    for index, ms in enumerate(latencies_ms):
+        balancer.started(index)
+        balancer.finished(index, ms / 1000)
+    return balancer
+
+
+def test_slower_connections_get_no_calls_while_faster_ones_keep_up() -> None:
+    # Channel 0's server process is busy (its calls took 50 ms), the others' about 1 ms.
+    balancer = _balancer([50, 1.0, 1.2, 1.1])
+    picks = Counter(balancer.pick(balanced=True) for _ in range(300))
+    assert picks == {1: 100, 2: 100, 3: 100}  # the alike ones in turn, the slow one passed over
+    # Unbalanced picks (untimed calls) stay in turn.
+    assert Counter(balancer.pick() for _ in range(400)) == {0: 100, 1: 100, 2: 100, 3: 100}
+
+
+def test_connections_that_look_alike_share_calls_in_turn() -> None:
+    # At low load latencies differ a little from connection to connection: every one (every
+    # pod or worker behind them) still gets its share, not just the fastest.
+    balancer = _balancer([1.0, 1.3, 1.1, 1.4])
+    assert Counter(balancer.pick(balanced=True) for _ in range(400)) == {0: 100, 1: 100, 2: 100, 3: 100}
+
+
+def test_most_connections_on_a_busy_process_still_get_less_of_the_work() -> None:
+    # 12 of 16 connections reached a busy worker (8 ms answers), 4 a free one (2 ms). Two
+    # choices at random would mostly pick among the busy worker's; every connection is seen.
+    balancer = _balancer([8.0] * 12 + [2.0] * 4)
+    picks = Counter(balancer.pick(balanced=True) for _ in range(400))
+    assert set(picks) == {12, 13, 14, 15}
 
 
 def test_calls_in_flight_count_against_a_connection() -> None:
     pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(2)])
     try:
         for index in (0, 1):
-            with pool.timed(index):
-                time.sleep(0.002)
+            pool.balancer.started(index)
+            pool.balancer.finished(index, 0.002)
         with pool.timed(0), pool.timed(0), pool.timed(0):
             # Equal latencies, but three calls are waiting on channel 0.
             assert {pool.pick(balanced=True) for _ in range(10)} == {1}

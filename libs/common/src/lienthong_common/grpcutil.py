@@ -8,7 +8,6 @@ instrumentation. Clients get instrumented channels; callers pass the deadline pe
 from __future__ import annotations
 
 import contextlib
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -121,6 +120,66 @@ def channel_pool(address: str, connections: int) -> grpc.Channel:
     return ChannelPool([channel(address, own_connection=True) for _ in range(connections)])
 
 
+class Balancer:
+    """Which of `count` connections to one service the next call takes (thread-safe).
+
+    Each connection is scored by its peak-EWMA latency x (calls in flight + 1). A balanced
+    pick takes the next connection in turn unless it scores worse than `TOLERANCE` times the
+    best, in which case the next one in turn that does not. So connections that look alike
+    share calls in turn (at low load every pod and worker gets its share), and connections that
+    reached a busier process (slower answers, more calls waiting) are passed over until they
+    catch up. A connection's process is fixed when it connects (the kernel's SO_REUSEPORT hash,
+    or kube-proxy), so an unlucky spread can put most connections on one process: every
+    connection is looked at, not two at random ("power of two choices" still sent 72 % of the
+    work to a process holding most connections in a bench run), which costs a few
+    comparisons per call. A call failing UNAVAILABLE or DEADLINE_EXCEEDED counts as a slow
+    one, so a broken connection is avoided.
+    """
+
+    DECAY = 0.8  # weight of the past in the latency average
+    FAILURE_SECONDS = 1.0  # what a failed call counts as, at least
+    TOLERANCE = 1.5  # scores within this factor of the best count as alike
+
+    def __init__(self, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"a balancer needs at least one connection, not {count}")
+        self._lock = threading.Lock()
+        self._next = 0
+        self._latency = [0.0] * count
+        self._in_flight = [0] * count
+
+    def pick(self, *, balanced: bool = False) -> int:
+        """The next connection in turn; with `balanced` (a call that will be timed), the next
+        in turn whose score is within `TOLERANCE` of the best."""
+        with self._lock:
+            count = len(self._latency)
+            first = self._next
+            index = first
+            if balanced and count > 1:
+                scores = [
+                    latency * (calls + 1)
+                    for latency, calls in zip(self._latency, self._in_flight, strict=True)
+                ]
+                good_enough = min(scores) * self.TOLERANCE
+                index = next(i for i in (*range(first, count), *range(first)) if scores[i] <= good_enough)
+            self._next = (index + 1) % count
+        return index
+
+    def started(self, index: int) -> None:
+        """A call on connection `index` began."""
+        with self._lock:
+            self._in_flight[index] += 1
+
+    def finished(self, index: int, seconds: float, *, failed: bool = False) -> None:
+        """A call on connection `index` ended after `seconds` (a failed one counts as slow)."""
+        took = max(seconds, self.FAILURE_SECONDS) if failed else seconds
+        with self._lock:
+            self._in_flight[index] -= 1
+            past = self._latency[index]
+            # Peak-sensitive: a slower call is taken at once, a faster one is averaged in.
+            self._latency[index] = took if took > past else past * self.DECAY + took * (1 - self.DECAY)
+
+
 class ChannelPool(grpc.Channel):
     """Channels to one address behind one Channel: each call goes to one of them.
 
@@ -128,51 +187,26 @@ class ChannelPool(grpc.Channel):
     channel per call. Each member channel is instrumented on its own (the OpenTelemetry client
     interceptor wraps it), so traces are the same as through a single channel.
 
-    Picking is round-robin while the channels look alike, and load-aware once calls have been
-    timed: the next channel in turn is compared with one other at random, and the one with the
-    lower (latency average x (calls in flight + 1)) wins ("power of two choices" over a peak
-    EWMA, as linkerd and Finagle balance). A connection's server process is fixed when it
-    connects (the kernel's SO_REUSEPORT hash, or kube-proxy), so an unlucky spread can put
-    most connections on one process; its calls then slow down and the pool sends fewer there.
-    Calls whose end the pool cannot see (futures, response streams) simply take the next in
-    turn. A call failing UNAVAILABLE or DEADLINE_EXCEEDED counts as a slow one, so a
-    broken connection is avoided.
+    Which channel a call takes is the `Balancer`'s choice: in turn while the channels look
+    alike, away from a connection that answers slower or has more calls waiting once calls
+    have been timed. Calls whose end the pool cannot see (futures, response streams) simply
+    take the next in turn.
     """
-
-    DECAY = 0.8  # weight of the past in the latency average
-    FAILURE_SECONDS = 1.0  # what a failed call counts as, at least
 
     def __init__(self, channels: list[grpc.Channel]) -> None:
         if not channels:
             raise ValueError("a channel pool needs at least one channel")
         self.channels = channels
-        self._lock = threading.Lock()
-        self._next = 0
-        self._latency = [0.0] * len(channels)
-        self._in_flight = [0] * len(channels)
-        self._random = random.Random()
+        self.balancer = Balancer(len(channels))
 
     def pick(self, *, balanced: bool = False) -> int:
-        """The index of the channel the next call uses (thread-safe): the next in turn, or
-        with `balanced` (a call that will be timed) the better of it and one other."""
-        with self._lock:
-            index = self._next
-            count = len(self.channels)
-            self._next = (index + 1) % count
-            if balanced and count > 1:
-                other = (index + self._random.randrange(1, count)) % count
-                if self._score(other) < self._score(index):
-                    index = other
-        return index
-
-    def _score(self, index: int) -> float:
-        return self._latency[index] * (self._in_flight[index] + 1)
+        """The index of the channel the next call uses (thread-safe); see `Balancer.pick`."""
+        return self.balancer.pick(balanced=balanced)
 
     @contextlib.contextmanager
     def timed(self, index: int) -> Iterator[None]:
         """Count a call on channel `index` as in flight, and time it into its average."""
-        with self._lock:
-            self._in_flight[index] += 1
+        self.balancer.started(index)
         started = time.perf_counter()
         failed = False
         try:
@@ -183,14 +217,7 @@ class ChannelPool(grpc.Channel):
             failed = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
             raise
         finally:
-            took = time.perf_counter() - started
-            if failed:
-                took = max(took, self.FAILURE_SECONDS)
-            with self._lock:
-                self._in_flight[index] -= 1
-                past = self._latency[index]
-                # Peak-sensitive: a slower call is taken at once, a faster one is averaged in.
-                self._latency[index] = took if took > past else past * self.DECAY + took * (1 - self.DECAY)
+            self.balancer.finished(index, time.perf_counter() - started, failed=failed)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
         return _PooledUnaryResponse(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
