@@ -189,6 +189,25 @@ def test_most_connections_on_a_busy_process_still_get_less_of_the_work() -> None
     assert set(picks) == {12, 13, 14, 15}
 
 
+def test_an_avoided_connection_is_tried_again_once_its_latency_fades() -> None:
+    now = [0.0]
+    balancer = Balancer(2, clock=lambda: now[0])
+
+    def call(index: int, seconds: float, *, failed: bool = False) -> None:
+        balancer.started(index)
+        balancer.finished(index, seconds, failed=failed)
+
+    call(0, 0.01, failed=True)  # counts as 1 s
+    call(1, 0.01)
+    assert {balancer.pick(balanced=True) for _ in range(10)} == {1}
+    now[0] = 30.0  # channel 0 faded to 1/8 s; channel 1 still answering in 10 ms
+    call(1, 0.01)
+    assert {balancer.pick(balanced=True) for _ in range(10)} == {1}
+    now[0] = 70.0  # seven half-lives: channel 0 at ~8 ms, alike the busy one: tried again
+    call(1, 0.01)
+    assert {balancer.pick(balanced=True) for _ in range(10)} == {0, 1}
+
+
 def test_calls_in_flight_count_against_a_connection() -> None:
     pool = ChannelPool([grpc.insecure_channel("127.0.0.1:1") for _ in range(2)])
     try:

@@ -8,6 +8,7 @@ instrumentation. Clients get instrumented channels; callers pass the deadline pe
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -133,20 +134,30 @@ class Balancer:
     connection is looked at, not two at random ("power of two choices" still sent 72 % of the
     work to a process holding most connections in a bench run), which costs a few
     comparisons per call. A call failing UNAVAILABLE or DEADLINE_EXCEEDED counts as a slow
-    one, so a broken connection is avoided.
+    one, so a broken connection is avoided. A latency fades while its connection gets no calls
+    (halving every `HALF_LIFE_SECONDS`, as Finagle's peak EWMA decays), so an avoided
+    connection is tried again after a while instead of never: the peer may have come back, or
+    the connection been remade to another pod.
     """
 
     DECAY = 0.8  # weight of the past in the latency average
     FAILURE_SECONDS = 1.0  # what a failed call counts as, at least
     TOLERANCE = 1.5  # scores within this factor of the best count as alike
+    HALF_LIFE_SECONDS = 10.0  # how fast the latency of an unused connection fades
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         if count < 1:
             raise ValueError(f"a balancer needs at least one connection, not {count}")
+        self._clock = clock
         self._lock = threading.Lock()
         self._next = 0
         self._latency = [0.0] * count
+        self._stamp = [clock()] * count  # when each latency was last updated
         self._in_flight = [0] * count
+
+    def _faded(self, index: int, now: float) -> float:
+        halvings = (now - self._stamp[index]) / self.HALF_LIFE_SECONDS
+        return self._latency[index] * math.pow(0.5, halvings)
 
     def pick(self, *, balanced: bool = False) -> int:
         """The next connection in turn; with `balanced` (a call that will be timed), the next
@@ -156,10 +167,8 @@ class Balancer:
             first = self._next
             index = first
             if balanced and count > 1:
-                scores = [
-                    latency * (calls + 1)
-                    for latency, calls in zip(self._latency, self._in_flight, strict=True)
-                ]
+                now = self._clock()
+                scores = [self._faded(i, now) * (self._in_flight[i] + 1) for i in range(count)]
                 good_enough = min(scores) * self.TOLERANCE
                 index = next(i for i in (*range(first, count), *range(first)) if scores[i] <= good_enough)
             self._next = (index + 1) % count
@@ -174,10 +183,12 @@ class Balancer:
         """A call on connection `index` ended after `seconds` (a failed one counts as slow)."""
         took = max(seconds, self.FAILURE_SECONDS) if failed else seconds
         with self._lock:
+            now = self._clock()
             self._in_flight[index] -= 1
-            past = self._latency[index]
+            past = self._faded(index, now)
             # Peak-sensitive: a slower call is taken at once, a faster one is averaged in.
             self._latency[index] = took if took > past else past * self.DECAY + took * (1 - self.DECAY)
+            self._stamp[index] = now
 
 
 class ChannelPool(grpc.Channel):
