@@ -14,11 +14,13 @@ from lienthong_routing.directory import GrpcRecipientDirectory, Resolution
 class StandInDirectory(directory_pb2_grpc.DirectoryServiceServicer):
     def __init__(self) -> None:
         self.requests: list[directory_pb2.ResolveRecipientsRequest] = []
+        self.peers: list[str] = []  # the client's ip:port per request: one per connection
 
     def ResolveRecipients(
         self, request: directory_pb2.ResolveRecipientsRequest, context: grpc.ServicerContext
     ) -> directory_pb2.ResolveRecipientsResponse:
         self.requests.append(request)
+        self.peers.append(context.peer())
         return directory_pb2.ResolveRecipientsResponse(
             resolutions=[
                 directory_pb2.Resolution(
@@ -56,3 +58,20 @@ def test_resolve_recipients_over_grpc() -> None:
         Resolution("000.00.00.H99", "000.00.00.H99", False, "unknown"),
     ]
     assert resolutions[1].redirected and not resolutions[0].redirected
+
+
+def test_calls_spread_over_client_connections() -> None:
+    # LIENTHONG_GRPC__CLIENT_CONNECTIONS reaches routing's directory client: with 3, its calls
+    # use 3 connections (so several directory pods or workers share them), in turn.
+    servicer = StandInDirectory()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = GrpcRecipientDirectory(f"127.0.0.1:{port}", deadline_seconds=5, connections=3)
+        for _ in range(6):
+            client.resolve_recipients(["000.00.01.H49"], as_of=date(2025, 7, 2))
+    finally:
+        server.stop(grace=None)
+    assert len(set(servicer.peers)) == 3

@@ -8,7 +8,7 @@ from datetime import date
 from typing import Protocol
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
-from lienthong_common.grpcutil import channel
+from lienthong_common.grpcutil import channel_pool
 
 
 @dataclass(frozen=True)
@@ -33,14 +33,17 @@ class RecipientDirectory(Protocol):
 class GrpcRecipientDirectory:
     """The directory service over gRPC (channel opened on first use)."""
 
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+    def __init__(self, address: str, *, deadline_seconds: float, connections: int = 1) -> None:
         self._address = address
+        self._connections = connections
         self._deadline = deadline_seconds
         self._stub: directory_pb2_grpc.DirectoryServiceStub | None = None
 
     def _directory(self) -> directory_pb2_grpc.DirectoryServiceStub:
         if self._stub is None:
-            self._stub = directory_pb2_grpc.DirectoryServiceStub(channel(self._address))
+            self._stub = directory_pb2_grpc.DirectoryServiceStub(
+                channel_pool(self._address, self._connections)
+            )
         return self._stub
 
     def resolve_recipients(self, codes: Sequence[str], *, as_of: date) -> list[Resolution]:

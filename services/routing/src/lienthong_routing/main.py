@@ -33,6 +33,7 @@ def build(
     resolver = directory or GrpcRecipientDirectory(
         runtime.settings.services.directory,
         deadline_seconds=runtime.settings.grpc.deadline_seconds,
+        connections=runtime.settings.grpc.client_connections,
     )
     calendar = WorkingCalendar.from_settings(own.deadlines)
     runtime.consume(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from lienthong_common.grpcutil import channel
+from lienthong_common.grpcutil import channel_pool
 from lienthong_common.outbox import TOPIC_SUBMITTED
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_sigverify import grpc_api
@@ -31,12 +31,15 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     engine = VerificationEngine.from_settings(settings, trust=trust)
     deadline = settings.grpc.deadline_seconds
     packages = DocstorePackages(
-        channel(settings.services.docstore),
+        channel_pool(settings.services.docstore, settings.grpc.client_connections),
         deadline_seconds=deadline,
         max_bytes=settings.docstore.max_package_bytes,
     )
     bindings = (
-        DirectoryBindings(channel(settings.services.directory), deadline_seconds=deadline)
+        DirectoryBindings(
+            channel_pool(settings.services.directory, settings.grpc.client_connections),
+            deadline_seconds=deadline,
+        )
         if settings.sigverify.require_binding
         else None
     )

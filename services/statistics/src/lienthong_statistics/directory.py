@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
-from lienthong_common.grpcutil import channel
+from lienthong_common.grpcutil import channel_pool
 from lienthong_statistics.domain import AgencyInfo
 
 
@@ -21,14 +21,17 @@ class AgencyDirectory(Protocol):
 class GrpcAgencyDirectory:
     """The directory service over gRPC (channel opened on first use)."""
 
-    def __init__(self, address: str, *, deadline_seconds: float) -> None:
+    def __init__(self, address: str, *, deadline_seconds: float, connections: int = 1) -> None:
         self._address = address
+        self._connections = connections
         self._deadline = deadline_seconds
         self._stub: directory_pb2_grpc.DirectoryServiceStub | None = None
 
     def list_agencies(self) -> list[AgencyInfo]:
         if self._stub is None:
-            self._stub = directory_pb2_grpc.DirectoryServiceStub(channel(self._address))
+            self._stub = directory_pb2_grpc.DirectoryServiceStub(
+                channel_pool(self._address, self._connections)
+            )
         reply = self._stub.ListAgencies(directory_pb2.ListAgenciesRequest(), timeout=self._deadline)
         return [
             AgencyInfo(code=a.code, tier=a.tier, province_code=a.province_code, status=a.status or "active")

@@ -27,6 +27,7 @@ def build(
         GrpcAgencyDirectory(
             runtime.settings.services.directory,
             deadline_seconds=runtime.settings.grpc.deadline_seconds,
+            connections=runtime.settings.grpc.client_connections,
         ),
         ttl_seconds=DIRECTORY_CACHE_SECONDS,
     )
