@@ -3,6 +3,7 @@ age, so clients reconnect (and reach pods or workers added since); no call is lo
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 
@@ -27,7 +28,9 @@ def _slow(requests: Iterator[bytes], context: grpc.ServicerContext) -> bytes:
     return received
 
 
-def _serve(age: float) -> tuple[grpc.Server, str]:
+@contextlib.contextmanager
+def _serving(age: float) -> Iterator[str]:
+    """A platform server (make_server) with the test methods, for the duration; its address."""
     server = make_server(4, max_connection_age_seconds=age)
     server.add_generic_rpc_handlers(
         (
@@ -42,7 +45,10 @@ def _serve(age: float) -> tuple[grpc.Server, str]:
     )
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    return server, f"127.0.0.1:{port}"
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)
 
 
 def _peers_over(address: str, seconds: float) -> tuple[set[str], int]:
@@ -61,35 +67,25 @@ def _peers_over(address: str, seconds: float) -> tuple[set[str], int]:
 
 
 def test_connections_are_remade_after_their_age_and_no_call_fails() -> None:
-    server, address = _serve(age=0.4)
-    try:
+    with _serving(age=0.4) as address:
         peers, calls = _peers_over(address, 2.5)
-    finally:
-        server.stop(None)
     assert calls > 50
     # ~0.4 s per connection (+-10 % jitter) over 2.5 s: several connections, each a new port.
     assert len(peers) >= 3, peers
 
 
 def test_without_an_age_the_connection_stays() -> None:
-    server, address = _serve(age=0)
-    try:
+    with _serving(age=0) as address:
         peers, _ = _peers_over(address, 1.5)
-    finally:
-        server.stop(None)
     assert len(peers) == 1, peers
 
 
 def test_a_call_in_flight_when_the_age_passes_finishes() -> None:
-    server, address = _serve(age=0.3)
-    try:
-        with channel(address, own_connection=True) as ch:
-            slow = ch.stream_unary(SLOW, None, None)
-            started = time.monotonic()
-            assert slow(iter([b"package ", b"bytes"]), timeout=10) == b"package bytes"
-            assert time.monotonic() - started >= 1.5
-    finally:
-        server.stop(None)
+    with _serving(age=0.3) as address, channel(address, own_connection=True) as ch:
+        slow = ch.stream_unary(SLOW, None, None)
+        started = time.monotonic()
+        assert slow(iter([b"package ", b"bytes"]), timeout=10) == b"package bytes"
+        assert time.monotonic() - started >= 1.5
 
 
 def test_the_setting_refuses_a_negative_age() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from concurrent import futures
 from datetime import date
 
@@ -37,18 +39,24 @@ class StandInDirectory(directory_pb2_grpc.DirectoryServiceServicer):
         )
 
 
-def test_resolve_recipients_over_grpc() -> None:
-    servicer = StandInDirectory()
+@contextlib.contextmanager
+def _serving(servicer: StandInDirectory) -> Iterator[str]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     try:
-        client = GrpcRecipientDirectory(f"127.0.0.1:{port}", deadline_seconds=5)
-        codes = ["000.00.01.H49", "000.00.24.H44", "000.00.00.H99"]
-        resolutions = client.resolve_recipients(codes, as_of=date(2025, 7, 2))
+        yield f"127.0.0.1:{port}"
     finally:
         server.stop(grace=None)
+
+
+def test_resolve_recipients_over_grpc() -> None:
+    servicer = StandInDirectory()
+    with _serving(servicer) as address:
+        client = GrpcRecipientDirectory(address, deadline_seconds=5)
+        codes = ["000.00.01.H49", "000.00.24.H44", "000.00.00.H99"]
+        resolutions = client.resolve_recipients(codes, as_of=date(2025, 7, 2))
 
     assert servicer.requests[0].as_of == "2025-07-02"
     assert list(servicer.requests[0].codes) == codes
@@ -64,14 +72,8 @@ def test_calls_spread_over_client_connections() -> None:
     # LIENTHONG_GRPC__CLIENT_CONNECTIONS reaches routing's directory client: with 3, its calls
     # use 3 connections (so several directory pods or workers share them), in turn.
     servicer = StandInDirectory()
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        client = GrpcRecipientDirectory(f"127.0.0.1:{port}", deadline_seconds=5, connections=3)
+    with _serving(servicer) as address:
+        client = GrpcRecipientDirectory(address, deadline_seconds=5, connections=3)
         for _ in range(6):
             client.resolve_recipients(["000.00.01.H49"], as_of=date(2025, 7, 2))
-    finally:
-        server.stop(grace=None)
     assert len(set(servicer.peers)) == 3
