@@ -249,15 +249,9 @@ class AioPool:
 
     async def put(self, messages: list[bytes]) -> docstore_pb2.PutPackageResponse:
         i = self.balancer.pick(balanced=True)
-        self.balancer.started(i)
-        began = time.perf_counter()
-        failed = True
-        try:
+        with self.balancer.timed(i):
             reply: docstore_pb2.PutPackageResponse = await self.calls[i](iter(messages), timeout=60)
-            failed = False
-            return reply
-        finally:
-            self.balancer.finished(i, time.perf_counter() - began, failed=failed)
+        return reply
 
     async def close(self) -> None:
         for c in self.channels:

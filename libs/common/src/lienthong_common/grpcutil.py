@@ -174,6 +174,23 @@ class Balancer:
             self._next = (index + 1) % count
         return index
 
+    @contextlib.contextmanager
+    def timed(self, index: int) -> Iterator[None]:
+        """Count a call on connection `index` as in flight while the block runs (sync or
+        async), and time it into its average. A call failing UNAVAILABLE or DEADLINE_EXCEEDED
+        (the connection's fault, not the request's) counts as slow, so it is avoided."""
+        self.started(index)
+        began = time.perf_counter()
+        failed = False
+        try:
+            yield
+        except grpc.RpcError as error:
+            code = error.code() if callable(getattr(error, "code", None)) else None
+            failed = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            raise
+        finally:
+            self.finished(index, time.perf_counter() - began, failed=failed)
+
     def started(self, index: int) -> None:
         """A call on connection `index` began."""
         with self._lock:
@@ -214,21 +231,9 @@ class ChannelPool(grpc.Channel):
         """The index of the channel the next call uses (thread-safe); see `Balancer.pick`."""
         return self.balancer.pick(balanced=balanced)
 
-    @contextlib.contextmanager
-    def timed(self, index: int) -> Iterator[None]:
-        """Count a call on channel `index` as in flight, and time it into its average."""
-        self.balancer.started(index)
-        started = time.perf_counter()
-        failed = False
-        try:
-            yield
-        except grpc.RpcError as error:
-            # The connection's fault (not the request's): count it as slow so it is avoided.
-            code = error.code() if callable(getattr(error, "code", None)) else None
-            failed = code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
-            raise
-        finally:
-            self.balancer.finished(index, time.perf_counter() - started, failed=failed)
+    def timed(self, index: int) -> contextlib.AbstractContextManager[None]:
+        """Count a call on channel `index` as in flight, and time it; see `Balancer.timed`."""
+        return self.balancer.timed(index)
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> _UnaryUnary:
         return _PooledUnaryResponse(self, [ch.unary_unary(method, *args, **kwargs) for ch in self.channels])
