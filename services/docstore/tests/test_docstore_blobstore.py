@@ -117,7 +117,7 @@ def test_put_files_fsyncs_every_new_file_before_linking_and_every_new_name_after
 
     events: list[tuple[str, Path]] = []
     real_link = os.link
-    monkeypatch.setattr(blobstore, "_fsync_file", lambda path: events.append(("fsync-file", path)))
+    monkeypatch.setattr(blobstore, "_fsync_file", lambda path, **_: events.append(("fsync-file", path)))
     monkeypatch.setattr(blobstore, "_fsync_directory", lambda path: events.append(("fsync-dir", path)))
 
     def link(source: Path, target: Path) -> None:

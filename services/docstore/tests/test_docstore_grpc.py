@@ -113,10 +113,12 @@ def test_the_package_is_spooled_in_bounded_memory(tmp_path: Path) -> None:
 
     tracemalloc.start()
     try:
-        with domain.spooled_package(chunks(), directory=tmp_path, limit=total) as spooled:
+        with domain.received_package(chunks(), directory=tmp_path, limit=total) as received:
             _, peak = tracemalloc.get_traced_memory()
+            spooled = received.spooled
             assert spooled.size == total
             assert spooled.sha256 == hashlib.sha256(block * (total // CHUNK_BYTES)).hexdigest()
+            assert received.parsed is None and received.error is not None  # not XML: refused
     finally:
         tracemalloc.stop()
     assert peak < 2 * 1024 * 1024
@@ -225,12 +227,12 @@ def test_the_same_document_id_after_the_window_is_a_new_document(
     tmp_path: Path,
 ) -> None:
     package = make_package()
-    with domain.spooled_package([package], directory=tmp_path / "spool", limit=len(package)) as p:
+    with domain.received_package([package], directory=tmp_path / "spool", limit=len(package)) as p:
         old = domain.submit_package(
             sessions=sessions,
             blobs=blobs,
             header=domain.PackageHeader(id=new_id(), sender_code=SENDER),
-            package=p,
+            received=p,
             duplicate_window=timedelta(days=30),
             now=now_utc() - timedelta(days=31),
         )

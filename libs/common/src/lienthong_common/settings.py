@@ -97,6 +97,9 @@ class DocstoreSettings(BaseModel):
     max_package_bytes: int = 50 * 1024 * 1024
     duplicate_window_days: int = 30
     chunk_bytes: int = 256 * 1024
+    # Keep a newly written blob's pages in the page cache (see FilesystemBlobStore): off, the
+    # pages are dropped once the blob is on disk and reused by the next upload's writes.
+    cache_new_blobs: bool = False
 
 
 class SigverifySettings(BaseModel):

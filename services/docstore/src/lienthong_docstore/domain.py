@@ -73,29 +73,64 @@ def too_large(size: int, limit: int, *, at_least: bool = False) -> DomainError:
     )
 
 
+@dataclass(frozen=True)
+class ReceivedPackage:
+    """A package as received: spooled to local disk, and read in the same pass (or the
+    reason it could not be read, reported once an Idempotency-Key replay is ruled out)."""
+
+    spooled: SpooledPackage
+    parsed: PackageFile | None
+    error: str | None = None
+
+
 @contextlib.contextmanager
-def spooled_package(
-    chunks: Iterable[bytes], *, directory: Path, limit: int, declared_size: int = 0
-) -> Iterator[SpooledPackage]:
-    """Write the chunks to a temp file while hashing, refusing as soon as `limit` is passed."""
+def received_package(
+    chunks: Iterable[bytes],
+    *,
+    directory: Path,
+    limit: int,
+    policy: ParsePolicy = LENIENT,
+    declared_size: int = 0,
+) -> Iterator[ReceivedPackage]:
+    """Write the chunks to a temp file while hashing and reading them, refusing as soon as
+    `limit` is passed: one pass over the bytes, each chunk spooled before the parser sees it.
+    The spool file (and any attachment the reading decoded to a file) is removed on exit."""
     if declared_size > limit:
         raise too_large(declared_size, limit)
     directory.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=directory, prefix="package-", suffix=".edxml")
     path = Path(name)
+    sha = hashlib.sha256()
+    size = 0
+
+    def spooled(out: BinaryIO) -> Iterator[bytes]:
+        nonlocal size
+        for chunk in chunks:
+            size += len(chunk)
+            if size > limit:
+                raise too_large(size, limit, at_least=True)
+            sha.update(chunk)
+            out.write(chunk)
+            yield chunk
+        out.flush()  # all on disk before the reading may need the file
+
     try:
-        sha = hashlib.sha256()
-        size = 0
-        with os.fdopen(fd, "wb") as out:
-            for chunk in chunks:
-                size += len(chunk)
-                if size > limit:
-                    raise too_large(size, limit, at_least=True)
-                sha.update(chunk)
-                out.write(chunk)
-        if size == 0:
-            raise invalid("the package is empty")
-        yield SpooledPackage(path=path, sha256=sha.hexdigest(), size=size)
+        with os.fdopen(fd, "wb") as out, contextlib.ExitStack() as reading:
+            stream = spooled(out)
+            parsed, error = None, None
+            try:
+                parsed = reading.enter_context(
+                    read_package_file(
+                        path, attachment_dir=directory, policy=policy, spans=True, chunks=stream
+                    )
+                )
+            except EdxmlError as refusal:
+                error = str(refusal)
+            for _ in stream:  # the rest of a package the reading refused part way
+                pass
+            if size == 0:
+                raise invalid("the package is empty")
+            yield ReceivedPackage(SpooledPackage(path=path, sha256=sha.hexdigest(), size=size), parsed, error)
     finally:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -111,30 +146,29 @@ def submit_package(
     sessions: sessionmaker[Session],
     blobs: BlobStore,
     header: PackageHeader,
-    package: SpooledPackage,
+    received: ReceivedPackage,
     duplicate_window: timedelta,
-    policy: ParsePolicy = LENIENT,
     now: datetime | None = None,
 ) -> Submission:
     """Store a received package once, record its metadata and queue `DocumentSubmitted`."""
     _check_header(header)
+    package = received.spooled
     if header.idempotency_key:
         with transaction(sessions) as session:
             earlier = _replay(session, header=header, package=package)
         if earlier is not None:
             return earlier
-
-    with contextlib.ExitStack() as cleanup:
-        parsed = _read(package, policy, cleanup)
-        return _store(
-            sessions=sessions,
-            blobs=blobs,
-            header=header,
-            package=package,
-            parsed=parsed,
-            duplicate_window=duplicate_window,
-            now=now,
-        )
+    if received.parsed is None:
+        raise invalid(received.error or "the package could not be read")
+    return _store(
+        sessions=sessions,
+        blobs=blobs,
+        header=header,
+        package=package,
+        parsed=received.parsed,
+        duplicate_window=duplicate_window,
+        now=now,
+    )
 
 
 def _store(
@@ -156,11 +190,11 @@ def _store(
     _check_lengths(edxml)
     submitted_at = (now or now_utc()).astimezone(UTC)
     since = submitted_at - duplicate_window
-    with transaction(sessions) as session:
-        existing = _find_duplicate(session, header=header, edxml=edxml, since=since)
-    if existing is not None:
-        return Submission(document=existing, duplicate=True)
-
+    # The blobs go first, the row after: a row never names bytes that are not on disk. A
+    # duplicate is found in the writing transaction below, after its blobs were stored (a
+    # resubmission of the same bytes links nothing new; different bytes under a DocumentId
+    # already taken leave a blob no row names). One transaction per upload instead of a
+    # look-up transaction before the blobs and the writing one after them.
     attachments = _store_attachments(parsed, package, blobs=blobs)
     document = Document(
         id=header.id,
@@ -181,9 +215,9 @@ def _store(
     )
     try:
         with transaction(sessions) as session:
-            # Checked again inside the writing transaction to narrow the window between two
-            # concurrent uploads of the same DocumentId. An id already taken is found by the
-            # insert itself (primary key), below.
+            # In the writing transaction, to narrow the window between two concurrent uploads
+            # of the same DocumentId. An id already taken is found by the insert itself
+            # (primary key), below.
             existing = _find_duplicate(session, header=header, edxml=edxml, since=since)
             if existing is not None:
                 return Submission(document=existing, duplicate=True)
@@ -327,18 +361,6 @@ def _replay(session: Session, *, header: PackageHeader, package: SpooledPackage)
             f"(document {earlier.id})",
         )
     return Submission(document=earlier, replayed=True)
-
-
-def _read(package: SpooledPackage, policy: ParsePolicy, cleanup: contextlib.ExitStack) -> PackageFile:
-    """Parse the spooled package in bounded memory. Attachments whose body is plain base64
-    stay in the package (their span is recorded; nothing more is written); otherwise they are
-    decoded to spool files."""
-    try:
-        return cleanup.enter_context(
-            read_package_file(package.path, attachment_dir=package.path.parent, policy=policy, spans=True)
-        )
-    except EdxmlError as error:
-        raise invalid(str(error)) from None
 
 
 def _store_attachments(

@@ -54,19 +54,19 @@ class DocumentStoreServicer(docstore_pb2_grpc.DocumentStoreServicer):
             idempotency_key=first.header.idempotency_key,
             declared_size=first.header.declared_size,
         )
-        with domain.spooled_package(
+        with domain.received_package(
             _package_chunks(request),
             directory=self.spool_dir,
             limit=self.settings.max_package_bytes,
+            policy=self.policy,
             declared_size=header.declared_size,
-        ) as package:
+        ) as received:
             submission = domain.submit_package(
                 sessions=self.sessions,
                 blobs=self.blobs,
                 header=header,
-                package=package,
+                received=received,
                 duplicate_window=timedelta(days=self.settings.duplicate_window_days),
-                policy=self.policy,
             )
         return docstore_pb2.PutPackageResponse(
             document=document_metadata(submission.document),

@@ -21,7 +21,9 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     settings = runtime.settings
     servicer = DocumentStoreServicer(
         sessions=runtime.sessions,
-        blobs=FilesystemBlobStore(settings.blob_dir()),
+        blobs=FilesystemBlobStore(
+            settings.blob_dir(), cache_new_blobs=settings.docstore.cache_new_blobs
+        ),
         settings=settings.docstore,
         spool_dir=settings.data_dir / "spool",
     )

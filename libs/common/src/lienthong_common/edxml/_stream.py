@@ -345,7 +345,8 @@ def parse_stream(
     open_sink: Callable[[int], Payload],
 ) -> tuple[Any, dict[int, Payload]]:
     """Parse the package safely; return the root element (attachment bodies left empty) and
-    the decoded payloads by attachment position (1-based)."""
+    the decoded payloads by attachment position (1-based). `size` is the package's size when
+    known beforehand (0 when it is not): the byte limit is also enforced as chunks arrive."""
     if size > policy.max_bytes:
         raise XmlSecurityError(DOCUMENT, f"{size} bytes exceeds the limit of {policy.max_bytes}")
     target = _PackageTarget(policy, open_sink)
@@ -360,8 +361,13 @@ def parse_stream(
     feeder = _BodyReader(parser, target)
     first = True
     tail = b""
+    seen = 0
     try:
         for chunk in chunks:
+            seen += len(chunk)
+            if seen > policy.max_bytes:
+                limit = policy.max_bytes
+                raise XmlSecurityError(DOCUMENT, f"at least {seen} bytes exceeds the limit of {limit}")
             if first:
                 if not chunk:
                     continue

@@ -9,7 +9,7 @@ import datetime
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -479,7 +479,12 @@ class _Discard(io.RawIOBase):
 
 @contextlib.contextmanager
 def read_package_file(
-    path: Path, *, attachment_dir: Path, policy: ParsePolicy = LENIENT, spans: bool = False
+    path: Path,
+    *,
+    attachment_dir: Path,
+    policy: ParsePolicy = LENIENT,
+    spans: bool = False,
+    chunks: Iterable[bytes] | None = None,
 ) -> Iterator[PackageFile]:
     """Read a package from ``path`` in bounded memory, decoding each attachment to a temporary
     file under ``attachment_dir`` as it streams past; the files are removed on exit.
@@ -487,19 +492,29 @@ def read_package_file(
     With ``spans``, attachments whose body is plain base64 are not written anywhere: they come
     back with their ``span`` in the package. If any body is not (an entity, a comment or CDATA
     inside it), the package is read a second time with every attachment decoded to a file, so
-    callers see either all spans or all files."""
+    callers see either all spans or all files.
+
+    ``chunks``, when given, are the package's bytes as they arrive, which the caller writes to
+    ``path`` as they are taken (all of them on disk once the iteration ends): the first reading
+    is from them, so a package being received is read in the same pass; a second reading, if
+    one is needed, is from ``path``."""
     if spans:
-        with _read_package_file(path, attachment_dir=attachment_dir, policy=policy, spans=True) as read:
+        with _read_package_file(
+            path, attachment_dir=attachment_dir, policy=policy, spans=True, chunks=chunks
+        ) as read:
             if all(a.span is not None for a in read.attachments):
                 yield read
                 return
-    with _read_package_file(path, attachment_dir=attachment_dir, policy=policy, spans=False) as read:
+        chunks = None  # taken by the first reading; the file holds them all now
+    with _read_package_file(
+        path, attachment_dir=attachment_dir, policy=policy, spans=False, chunks=chunks
+    ) as read:
         yield read
 
 
 @contextlib.contextmanager
 def _read_package_file(
-    path: Path, *, attachment_dir: Path, policy: ParsePolicy, spans: bool
+    path: Path, *, attachment_dir: Path, policy: ParsePolicy, spans: bool, chunks: Iterable[bytes] | None
 ) -> Iterator[PackageFile]:
     opened: list[Payload] = []
 
@@ -516,8 +531,8 @@ def _read_package_file(
     try:
         warnings: list[str] = []
         root, payloads = parse_stream(
-            file_chunks(path),
-            size=path.stat().st_size,
+            file_chunks(path) if chunks is None else chunks,
+            size=path.stat().st_size if chunks is None else 0,
             policy=policy,
             warnings=warnings,
             open_sink=open_sink,
