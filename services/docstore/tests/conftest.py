@@ -20,7 +20,7 @@ from lienthong_common import db
 from lienthong_common.grpcutil import channel, make_server
 from lienthong_common.settings import DocstoreSettings
 from lienthong_docstore.blobstore import FilesystemBlobStore
-from lienthong_docstore.grpc_api import DocumentStoreServicer
+from lienthong_docstore.grpc_api import DocumentStoreServicer, add_to_server
 from lienthong_docstore.main import MIGRATIONS
 
 
@@ -66,7 +66,7 @@ def servicer(
 def stub(servicer: DocumentStoreServicer) -> Iterator[docstore_pb2_grpc.DocumentStoreStub]:
     """A client of the servicer served in-process on a free port."""
     server: grpc.Server = make_server(4)
-    docstore_pb2_grpc.add_DocumentStoreServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with channel(f"127.0.0.1:{port}") as ch:

@@ -27,7 +27,7 @@ from lienthong_common.db import transaction
 from lienthong_common.edxml import BUSINESS_RECALL, Business
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import TOPIC_SUBMITTED, now_utc
-from lienthong_docstore import domain
+from lienthong_docstore import domain, grpc_api
 from lienthong_docstore.blobstore import FilesystemBlobStore
 from lienthong_docstore.models import OUTBOX, DocumentAttachment
 
@@ -168,6 +168,55 @@ def test_the_stream_must_start_with_a_header(stub: Stub) -> None:
     error = rpc_error(lambda: stub.PutPackage(only_chunks))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in error.details()
+
+    header = docstore_pb2.PutPackageRequest(header=docstore_pb2.PackageHeader(id=new_id(), sender_code=SENDER))
+    two_headers = iter([header, header])
+    error = rpc_error(lambda: stub.PutPackage(two_headers))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "PutPackage takes one header, then only chunks"
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 16_383, 16_384, 256 * 1024, 3 * 1024 * 1024])
+def test_a_chunk_message_is_read_as_its_bytes(size: int) -> None:
+    chunk = os.urandom(size)
+    wire = docstore_pb2.PutPackageRequest(chunk=chunk).SerializeToString()
+
+    read = grpc_api.put_package_request(wire)
+    assert isinstance(read, bytes) and read == chunk
+
+
+def test_any_other_put_message_is_read_by_protobuf() -> None:
+    header = docstore_pb2.PutPackageRequest(header=docstore_pb2.PackageHeader(id="d1", sender_code=SENDER))
+    read = grpc_api.put_package_request(header.SerializeToString())
+    assert isinstance(read, docstore_pb2.PutPackageRequest) and read == header
+
+    # A chunk followed by a field this version does not know: protobuf reads it, chunk and all.
+    extra = docstore_pb2.PutPackageRequest(chunk=b"abc").SerializeToString() + b"\x18\x01"
+    read = grpc_api.put_package_request(extra)
+    assert isinstance(read, docstore_pb2.PutPackageRequest) and read.chunk == b"abc"
+
+    # A length running past the message is not sliced: protobuf refuses it.
+    with pytest.raises(Exception, match="[Tt]runcated|[Ee]rror parsing|decode"):
+        grpc_api.put_package_request(b"\x12\x05abc")
+
+
+def test_every_docstore_method_is_registered() -> None:
+    class Server:
+        def __init__(self) -> None:
+            self.registered: dict[str, object] = {}
+
+        def add_generic_rpc_handlers(self, _handlers: object) -> None:
+            pass
+
+        def add_registered_method_handlers(self, service: str, handlers: dict[str, object]) -> None:
+            self.registered = handlers
+
+    server = Server()
+    grpc_api.add_to_server(docstore_pb2_grpc.DocumentStoreServicer(), server)  # type: ignore[arg-type]
+    service = docstore_pb2.DESCRIPTOR.services_by_name["DocumentStore"]
+    assert sorted(server.registered) == sorted(m.name for m in service.methods)
+    put = server.registered["PutPackage"]
+    assert put.request_deserializer is grpc_api.put_package_request  # type: ignore[attr-defined]
 
 
 def test_the_same_idempotency_key_replays_the_first_document(

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import grpc
 
-from lienthong.docstore.v1 import docstore_pb2_grpc
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_docstore.blobstore import FilesystemBlobStore
-from lienthong_docstore.grpc_api import SERVICE_NAME, DocumentStoreServicer
+from lienthong_docstore.grpc_api import SERVICE_NAME, DocumentStoreServicer, add_to_server
 from lienthong_docstore.models import OUTBOX, Base
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -29,7 +28,7 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     )
 
     def register(server: grpc.Server) -> list[str]:
-        docstore_pb2_grpc.add_DocumentStoreServicer_to_server(servicer, server)
+        add_to_server(servicer, server)
         return [SERVICE_NAME]
 
     return register
