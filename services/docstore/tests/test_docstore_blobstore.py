@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -111,8 +112,6 @@ def test_grouped_directory_syncs_cover_every_writer_before_it_returns(
 def test_put_files_fsyncs_every_new_file_before_linking_and_every_new_name_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import os
-
     from lienthong_docstore import blobstore
 
     events: list[tuple[str, Path]] = []
@@ -156,3 +155,49 @@ def test_put_files_copies_what_it_cannot_trust(tmp_path: Path) -> None:
 
     assert store.put_files([(path, "not-a-digest")]) == [hashlib.sha256(b"bytes").hexdigest()]
     assert store.path_for(hashlib.sha256(b"bytes").hexdigest()).stat().st_ino != path.stat().st_ino
+
+
+def _resident_pages(path: Path) -> int:
+    """How many of the file's pages are in the page cache (mincore over a mapping)."""
+    import ctypes
+    import mmap
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    c_int = ctypes.c_int
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, c_int, c_int, c_int, ctypes.c_long]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    size = path.stat().st_size
+    pages = (size + mmap.PAGESIZE - 1) // mmap.PAGESIZE
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        address = libc.mmap(None, size, mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
+        assert address not in (None, ctypes.c_void_p(-1).value), os.strerror(ctypes.get_errno())
+        try:
+            vector = (ctypes.c_ubyte * pages)()
+            assert libc.mincore(address, size, vector) == 0, os.strerror(ctypes.get_errno())
+            return sum(v & 1 for v in vector)
+        finally:
+            libc.munmap(address, size)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("cache_new_blobs", [False, True])
+def test_a_new_blob_leaves_the_page_cache_once_on_disk_unless_kept(
+    tmp_path: Path, cache_new_blobs: bool
+) -> None:
+    store = FilesystemBlobStore(tmp_path / "blobs", cache_new_blobs=cache_new_blobs)
+    data = os.urandom(1024 * 1024)
+    spool = write(tmp_path / "spool", data)
+    assert _resident_pages(spool) == 256, "just written: in the page cache"
+
+    (digest,) = store.put_files([(spool, hashlib.sha256(data).hexdigest())])
+
+    blob = store.path_for(digest)
+    assert (_resident_pages(blob) == 256) is cache_new_blobs
+    assert blob.read_bytes() == data, "dropped from the cache, not from the disk"
+
+    copied = store.put_file(write(tmp_path / "other", data[::-1]))  # the copying path too
+    assert (_resident_pages(store.path_for(copied)) > 0) is cache_new_blobs

@@ -169,7 +169,9 @@ def test_the_stream_must_start_with_a_header(stub: Stub) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "header" in error.details()
 
-    header = docstore_pb2.PutPackageRequest(header=docstore_pb2.PackageHeader(id=new_id(), sender_code=SENDER))
+    header = docstore_pb2.PutPackageRequest(
+        header=docstore_pb2.PackageHeader(id=new_id(), sender_code=SENDER)
+    )
     two_headers = iter([header, header])
     error = rpc_error(lambda: stub.PutPackage(two_headers))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -196,7 +198,7 @@ def test_any_other_put_message_is_read_by_protobuf() -> None:
     assert isinstance(read, docstore_pb2.PutPackageRequest) and read.chunk == b"abc"
 
     # A length running past the message is not sliced: protobuf refuses it.
-    with pytest.raises(Exception, match="[Tt]runcated|[Ee]rror parsing|decode"):
+    with pytest.raises(Exception, match=r"[Tt]runcated|[Ee]rror parsing|decode"):
         grpc_api.put_package_request(b"\x12\x05abc")
 
 
