@@ -12,6 +12,7 @@ import binascii
 import datetime
 import hashlib
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 
 from lienthong_common.edxml import (
     LENIENT,
+    NS,
     Attachment,
     EdxmlError,
     EdxmlPackage,
@@ -30,6 +32,7 @@ from lienthong_common.edxml import (
     parse_package,
     read_package_file,
 )
+from lienthong_common.edxml._model import XmlSecurityError
 from lienthong_common.edxml._stream import Payload, memory_chunks, parse_stream
 
 DATA = bytes(range(256)) * 40  # 10 240 bytes, every byte value
@@ -254,3 +257,30 @@ def test_whenever_there_is_a_span_it_decodes_to_what_the_parser_decoded(body: by
         return
     assert _from_span(package, payload.span, block=max(1, block // 2)) == decoded
     assert hashlib.sha256(decoded).hexdigest() == payload.sha256
+
+
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16-le", "utf-16-be"])
+def test_a_dtd_is_refused_wherever_the_chunks_cut_it(codec: str) -> None:
+    head = '<?xml version="1.0"?>' if codec == "utf-8" else ""
+    text = head + '<!DOCTYPE edXML [<!ENTITY a "b">]><edXML xmlns="' + NS + '">&a;</edXML>'
+    package = text.encode(codec)
+    # From 2 bytes a chunk: a first chunk of one byte cannot tell UTF-16 apart (refused as no XML).
+    for block in range(2, 41):
+        with pytest.raises(XmlSecurityError, match="DTD/DOCTYPE declarations are not allowed"):
+            parse_stream(
+                memory_chunks(package, block),
+                size=len(package),
+                policy=LENIENT,
+                warnings=[],
+                open_sink=lambda _index: Payload(sink=io.BytesIO()),
+            )
+    # Streamed without its size known beforehand, the byte limit still holds.
+    small = replace(LENIENT, max_bytes=10)
+    with pytest.raises(XmlSecurityError, match="exceeds the limit of 10"):
+        parse_stream(
+            memory_chunks(package, 4),
+            size=0,
+            policy=small,
+            warnings=[],
+            open_sink=lambda _index: Payload(sink=io.BytesIO()),
+        )

@@ -183,6 +183,30 @@ _sqlalchemy_tracer: trace.Tracer = trace.NoOpTracer()
 _DB_SYSTEMS = {"postgresql": "postgresql", "sqlite": "sqlite"}
 
 
+# (engine, statement) -> the span name and attributes: the statements on a hot path are the same
+# few strings every time (SQLAlchemy's compiled cache), so they are described once.
+_statement_spans: dict[tuple[Any, str], tuple[str, dict[str, Any]]] = {}
+_STATEMENT_SPANS_KEPT = 1024
+
+
+def _describe_statement(engine: Any, statement: str) -> tuple[str, dict[str, Any]]:
+    dialect = engine.dialect.name
+    operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    url = engine.url
+    attributes: dict[str, Any] = {
+        "db.system.name": _DB_SYSTEMS.get(dialect, dialect),
+        "db.operation.name": operation,
+        "db.query.text": statement[:2000],
+    }
+    if url.database:
+        attributes["db.namespace"] = os.path.basename(url.database) if dialect == "sqlite" else url.database
+    if url.host:
+        attributes["server.address"] = url.host
+        if url.port:
+            attributes["server.port"] = url.port
+    return f"{operation} {attributes.get('db.namespace', dialect)}", attributes
+
+
 def instrument_sqlalchemy(tracer_provider: trace.TracerProvider | None = None) -> None:
     """CLIENT spans for every SQL statement of every engine (database semantic conventions).
 
@@ -202,27 +226,15 @@ def instrument_sqlalchemy(tracer_provider: trace.TracerProvider | None = None) -
     def _before(conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool) -> None:
         if context is None:
             return
-        dialect = conn.engine.dialect.name
-        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
-        url = conn.engine.url
-        attributes: dict[str, Any] = {
-            "db.system.name": _DB_SYSTEMS.get(dialect, dialect),
-            "db.operation.name": operation,
-            "db.query.text": statement[:2000],
-        }
-        if url.database:
-            attributes["db.namespace"] = (
-                os.path.basename(url.database) if dialect == "sqlite" else url.database
-            )
-        if url.host:
-            attributes["server.address"] = url.host
-            if url.port:
-                attributes["server.port"] = url.port
-        span = _sqlalchemy_tracer.start_span(
-            f"{operation} {attributes.get('db.namespace', dialect)}",
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-        )
+        engine = conn.engine
+        described = _statement_spans.get((engine, statement))
+        if described is None:
+            described = _describe_statement(engine, statement)
+            if len(_statement_spans) >= _STATEMENT_SPANS_KEPT:
+                _statement_spans.clear()
+            _statement_spans[(engine, statement)] = described
+        name, attributes = described
+        span = _sqlalchemy_tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
         context._lienthong_span = span
 
     @event.listens_for(Engine, "after_cursor_execute")

@@ -188,9 +188,20 @@ class FilesystemBlobStore:
         self._sync_directories(target, created)
 
     def _make_parents(self, target: Path) -> list[Path]:
-        """Create the fan-out folders of `target`; return those this call created."""
+        """Create the fan-out folders of `target`; return those this call created. The
+        second-level folder is tried first: its parent exists once the store has fanned out,
+        so one mkdir serves (a failed mkdir raises, and raising costs more than the call)."""
+        leaf = target.parent
+        try:
+            os.mkdir(leaf)
+        except FileExistsError:
+            return []
+        except FileNotFoundError:
+            pass
+        else:
+            return [leaf]
         created: list[Path] = []
-        for folder in (target.parent.parent, target.parent):
+        for folder in (leaf.parent, leaf):
             try:
                 folder.mkdir(parents=True)
             except FileExistsError:

@@ -97,8 +97,11 @@ def received_package(
     The spool file (and any attachment the reading decoded to a file) is removed on exit."""
     if declared_size > limit:
         raise too_large(declared_size, limit)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=directory, prefix="package-", suffix=".edxml")
+    try:
+        fd, name = tempfile.mkstemp(dir=directory, prefix="package-", suffix=".edxml")
+    except FileNotFoundError:  # the first upload (or the folder was removed): make it
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=directory, prefix="package-", suffix=".edxml")
     path = Path(name)
     sha = hashlib.sha256()
     size = 0

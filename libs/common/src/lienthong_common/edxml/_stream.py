@@ -378,10 +378,14 @@ def parse_stream(
             elif not chunk:
                 continue
             # Refuse DTDs before the parser sees them (XXE, billion laughs); no package needs one.
-            window = tail + chunk
-            if b"!" in window and any(marker in window for marker in _DTD_MARKERS):
+            # The chunk is searched in place and the seam with the previous one separately (every
+            # marker is shorter than 20 bytes), so no chunk is copied to be searched.
+            seam = tail + chunk[:20]
+            if (b"!" in chunk or b"!" in seam) and any(
+                marker in chunk or marker in seam for marker in _DTD_MARKERS
+            ):
                 raise XmlSecurityError(DOCUMENT, "DTD/DOCTYPE declarations are not allowed")
-            tail = chunk[-20:]
+            tail = chunk[-20:] if len(chunk) >= 20 else seam[-20:]  # chunks shorter than a marker
             feeder.feed(chunk)
         if first:
             raise EdxmlError(DOCUMENT, "no XML content")
