@@ -162,9 +162,7 @@ class FilesystemBlobStore:
                     sha.update(block)
                     out.write(block)
                 out.flush()
-                os.fsync(out.fileno())
-                if self._drop_pages:
-                    _drop_cached_pages(out.fileno())
+                _sync_descriptor(out.fileno(), drop_pages=self._drop_pages)
             digest = sha.hexdigest()
             self._publish(temp, self.path_for(digest))
             return digest
@@ -282,15 +280,14 @@ def _fsync_file(path: Path, *, drop_pages: bool = False) -> None:
     """fsync the file; with `drop_pages`, its pages (clean now) then leave the page cache."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(fd)
-        if drop_pages:
-            _drop_cached_pages(fd)
+        _sync_descriptor(fd, drop_pages=drop_pages)
     finally:
         os.close(fd)
 
 
-def _drop_cached_pages(fd: int) -> None:
-    if hasattr(os, "posix_fadvise"):  # Linux and most Unixes; elsewhere the pages just stay
+def _sync_descriptor(fd: int, *, drop_pages: bool) -> None:
+    os.fsync(fd)
+    if drop_pages and hasattr(os, "posix_fadvise"):  # elsewhere than Unix the pages just stay
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
 
 
