@@ -17,7 +17,7 @@ averages and both sides' CPU per package are in the output and the JSON; the doc
 ids are printed first (for py-spy).
 
     .venv/bin/python bench/bench_docstore.py [--quick] [--workers 1,2] [--clients N]
-                                             [--chunk-kib K] [--keep]
+                                             [--chunk-kib K] [--keep] [--settle S]
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ SENDER = "000.00.00.H49"
 CHUNK = 256 * 1024  # what the gateway sends per message
 CLIENTS = 8
 CONNECTIONS = 16
+SETTLE_SECONDS = 31.0  # see settle()
 
 
 def free_port() -> int:
@@ -130,6 +131,23 @@ def requests(data: bytes, chunk: int = CHUNK) -> Iterator[docstore_pb2.PutPackag
     view = memoryview(data)
     for offset in range(0, len(data), chunk):
         yield docstore_pb2.PutPackageRequest(chunk=bytes(view[offset : offset + chunk]))
+
+
+def settle(began: float, seconds: float) -> None:
+    """Wait until `seconds` have passed since `began` (the bench's start).
+
+    ext4 does not reuse an inode freed less than 30 s ago: a new file's inode is searched past
+    every recently freed one, reading inode tables to check. Right after many files were
+    deleted (`make bench` removes the PostgreSQL cluster of the benchmark before this one, and
+    this bench used to remove one configuration's store just before measuring the next),
+    each new blob cost more: interleaved runs gave 84-99/s just after deleting 3000 files and
+    97-126/s with the deletion 40 s old (bench/README.md). A docstore in service never
+    deletes files in bulk, so the bench waits out files deleted before it started, and
+    deletes its own stores only after the last measurement."""
+    left = began + seconds - time.monotonic()
+    if left > 0:
+        print(f"waiting {left:.0f} s for files deleted before the bench to age (ext4, 30 s)", file=sys.stderr)
+        time.sleep(left)
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -216,6 +234,9 @@ class Docstore:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         self.log.close()
+
+    def remove(self) -> None:
+        """Delete the data dir (unless kept). Only once every measurement is over: see `settle`."""
         if not self.keep:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -356,40 +377,53 @@ def main() -> None:
     )
     parser.add_argument("--chunk-kib", type=int, default=CHUNK // 1024, help="gRPC message size")
     parser.add_argument("--keep", action="store_true", help="keep the data dirs (blobs, database, log)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=SETTLE_SECONDS,
+        help="seconds from the bench's start before the first measurement (0: none); see settle()",
+    )
     args = parser.parse_args()
+    began = time.monotonic()
     count, seconds, big_mb = (600, 6.0, 40) if args.quick else (3000, 30.0, 40)
     worker_counts = [int(w) for w in args.workers.split(",")]
     uploads = Uploads([package(1024 * 1024, n) for n in range(16)], args.chunk_kib * 1024)
 
     runs: list[dict[str, object]] = []
     mem: dict[str, object] = {}
-    for workers in worker_counts:
-        store = Docstore(workers, args.keep)
-        try:
-            run = {
-                "workers": workers,
-                **throughput(
-                    store,
-                    uploads,
-                    clients=args.clients,
-                    connections=args.connections,
-                    count=count,
-                    seconds=seconds,
-                ),
-            }
-            if not mem:  # (b) memory, on the first configuration's serving process
-                mem = memory(store, big_mb)
-        finally:
-            store.close()
-        runs.append(run)
-        print(
-            f"  {workers} worker(s): {run['packages_per_second_1mb']} packages/s, "
-            f"{run['docstore_cpu_ms_per_package']} ms docstore CPU each, "
-            f"CPU shares {run['cpu_share_by_process']}",
-            file=sys.stderr,
-            flush=True,
-        )
-
+    stores: list[Docstore] = []
+    try:
+        for workers in worker_counts:
+            store = Docstore(workers, args.keep)
+            stores.append(store)
+            settle(began, args.settle)
+            try:
+                run = {
+                    "workers": workers,
+                    **throughput(
+                        store,
+                        uploads,
+                        clients=args.clients,
+                        connections=args.connections,
+                        count=count,
+                        seconds=seconds,
+                    ),
+                }
+                if not mem:  # (b) memory, on the first configuration's serving process
+                    mem = memory(store, big_mb)
+            finally:
+                store.close()
+            runs.append(run)
+            print(
+                f"  {workers} worker(s): {run['packages_per_second_1mb']} packages/s, "
+                f"{run['docstore_cpu_ms_per_package']} ms docstore CPU each, "
+                f"CPU shares {run['cpu_share_by_process']}",
+                file=sys.stderr,
+                flush=True,
+            )
+    finally:  # only now: deleting a store makes the next one slower (see settle)
+        for store in stores:
+            store.remove()
     best = max(runs, key=lambda r: float(r["packages_per_second_1mb"]))  # type: ignore[arg-type]
     result = {
         **{k: v for k, v in best.items() if k != "load_average"},
