@@ -264,7 +264,7 @@ class _GroupSync:
                     self._cond.notify_all()
 
 
-def _fsync_file(path: Path, *, drop_pages: bool = False) -> None:
+def _fsync_file(path: Path, *, drop_pages: bool) -> None:
     """fsync the file; with `drop_pages`, its pages (clean now) then leave the page cache."""
     fd = os.open(path, os.O_RDONLY)
     try:
