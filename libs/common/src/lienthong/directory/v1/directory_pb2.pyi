@@ -1282,3 +1282,277 @@ class ExportAgenciesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportAgenciesResponse: _TypeAlias = ExportAgenciesResponse  # noqa: Y015
+
+@_typing.final
+class VdxpSystem(_message.Message):
+    """-- VDXP systems: a document-management system (e.g. vxp.saas.03) that speaks VDXP for one or
+    more agencies, authenticated by an HMAC-SHA256 over its signed headers with its secret. The
+    secret is kept encrypted (envelope encryption under the directory's master key) because the
+    HMAC can only be checked with the secret itself; it leaves the directory only in the reply
+    that created it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    ADMIN_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVE_SECRETS_FIELD_NUMBER: _builtins.int
+    PREVIOUS_VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    admin: _builtins.bool
+    """may write the directory (registerAgency, deleteAgency)"""
+    created_at: _builtins.str
+    """ISO date-time (UTC)"""
+    active_secrets: _builtins.int
+    """2 while a rotation's overlap runs"""
+    previous_valid_until: _builtins.str
+    """ISO date-time (UTC) the previous secret stops; empty if none"""
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the agencies it may send and receive for"""
+
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+        admin: _builtins.bool = ...,
+        created_at: _builtins.str = ...,
+        active_secrets: _builtins.int = ...,
+        previous_valid_until: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_secrets", b"active_secrets", "admin", b"admin", "agency_codes", b"agency_codes", "created_at", b"created_at", "previous_valid_until", b"previous_valid_until", "system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VdxpSystem: _TypeAlias = VdxpSystem  # noqa: Y015
+
+@_typing.final
+class AddVdxpSystemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    ADMIN_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    admin: _builtins.bool
+    secret: _builtins.str
+    """empty: the directory generates one"""
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+        admin: _builtins.bool = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "agency_codes", b"agency_codes", "secret", b"secret", "system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AddVdxpSystemRequest: _TypeAlias = AddVdxpSystemRequest  # noqa: Y015
+
+@_typing.final
+class VdxpSystemSecret(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """only in this reply; never stored in clear, never logged"""
+    @_builtins.property
+    def system(self) -> Global___VdxpSystem: ...
+    def __init__(
+        self,
+        *,
+        system: Global___VdxpSystem | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["system", b"system"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["secret", b"secret", "system", b"system"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VdxpSystemSecret: _TypeAlias = VdxpSystemSecret  # noqa: Y015
+
+@_typing.final
+class ListVdxpSystemsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    """empty: every system"""
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVdxpSystemsRequest: _TypeAlias = ListVdxpSystemsRequest  # noqa: Y015
+
+@_typing.final
+class ListVdxpSystemsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def systems(self) -> _containers.RepeatedCompositeFieldContainer[Global___VdxpSystem]: ...
+    def __init__(
+        self,
+        *,
+        systems: _abc.Iterable[Global___VdxpSystem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["systems", b"systems"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVdxpSystemsResponse: _TypeAlias = ListVdxpSystemsResponse  # noqa: Y015
+
+@_typing.final
+class UpdateVdxpSystemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    ADMIN_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    admin: _builtins.bool
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """replaces the set; must not be empty"""
+
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+        admin: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["admin", b"admin", "agency_codes", b"agency_codes", "system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateVdxpSystemRequest: _TypeAlias = UpdateVdxpSystemRequest  # noqa: Y015
+
+@_typing.final
+class RotateVdxpSecretRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    NEW_SECRET_FIELD_NUMBER: _builtins.int
+    OVERLAP_SECONDS_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    new_secret: _builtins.str
+    """empty: generated"""
+    overlap_seconds: _builtins.int
+    """The previous secret stays valid this long; absent: 86400; 0: it stops now."""
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+        new_secret: _builtins.str = ...,
+        overlap_seconds: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "new_secret", b"new_secret", "overlap_seconds", b"overlap_seconds", "system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__overlap_seconds: _TypeAlias = _typing.Literal["overlap_seconds"]  # noqa: Y015
+    _WhichOneofArgType__overlap_seconds: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__overlap_seconds) -> _WhichOneofReturnType__overlap_seconds | None: ...
+
+Global___RotateVdxpSecretRequest: _TypeAlias = RotateVdxpSecretRequest  # noqa: Y015
+
+@_typing.final
+class VdxpSystemRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VdxpSystemRequest: _TypeAlias = VdxpSystemRequest  # noqa: Y015
+
+@_typing.final
+class VerifyVdxpSignatureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_ID_FIELD_NUMBER: _builtins.int
+    SIGNED_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    system_id: _builtins.str
+    signed: _builtins.bytes
+    """the raw bytes of the XroadVnpt-sign-header value"""
+    signature: _builtins.str
+    """the XroadVnpt-hash-header: hex HMAC-SHA256(secret, signed)"""
+    def __init__(
+        self,
+        *,
+        system_id: _builtins.str = ...,
+        signed: _builtins.bytes = ...,
+        signature: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signature", b"signature", "signed", b"signed", "system_id", b"system_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyVdxpSignatureRequest: _TypeAlias = VerifyVdxpSignatureRequest  # noqa: Y015
+
+@_typing.final
+class VerifyVdxpSignatureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALID_FIELD_NUMBER: _builtins.int
+    SYSTEM_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    valid: _builtins.bool
+    reason: _builtins.str
+    """why not, when not valid (never names the secret)"""
+    @_builtins.property
+    def system(self) -> Global___VdxpSystem:
+        """set when valid"""
+
+    def __init__(
+        self,
+        *,
+        valid: _builtins.bool = ...,
+        system: Global___VdxpSystem | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["system", b"system"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "system", b"system", "valid", b"valid"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyVdxpSignatureResponse: _TypeAlias = VerifyVdxpSignatureResponse  # noqa: Y015

@@ -144,6 +144,36 @@ class DirectoryServiceStub:
                 request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.SerializeToString,
                 response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.FromString,
                 _registered_method=True)
+        self.AddVdxpSystem = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/AddVdxpSystem',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.AddVdxpSystemRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.FromString,
+                _registered_method=True)
+        self.ListVdxpSystems = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/ListVdxpSystems',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsResponse.FromString,
+                _registered_method=True)
+        self.UpdateVdxpSystem = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/UpdateVdxpSystem',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.UpdateVdxpSystemRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.FromString,
+                _registered_method=True)
+        self.RotateVdxpSecret = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/RotateVdxpSecret',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateVdxpSecretRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.FromString,
+                _registered_method=True)
+        self.RemoveVdxpSystem = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/RemoveVdxpSystem',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.FromString,
+                _registered_method=True)
+        self.VerifyVdxpSignature = channel.unary_unary(
+                '/lienthong.directory.v1.DirectoryService/VerifyVdxpSignature',
+                request_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureRequest.SerializeToString,
+                response_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureResponse.FromString,
+                _registered_method=True)
 
 
 class DirectoryServiceServicer:
@@ -282,6 +312,43 @@ class DirectoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddVdxpSystem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListVdxpSystems(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdateVdxpSystem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RotateVdxpSecret(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVdxpSystem(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyVdxpSignature(self, request, context):
+        """Checks an HMAC with the system's active secrets; the secret never leaves the directory.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DirectoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -394,6 +461,36 @@ def add_DirectoryServiceServicer_to_server(servicer, server):
                     servicer.ExportAgencies,
                     request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.FromString,
                     response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.SerializeToString,
+            ),
+            'AddVdxpSystem': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddVdxpSystem,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.AddVdxpSystemRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.SerializeToString,
+            ),
+            'ListVdxpSystems': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVdxpSystems,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsResponse.SerializeToString,
+            ),
+            'UpdateVdxpSystem': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateVdxpSystem,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.UpdateVdxpSystemRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.SerializeToString,
+            ),
+            'RotateVdxpSecret': grpc.unary_unary_rpc_method_handler(
+                    servicer.RotateVdxpSecret,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateVdxpSecretRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.SerializeToString,
+            ),
+            'RemoveVdxpSystem': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVdxpSystem,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.SerializeToString,
+            ),
+            'VerifyVdxpSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyVdxpSignature,
+                    request_deserializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureRequest.FromString,
+                    response_serializer=lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -990,6 +1087,168 @@ class DirectoryService:
             '/lienthong.directory.v1.DirectoryService/ExportAgencies',
             lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesRequest.SerializeToString,
             lienthong_dot_directory_dot_v1_dot_directory__pb2.ExportAgenciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddVdxpSystem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/AddVdxpSystem',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.AddVdxpSystemRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVdxpSystems(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/ListVdxpSystems',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.ListVdxpSystemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateVdxpSystem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/UpdateVdxpSystem',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.UpdateVdxpSystemRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RotateVdxpSecret(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/RotateVdxpSecret',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.RotateVdxpSecretRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemSecret.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVdxpSystem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/RemoveVdxpSystem',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystemRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VdxpSystem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyVdxpSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.directory.v1.DirectoryService/VerifyVdxpSignature',
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureRequest.SerializeToString,
+            lienthong_dot_directory_dot_v1_dot_directory__pb2.VerifyVdxpSignatureResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -54,6 +54,13 @@ class DirectoryServiceStub:
     GetConnectionStatus: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ConnectionStatusRequest, _directory_pb2.ConnectionStatusResponse]
     ImportAgencies: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ImportAgenciesRequest, _directory_pb2.ImportAgenciesResponse]
     ExportAgencies: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ExportAgenciesRequest, _directory_pb2.ExportAgenciesResponse]
+    AddVdxpSystem: _grpc.UnaryUnaryMultiCallable[_directory_pb2.AddVdxpSystemRequest, _directory_pb2.VdxpSystemSecret]
+    ListVdxpSystems: _grpc.UnaryUnaryMultiCallable[_directory_pb2.ListVdxpSystemsRequest, _directory_pb2.ListVdxpSystemsResponse]
+    UpdateVdxpSystem: _grpc.UnaryUnaryMultiCallable[_directory_pb2.UpdateVdxpSystemRequest, _directory_pb2.VdxpSystem]
+    RotateVdxpSecret: _grpc.UnaryUnaryMultiCallable[_directory_pb2.RotateVdxpSecretRequest, _directory_pb2.VdxpSystemSecret]
+    RemoveVdxpSystem: _grpc.UnaryUnaryMultiCallable[_directory_pb2.VdxpSystemRequest, _directory_pb2.VdxpSystem]
+    VerifyVdxpSignature: _grpc.UnaryUnaryMultiCallable[_directory_pb2.VerifyVdxpSignatureRequest, _directory_pb2.VerifyVdxpSignatureResponse]
+    """Checks an HMAC with the system's active secrets; the secret never leaves the directory."""
 
 @_typing.type_check_only
 class DirectoryServiceAsyncStub(DirectoryServiceStub):
@@ -81,6 +88,13 @@ class DirectoryServiceAsyncStub(DirectoryServiceStub):
     GetConnectionStatus: _aio.UnaryUnaryMultiCallable[_directory_pb2.ConnectionStatusRequest, _directory_pb2.ConnectionStatusResponse]  # type: ignore[assignment]
     ImportAgencies: _aio.UnaryUnaryMultiCallable[_directory_pb2.ImportAgenciesRequest, _directory_pb2.ImportAgenciesResponse]  # type: ignore[assignment]
     ExportAgencies: _aio.UnaryUnaryMultiCallable[_directory_pb2.ExportAgenciesRequest, _directory_pb2.ExportAgenciesResponse]  # type: ignore[assignment]
+    AddVdxpSystem: _aio.UnaryUnaryMultiCallable[_directory_pb2.AddVdxpSystemRequest, _directory_pb2.VdxpSystemSecret]  # type: ignore[assignment]
+    ListVdxpSystems: _aio.UnaryUnaryMultiCallable[_directory_pb2.ListVdxpSystemsRequest, _directory_pb2.ListVdxpSystemsResponse]  # type: ignore[assignment]
+    UpdateVdxpSystem: _aio.UnaryUnaryMultiCallable[_directory_pb2.UpdateVdxpSystemRequest, _directory_pb2.VdxpSystem]  # type: ignore[assignment]
+    RotateVdxpSecret: _aio.UnaryUnaryMultiCallable[_directory_pb2.RotateVdxpSecretRequest, _directory_pb2.VdxpSystemSecret]  # type: ignore[assignment]
+    RemoveVdxpSystem: _aio.UnaryUnaryMultiCallable[_directory_pb2.VdxpSystemRequest, _directory_pb2.VdxpSystem]  # type: ignore[assignment]
+    VerifyVdxpSignature: _aio.UnaryUnaryMultiCallable[_directory_pb2.VerifyVdxpSignatureRequest, _directory_pb2.VerifyVdxpSignatureResponse]  # type: ignore[assignment]
+    """Checks an HMAC with the system's active secrets; the secret never leaves the directory."""
 
 class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -237,5 +251,48 @@ class DirectoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _directory_pb2.ExportAgenciesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_directory_pb2.ExportAgenciesResponse, _abc.Awaitable[_directory_pb2.ExportAgenciesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def AddVdxpSystem(
+        self,
+        request: _directory_pb2.AddVdxpSystemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VdxpSystemSecret, _abc.Awaitable[_directory_pb2.VdxpSystemSecret]]: ...
+
+    @_abc_1.abstractmethod
+    def ListVdxpSystems(
+        self,
+        request: _directory_pb2.ListVdxpSystemsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.ListVdxpSystemsResponse, _abc.Awaitable[_directory_pb2.ListVdxpSystemsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def UpdateVdxpSystem(
+        self,
+        request: _directory_pb2.UpdateVdxpSystemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VdxpSystem, _abc.Awaitable[_directory_pb2.VdxpSystem]]: ...
+
+    @_abc_1.abstractmethod
+    def RotateVdxpSecret(
+        self,
+        request: _directory_pb2.RotateVdxpSecretRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VdxpSystemSecret, _abc.Awaitable[_directory_pb2.VdxpSystemSecret]]: ...
+
+    @_abc_1.abstractmethod
+    def RemoveVdxpSystem(
+        self,
+        request: _directory_pb2.VdxpSystemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VdxpSystem, _abc.Awaitable[_directory_pb2.VdxpSystem]]: ...
+
+    @_abc_1.abstractmethod
+    def VerifyVdxpSignature(
+        self,
+        request: _directory_pb2.VerifyVdxpSignatureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_directory_pb2.VerifyVdxpSignatureResponse, _abc.Awaitable[_directory_pb2.VerifyVdxpSignatureResponse]]:
+        """Checks an HMAC with the system's active secrets; the secret never leaves the directory."""
 
 def add_DirectoryServiceServicer_to_server(servicer: DirectoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

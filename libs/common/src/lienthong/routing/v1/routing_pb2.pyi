@@ -34,6 +34,7 @@ class Delivery(_message.Message):
     PUSH_ATTEMPTS_FIELD_NUMBER: _builtins.int
     PUSH_ERROR_FIELD_NUMBER: _builtins.int
     SUPERSEDED_BY_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
     recipient_code: _builtins.str
     state: _builtins.str
     """see events.v1.DeliveryUpdated.state"""
@@ -52,6 +53,8 @@ class Delivery(_message.Message):
     def updated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def ack_deadline(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
         self,
         *,
@@ -66,10 +69,11 @@ class Delivery(_message.Message):
         push_attempts: _builtins.int = ...,
         push_error: _builtins.str = ...,
         superseded_by: _builtins.str = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "delivered_at", b"delivered_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "last_status_code", b"last_status_code", "overdue", b"overdue", "push_attempts", b"push_attempts", "push_error", b"push_error", "push_state", b"push_state", "recipient_code", b"recipient_code", "requested_code", b"requested_code", "state", b"state", "superseded_by", b"superseded_by", "updated_at", b"updated_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack_deadline", b"ack_deadline", "delivered_at", b"delivered_at", "last_status_code", b"last_status_code", "overdue", b"overdue", "push_attempts", b"push_attempts", "push_error", b"push_error", "push_state", b"push_state", "recipient_code", b"recipient_code", "requested_code", b"requested_code", "state", b"state", "superseded_by", b"superseded_by", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -124,6 +128,8 @@ class DocumentState(_message.Message):
     EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     BUSINESS_DOC_TYPE_FIELD_NUMBER: _builtins.int
     REFERENCED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    ROUTED_AT_FIELD_NUMBER: _builtins.int
+    ADDRESSED_CODES_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     sender_code: _builtins.str
     state: _builtins.str
@@ -139,6 +145,12 @@ class DocumentState(_message.Message):
     def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
     @_builtins.property
     def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatusEntry]: ...
+    @_builtins.property
+    def routed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def addressed_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the recipients the package named (also when refused)"""
+
     def __init__(
         self,
         *,
@@ -152,10 +164,12 @@ class DocumentState(_message.Message):
         edxml_document_id: _builtins.str = ...,
         business_doc_type: _builtins.int = ...,
         referenced_document_id: _builtins.str = ...,
+        routed_at: _timestamp_pb2.Timestamp | None = ...,
+        addressed_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["routed_at", b"routed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_doc_type", b"business_doc_type", "deliveries", b"deliveries", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "referenced_document_id", b"referenced_document_id", "refusal_reason", b"refusal_reason", "sender_code", b"sender_code", "state", b"state", "subject", b"subject", "timeline", b"timeline"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addressed_codes", b"addressed_codes", "business_doc_type", b"business_doc_type", "deliveries", b"deliveries", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "referenced_document_id", b"referenced_document_id", "refusal_reason", b"refusal_reason", "routed_at", b"routed_at", "sender_code", b"sender_code", "state", b"state", "subject", b"subject", "timeline", b"timeline"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -309,16 +323,24 @@ class PostStatusResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     DELIVERIES_FIELD_NUMBER: _builtins.int
+    STATUS_MESSAGE_IDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def deliveries(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delivery]: ...
+    @_builtins.property
+    def status_message_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The status message this post created for each addressee (see VDXP below); a repeated post
+        answers with the first one's ids.
+        """
+
     def __init__(
         self,
         *,
         deliveries: _abc.Iterable[Global___Delivery] | None = ...,
+        status_message_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deliveries", b"deliveries", "status_message_ids", b"status_message_ids"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1005,3 +1027,295 @@ class ListOverdueResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListOverdueResponse: _TypeAlias = ListOverdueResponse  # noqa: Y015
+
+@_typing.final
+class PendingRequest(_message.Message):
+    """-- VDXP: what a system's agencies have to take, documents and status messages alike.
+    A status recorded on a document becomes one status message per addressee (the sender for a
+    recipient's status; every recipient for the sender's 13), pending until acknowledged.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    kind: _builtins.str
+    """"" both | "edoc" | "status" """
+    limit: _builtins.int
+    """oldest first; 0 = 100"""
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+        kind: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_codes", b"agency_codes", "kind", b"kind", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingRequest: _TypeAlias = PendingRequest  # noqa: Y015
+
+@_typing.final
+class PendingItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    FROM_CODE_FIELD_NUMBER: _builtins.int
+    TO_CODE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    STATUS_CODE_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """edoc: the document id; status: the status message id"""
+    kind: _builtins.str
+    """edoc | status"""
+    from_code: _builtins.str
+    to_code: _builtins.str
+    """the agency (of agency_codes) it is for"""
+    state: _builtins.str
+    """pending | processing | failed"""
+    document_id: _builtins.str
+    """status: the document it answers"""
+    status_code: _builtins.str
+    """status only"""
+    description: _builtins.str
+    subject: _builtins.str
+    edxml_document_id: _builtins.str
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        from_code: _builtins.str = ...,
+        to_code: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        state: _builtins.str = ...,
+        document_id: _builtins.str = ...,
+        status_code: _builtins.str = ...,
+        description: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        edxml_document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "description", b"description", "document_id", b"document_id", "edxml_document_id", b"edxml_document_id", "from_code", b"from_code", "id", b"id", "kind", b"kind", "state", b"state", "status_code", b"status_code", "subject", b"subject", "to_code", b"to_code", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingItem: _TypeAlias = PendingItem  # noqa: Y015
+
+@_typing.final
+class PendingResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    total: _builtins.int
+    """all pending of that kind, beyond limit too"""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingItem]: ...
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___PendingItem] | None = ...,
+        total: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingResponse: _TypeAlias = PendingResponse  # noqa: Y015
+
+@_typing.final
+class StatusMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the caller's; NOT_FOUND unless the message is for one of them"""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_codes", b"agency_codes", "id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusMessageRequest: _TypeAlias = StatusMessageRequest  # noqa: Y015
+
+@_typing.final
+class StatusMessage(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEM_FIELD_NUMBER: _builtins.int
+    PACKAGE_FIELD_NUMBER: _builtins.int
+    package: _builtins.bytes
+    """the status as VNPT's builder writes it (edXML > edXMLEnvelope)"""
+    @_builtins.property
+    def item(self) -> Global___PendingItem: ...
+    def __init__(
+        self,
+        *,
+        item: Global___PendingItem | None = ...,
+        package: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["item", b"item"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["item", b"item", "package", b"package"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatusMessage: _TypeAlias = StatusMessage  # noqa: Y015
+
+@_typing.final
+class AckStatusMessageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODES_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    outcome: _builtins.str
+    """done (drops it from pending) | fail | processing"""
+    @_builtins.property
+    def agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        agency_codes: _abc.Iterable[_builtins.str] | None = ...,
+        outcome: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_codes", b"agency_codes", "id", b"id", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AckStatusMessageRequest: _TypeAlias = AckStatusMessageRequest  # noqa: Y015
+
+@_typing.final
+class FindDocumentsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EDXML_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    PARTY_CODES_FIELD_NUMBER: _builtins.int
+    edxml_document_id: _builtins.str
+    @_builtins.property
+    def party_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """only documents one of them sent or received"""
+
+    def __init__(
+        self,
+        *,
+        edxml_document_id: _builtins.str = ...,
+        party_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edxml_document_id", b"edxml_document_id", "party_codes", b"party_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindDocumentsRequest: _TypeAlias = FindDocumentsRequest  # noqa: Y015
+
+@_typing.final
+class FindDocumentsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentState]: ...
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DocumentState] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindDocumentsResponse: _TypeAlias = FindDocumentsResponse  # noqa: Y015
+
+@_typing.final
+class ListSentRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SENDER_CODES_FIELD_NUMBER: _builtins.int
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    CURSOR_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """just this one"""
+    cursor: _builtins.str
+    limit: _builtins.int
+    """newest first; 0 = 100"""
+    @_builtins.property
+    def sender_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        sender_codes: _abc.Iterable[_builtins.str] | None = ...,
+        document_id: _builtins.str = ...,
+        cursor: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "document_id", b"document_id", "limit", b"limit", "sender_codes", b"sender_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSentRequest: _TypeAlias = ListSentRequest  # noqa: Y015
+
+@_typing.final
+class ListSentResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    @_builtins.property
+    def documents(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentState]: ...
+    def __init__(
+        self,
+        *,
+        documents: _abc.Iterable[Global___DocumentState] | None = ...,
+        next_cursor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents", b"documents", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSentResponse: _TypeAlias = ListSentResponse  # noqa: Y015

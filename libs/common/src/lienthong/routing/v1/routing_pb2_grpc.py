@@ -104,6 +104,31 @@ class RoutingStub:
                 request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.SerializeToString,
                 response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.FromString,
                 _registered_method=True)
+        self.ListPending = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListPending',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingResponse.FromString,
+                _registered_method=True)
+        self.GetStatusMessage = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/GetStatusMessage',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessageRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessage.FromString,
+                _registered_method=True)
+        self.AckStatusMessage = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/AckStatusMessage',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.AckStatusMessageRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingItem.FromString,
+                _registered_method=True)
+        self.FindDocuments = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/FindDocuments',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsResponse.FromString,
+                _registered_method=True)
+        self.ListSent = channel.unary_unary(
+                '/lienthong.routing.v1.Routing/ListSent',
+                request_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentRequest.SerializeToString,
+                response_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentResponse.FromString,
+                _registered_method=True)
 
 
 class RoutingServicer:
@@ -193,6 +218,36 @@ class RoutingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListPending(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatusMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AckStatusMessage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindDocuments(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSent(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RoutingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +320,31 @@ def add_RoutingServicer_to_server(servicer, server):
                     servicer.ListOverdue,
                     request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.FromString,
                     response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.SerializeToString,
+            ),
+            'ListPending': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPending,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingResponse.SerializeToString,
+            ),
+            'GetStatusMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatusMessage,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessageRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessage.SerializeToString,
+            ),
+            'AckStatusMessage': grpc.unary_unary_rpc_method_handler(
+                    servicer.AckStatusMessage,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.AckStatusMessageRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingItem.SerializeToString,
+            ),
+            'FindDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindDocuments,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsResponse.SerializeToString,
+            ),
+            'ListSent': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSent,
+                    request_deserializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentRequest.FromString,
+                    response_serializer=lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -645,6 +725,141 @@ class Routing:
             '/lienthong.routing.v1.Routing/ListOverdue',
             lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueRequest.SerializeToString,
             lienthong_dot_routing_dot_v1_dot_routing__pb2.ListOverdueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPending(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListPending',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatusMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/GetStatusMessage',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessageRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.StatusMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AckStatusMessage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/AckStatusMessage',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.AckStatusMessageRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.PendingItem.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/FindDocuments',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.FindDocumentsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.routing.v1.Routing/ListSent',
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentRequest.SerializeToString,
+            lienthong_dot_routing_dot_v1_dot_routing__pb2.ListSentResponse.FromString,
             options,
             channel_credentials,
             insecure,

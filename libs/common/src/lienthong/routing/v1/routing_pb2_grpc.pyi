@@ -45,6 +45,11 @@ class RoutingStub:
     RedriveWebhookDeliveries: _grpc.UnaryUnaryMultiCallable[_routing_pb2.RedriveRequest, _routing_pb2.RedriveResponse]
     CountOverdue: _grpc.UnaryUnaryMultiCallable[_routing_pb2.CountOverdueRequest, _routing_pb2.CountOverdueResponse]
     ListOverdue: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListOverdueRequest, _routing_pb2.ListOverdueResponse]
+    ListPending: _grpc.UnaryUnaryMultiCallable[_routing_pb2.PendingRequest, _routing_pb2.PendingResponse]
+    GetStatusMessage: _grpc.UnaryUnaryMultiCallable[_routing_pb2.StatusMessageRequest, _routing_pb2.StatusMessage]
+    AckStatusMessage: _grpc.UnaryUnaryMultiCallable[_routing_pb2.AckStatusMessageRequest, _routing_pb2.PendingItem]
+    FindDocuments: _grpc.UnaryUnaryMultiCallable[_routing_pb2.FindDocumentsRequest, _routing_pb2.FindDocumentsResponse]
+    ListSent: _grpc.UnaryUnaryMultiCallable[_routing_pb2.ListSentRequest, _routing_pb2.ListSentResponse]
 
 @_typing.type_check_only
 class RoutingAsyncStub(RoutingStub):
@@ -63,6 +68,11 @@ class RoutingAsyncStub(RoutingStub):
     RedriveWebhookDeliveries: _aio.UnaryUnaryMultiCallable[_routing_pb2.RedriveRequest, _routing_pb2.RedriveResponse]  # type: ignore[assignment]
     CountOverdue: _aio.UnaryUnaryMultiCallable[_routing_pb2.CountOverdueRequest, _routing_pb2.CountOverdueResponse]  # type: ignore[assignment]
     ListOverdue: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListOverdueRequest, _routing_pb2.ListOverdueResponse]  # type: ignore[assignment]
+    ListPending: _aio.UnaryUnaryMultiCallable[_routing_pb2.PendingRequest, _routing_pb2.PendingResponse]  # type: ignore[assignment]
+    GetStatusMessage: _aio.UnaryUnaryMultiCallable[_routing_pb2.StatusMessageRequest, _routing_pb2.StatusMessage]  # type: ignore[assignment]
+    AckStatusMessage: _aio.UnaryUnaryMultiCallable[_routing_pb2.AckStatusMessageRequest, _routing_pb2.PendingItem]  # type: ignore[assignment]
+    FindDocuments: _aio.UnaryUnaryMultiCallable[_routing_pb2.FindDocumentsRequest, _routing_pb2.FindDocumentsResponse]  # type: ignore[assignment]
+    ListSent: _aio.UnaryUnaryMultiCallable[_routing_pb2.ListSentRequest, _routing_pb2.ListSentResponse]  # type: ignore[assignment]
 
 class RoutingServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -162,5 +172,40 @@ class RoutingServicer(metaclass=_abc_1.ABCMeta):
         request: _routing_pb2.ListOverdueRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_routing_pb2.ListOverdueResponse, _abc.Awaitable[_routing_pb2.ListOverdueResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListPending(
+        self,
+        request: _routing_pb2.PendingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.PendingResponse, _abc.Awaitable[_routing_pb2.PendingResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def GetStatusMessage(
+        self,
+        request: _routing_pb2.StatusMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.StatusMessage, _abc.Awaitable[_routing_pb2.StatusMessage]]: ...
+
+    @_abc_1.abstractmethod
+    def AckStatusMessage(
+        self,
+        request: _routing_pb2.AckStatusMessageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.PendingItem, _abc.Awaitable[_routing_pb2.PendingItem]]: ...
+
+    @_abc_1.abstractmethod
+    def FindDocuments(
+        self,
+        request: _routing_pb2.FindDocumentsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.FindDocumentsResponse, _abc.Awaitable[_routing_pb2.FindDocumentsResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSent(
+        self,
+        request: _routing_pb2.ListSentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_routing_pb2.ListSentResponse, _abc.Awaitable[_routing_pb2.ListSentResponse]]: ...
 
 def add_RoutingServicer_to_server(servicer: RoutingServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
