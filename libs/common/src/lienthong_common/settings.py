@@ -127,6 +127,13 @@ class SigverifySettings(BaseModel):
 class DirectorySettings(BaseModel):
     # An agency counts as connected when it has an active credential and exchanged this recently.
     connection_window_days: int = 30
+    # Master keys wrapping the data keys of VDXP systems' secrets (docs/adr/0002): entries
+    # `id:base64-of-32-bytes`, separated by commas or newlines, the first the current one; older
+    # ones only decrypt until `lienthong-directory vdxp-rewrap` has moved every secret off them.
+    # Either inline, or a file holding the same (a mounted Kubernetes Secret); not both. Without
+    # either: in development a key generated once in data_dir; elsewhere VDXP systems are off.
+    master_keys: SecretStr | None = None
+    master_keys_file: Path | None = None
 
 
 class GatewaySettings(BaseModel):
@@ -151,6 +158,9 @@ class GatewaySettings(BaseModel):
     tls_key_file: Path | None = None
     tls_client_ca_file: Path | None = None
     require_client_cert: bool = False
+    # /vdxp/: refuse an XroadVnpt-timestamp more than this far in the future (0 = off, the
+    # default: the SDK fixes the timestamp per service object, so its age means nothing).
+    vdxp_max_future_skew_seconds: int = 0
 
 
 class MetricsSettings(BaseModel):

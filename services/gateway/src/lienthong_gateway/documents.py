@@ -504,6 +504,7 @@ def record_status(
             timeout=ctx.deadline,
         )
         result = status_reply(document_id, reply.deliveries)
+        result["status_message_ids"] = list(reply.status_message_ids)
     except grpc.RpcError as error:
         # A retry after a lost reply: routing refuses the repeated transition, but the effect is
         # there; answer as the first time did.

@@ -1,559 +1,673 @@
-"""The VDXP-compatible facade under /vdxp/: what agencies' existing software already speaks.
+"""The VDXP-compatible facade under /vdxp/: VNPT's SDK 2.0.1 connects to it unchanged.
 
-Every operation is `POST /vdxp/{operation}`; the caller authenticates with its system id (its
-agency code) and secret in headers; replies are `{status: OK|FAIL, ErrorCode, ErrorDesc,
-data|DocId}`. Domain failures are HTTP 200 with status FAIL (what VDXP clients read); only
-rate limiting (429), an oversized body (413) and unavailable platform services (5xx) use HTTP
-statuses too, so generic HTTP retry logic still works. docs/vdxp.md has the full mapping.
+A *system* (`XroadVnpt-systemid`) signs each call with its secret (vdxp_wire.py); the directory
+checks the HMAC where the secret is kept and says which agencies the system acts for. Every
+reply is HTTP 200 with `{status, ErrorCode, ErrorDesc, …}` in ASCII JSON — the SDK ignores HTTP
+statuses and reads the body — except 429 and 5xx, which also carry the FAIL body, and
+`downloadEdoc`, whose errors are an empty body (the SDK saves any non-empty body as the
+package). docs/vdxp.md is the switch-over guide and the mapping of each operation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import hashlib
 import json
+import logging
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
 from lienthong.directory.v1 import directory_pb2
 from lienthong.docstore.v1 import docstore_pb2
 from lienthong.routing.v1 import routing_pb2
 from lienthong_common import edxml
-from lienthong_gateway.auth import Caller, checked_credentials
+from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, admit, gateway
 from lienthong_gateway.documents import (
     document_parties,
-    iso,
     mark_arrived,
     read_body_limited,
     record_status,
     submit_package,
 )
 from lienthong_gateway.problems import Problem, from_rpc_error
+from lienthong_gateway.vdxp_wire import (
+    SignedRequest,
+    VdxpResponse,
+    WireError,
+    match_hash_file,
+    read_signed_request,
+    recipient_codes,
+    reply_fail,
+    reply_ok,
+    vdxp_time,
+)
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/vdxp", tags=["vdxp"])
 
-SYSTEM_ID_HEADERS = ("systemid", "system-id", "systemId", "x-system-id")
-SECRET_HEADERS = ("secret", "secretkey", "secret-key", "x-secret")
-# HTTP statuses that stay HTTP statuses on the facade; everything else is 200 + FAIL.
-TRANSPORT_STATUSES = frozenset({413, 429, 502, 503, 504})
-MAX_LISTED = 2000
+# HTTP statuses that stay HTTP statuses on the facade; every other refusal is 200 + FAIL.
+TRANSPORT_STATUSES = frozenset({429, 502, 503, 504})
+LISTED = 100  # getReceivedEdocList has no paging: the oldest pending items, this many
+SMALL_BODY = 64 * 1024  # every operation but sendEdoc sends `{}`, nothing or a small JSON
 
 
-class VdxpReply(BaseModel):
-    """The VDXP reply envelope."""
+@dataclass(frozen=True)
+class System:
+    """The authenticated VDXP system and what it may act for."""
 
-    model_config = ConfigDict(
-        extra="allow",
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "OK",
-                    "ErrorCode": "0",
-                    "ErrorDesc": "",
-                    "DocId": "6f1c2f0e-8a0b-4f5e-9d3c-1b2a3c4d5e6f",
-                },
-                {"status": "FAIL", "ErrorCode": "404", "ErrorDesc": "document 6f1c… was not found"},
-            ]
-        },
-    )
-    status: str
-    ErrorCode: str
-    ErrorDesc: str
-    data: Any = None
-    DocId: str | None = None
+    system_id: str
+    agency_codes: tuple[str, ...]
+    admin: bool
+    request: SignedRequest
+
+    def acting_for(self, code: str) -> Caller:
+        """The system acting for one of its agencies (403 if it does not serve that agency)."""
+        if code not in self.agency_codes:
+            raise Problem(
+                403,
+                f"system {self.system_id} does not act for {code}; "
+                f"it acts for {', '.join(self.agency_codes)}",
+                kind="agency-not-served",
+            )
+        return Caller(code=code, roles=("agency", "admin") if self.admin else ("agency",))
 
 
-def ok(**fields: Any) -> JSONResponse:
-    return JSONResponse({"status": "OK", "ErrorCode": "0", "ErrorDesc": "", **fields})
+Operation = Callable[[GatewayContext, System, Request], Awaitable[Response]]
 
 
-def fail(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(
-        {"status": "FAIL", "ErrorCode": str(status), "ErrorDesc": detail},
-        status_code=status if status in TRANSPORT_STATUSES else 200,
-        headers=headers,
-    )
-
-
-async def answer(
-    request: Request, operation: Callable[[GatewayContext, Caller], Awaitable[JSONResponse]]
-) -> JSONResponse:
-    """Authenticate, run the operation, and fold every problem into the VDXP envelope."""
+async def answer(request: Request, operation: Operation, *, raw: bool = False) -> Response:
+    """Authenticate the signed call, run the operation, fold every refusal into VDXP's FAIL."""
     try:
         ctx = gateway(request)
-        caller = await asyncio.to_thread(system_caller, ctx, request)
-        return await operation(ctx, caller)
+        system = await asyncio.to_thread(authenticate_system, ctx, request)
+        return await operation(ctx, system, request)
+    except WireError as error:
+        return failure(error.code, error.reason, raw=raw)
     except Problem as problem:
-        return fail(problem.status, problem.detail, problem.headers or None)
+        return failure(problem.status, problem.detail, raw=raw, headers=problem.headers)
     except grpc.RpcError as error:
         p = from_rpc_error(error)
-        return fail(p.status, p.detail)
+        return failure(p.status, p.detail, raw=raw)
 
 
-def system_caller(ctx: GatewayContext, request: Request) -> Caller:
-    """The agency behind the system id and secret headers (or HTTP Basic), checked now."""
-    headers = request.headers
-    system_id = next((headers[h] for h in SYSTEM_ID_HEADERS if h in headers), "")
-    secret = next((headers[h] for h in SECRET_HEADERS if h in headers), "")
-    auth = headers.get("authorization", "")
-    if not system_id and auth.lower().startswith("basic "):
-        try:
-            system_id, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
-        except (ValueError, UnicodeDecodeError):
-            system_id = ""
-    if not system_id or not secret:
-        raise Problem(401, "missing credentials: send the systemid and secret headers", kind="invalid-client")
-    system_id, secret = checked_credentials(system_id, secret)
-    reply = ctx.clients.directory.VerifyCredential(
-        directory_pb2.VerifyCredentialRequest(client_id=system_id, secret=secret), timeout=ctx.deadline
+def failure(code: int, reason: str, *, raw: bool, headers: dict[str, str] | None = None) -> Response:
+    http_status = code if code in TRANSPORT_STATUSES else 200
+    if raw:
+        return Response(status_code=code if code >= 400 else 404, headers=headers)
+    response = reply_fail(code, reason, http_status=http_status)
+    response.headers.update(headers or {})
+    return response
+
+
+def authenticate_system(ctx: GatewayContext, request: Request) -> System:
+    skew = ctx.settings.gateway.vdxp_max_future_skew_seconds
+    signed = read_signed_request(
+        request.scope["headers"], max_future_skew=dt.timedelta(seconds=skew) if skew > 0 else None
+    )
+    reply = ctx.clients.directory.VerifyVdxpSignature(
+        directory_pb2.VerifyVdxpSignatureRequest(
+            system_id=signed.system_id, signed=signed.signed_bytes, signature=signed.signature
+        ),
+        timeout=ctx.deadline,
     )
     if not reply.valid:
-        raise Problem(401, f"system id {system_id} or its secret is not valid", kind="invalid-client")
-    caller = Caller(code=reply.agency_code or system_id, roles=tuple(reply.roles))
-    return admit(ctx, request, caller)
+        raise WireError(401, reply.reason or f"system {signed.system_id} or its signature is not valid")
+    system = System(
+        system_id=reply.system.system_id,
+        agency_codes=tuple(reply.system.agency_codes),
+        admin=reply.system.admin,
+        request=signed,
+    )
+    # mTLS binding and the rate limit apply per system, as per agency on /v1.
+    admit(ctx, request, Caller(code=system.system_id, roles=()))
+    return system
 
 
-def header(request: Request, *names: str) -> str:
-    return next((request.headers[n] for n in names if n in request.headers), "").strip()
+def sender_for(system: System, declared: str) -> Caller:
+    if declared:
+        return system.acting_for(declared)
+    if len(system.agency_codes) == 1:
+        return system.acting_for(system.agency_codes[0])
+    raise Problem(422, f"from is required: system {system.system_id} acts for several agencies")
 
 
-AUTH_HEADERS = {
-    "systemid": Header(default=None, alias="systemid", description="system id: the agency code"),
-    "secret": Header(default=None, alias="secret", description="the agency's secret"),
-}
+# -- sendEdoc -------------------------------------------------------------------------------------
 
 
-def send_edoc_sync(ctx: GatewayContext, caller: Caller, request: Request, body: bytes) -> JSONResponse:
-    service_type = header(request, "servicetype") or "eDoc"
+def send_edoc_sync(ctx: GatewayContext, system: System, body: bytes) -> Response:
+    params = system.request
+    service_type = params.get("servicetype") or "eDoc"
     if service_type.lower() != "edoc":
         raise Problem(422, f"servicetype {service_type!r} is not supported; use eDoc")
-    declared_hash = header(request, "hash-file", "hashfile").lower()
-    if declared_hash and declared_hash != hashlib.sha256(body).hexdigest():
-        raise Problem(422, "hash-file does not match the SHA-256 of the body", kind="hash-mismatch")
-    sender = header(request, "from")
-    if sender and sender != caller.code:
-        raise Problem(403, f"from is {sender} but the system is {caller.code}", kind="sender-mismatch")
-    key = header(request, "idempotency-key") or f"vdxp:{hashlib.sha256(body).hexdigest()}"
-    message_type = (header(request, "messagetype") or "edoc").lower()
-    if message_type == "status":
-        return send_status(ctx, caller, body, key)
+    declared_hash = params.get("hash-file")
+    package = body
+    if declared_hash:
+        matched = match_hash_file(declared_hash, body)
+        if matched is None:
+            raise Problem(422, "hash-file does not match the SHA-256 of the file sent", kind="hash-mismatch")
+        package = matched
+    elif body.endswith(b"\r\n"):
+        package = body[:-2]
+    if not package.strip():
+        raise Problem(422, "the body is empty: send the edXML package file")
+    caller = sender_for(system, params.get("from"))
+    # The SDK re-sends identical headers after a dropped connection: the same call, one document.
+    key = (
+        "vdxp:"
+        + hashlib.sha256(
+            "\n".join(
+                [
+                    system.system_id,
+                    params.get("timestamp"),
+                    hashlib.sha256(package).hexdigest(),
+                    caller.code,
+                    params.get("to"),
+                ]
+            ).encode()
+        ).hexdigest()
+    )
+    message_type = (params.get("messagetype") or "edoc").lower()
+    if message_type == "status" or (message_type == "edoc" and edxml.is_status_package(package)):
+        return send_status(ctx, system, caller, package, key)
     if message_type != "edoc":
         raise Problem(422, f"messagetype {message_type!r} is not supported; use edoc or status")
-    to = header(request, "to")
+    to = recipient_codes(params.get("to"))
     if to:
-        check_to_header(to, body)
-    _, reply = submit_package(ctx, caller, body, key)
-    return ok(DocId=reply["id"])
+        check_recipients(to, package)
+    _, reply = submit_package(ctx, caller, package, key)
+    return reply_ok(DocId=reply["id"])
 
 
-def check_to_header(to: str, body: bytes) -> None:
+def check_recipients(to: list[str], package: bytes) -> None:
     try:
-        listed = json.loads(to)
-    except ValueError:
-        listed = [c.strip() for c in to.split(",")]
-    codes = {str(c) for c in (listed if isinstance(listed, list) else [listed]) if str(c).strip()}
-    try:
-        package = edxml.parse_package(body)
+        header = edxml.parse_package(package).header
     except edxml.EdxmlError as error:
         raise Problem(422, f"edXML package is not valid: {error}", kind="invalid-edxml") from error
-    addressed = {org.organ_id for org in package.header.recipients}
-    if codes != addressed:
+    addressed = {org.organ_id for org in header.recipients}
+    if set(to) != addressed:
         raise Problem(
             422,
-            f"the to header lists {sorted(codes)} but the package is addressed to {sorted(addressed)}",
+            f"to lists {sorted(set(to))} but the package is addressed to {sorted(addressed)}",
             kind="recipients-mismatch",
         )
 
 
-def send_status(ctx: GatewayContext, caller: Caller, body: bytes, key: str) -> JSONResponse:
-    """A status package (messagetype=status) becomes the business status of the document it answers."""
+def send_status(ctx: GatewayContext, system: System, caller: Caller, package: bytes, key: str) -> Response:
+    """A status package becomes the business status of the document it answers."""
     try:
-        status = edxml.parse_status_package(body)
+        status = edxml.parse_status_package(package)
     except edxml.EdxmlError as error:
         raise Problem(422, f"edXML status package is not valid: {error}", kind="invalid-edxml") from error
-    if status.sender.organ_id and status.sender.organ_id != caller.code:
-        raise Problem(403, f"From is {status.sender.organ_id} but the system is {caller.code}")
-    document_id = find_received(ctx, caller, status.response_for_document_id, status.response_for_organ_id)
-    record_status(ctx, caller, document_id, status.status_code, status.description, key)
-    return ok(DocId=document_id)
-
-
-def find_received(ctx: GatewayContext, caller: Caller, edxml_id: str, sender: str) -> str:
-    for item in inbox_items(ctx, caller):
-        if item.edxml_document_id == edxml_id and (not sender or item.sender_code == sender):
-            return str(item.document_id)
-    raise Problem(404, f"no document {edxml_id} from {sender or 'any sender'} was delivered to {caller.code}")
-
-
-def inbox_items(ctx: GatewayContext, caller: Caller) -> list[routing_pb2.InboxItem]:
-    items: list[routing_pb2.InboxItem] = []
-    cursor = ""
-    while len(items) < MAX_LISTED:
-        page = ctx.clients.routing.ListInbox(
-            routing_pb2.InboxRequest(agency_code=caller.code, cursor=cursor, limit=500), timeout=ctx.deadline
+    author = status.sender.organ_id or caller.code
+    if author != caller.code:
+        raise Problem(
+            403,
+            f"from is {caller.code} but the status package's From/OrganId is {author}",
+            kind="sender-mismatch",
         )
-        items.extend(page.items)
-        cursor = page.next_cursor
-        if not cursor or not page.items:
-            break
-    return items
+    found = ctx.clients.routing.FindDocuments(
+        routing_pb2.FindDocumentsRequest(
+            edxml_document_id=status.response_for_document_id, party_codes=[caller.code]
+        ),
+        timeout=ctx.deadline,
+    ).documents
+    if not found:
+        raise Problem(
+            404,
+            f"no document {status.response_for_document_id} was exchanged by {caller.code}",
+            kind="document-not-found",
+        )
+    # Several documents can share a DocumentId (a resend): the latest one the status names.
+    addressee = status.response_for_organ_id
+    named = [d for d in found if addressee in (d.sender_code, *d.addressed_codes)] or list(found)
+    document = max(named, key=lambda d: d.routed_at.ToDatetime())
+    result = record_status(ctx, caller, document.document_id, status.status_code, status.description, key)
+    ids = result.get("status_message_ids") or [document.document_id]
+    return reply_ok(DocId=ids[0])
 
 
-def received_list(ctx: GatewayContext, caller: Caller, request: Request) -> JSONResponse:
-    message_type = (header(request, "messagetype") or "edoc").lower()
-    if message_type == "status":
-        return ok(data=statuses_for_sender(ctx, caller))
-    pending = [i for i in inbox_items(ctx, caller) if i.state == "delivered"]
-    return ok(
+# -- receiving ------------------------------------------------------------------------------------
+
+
+def pending(ctx: GatewayContext, system: System, kind: str, limit: int) -> routing_pb2.PendingResponse:
+    return ctx.clients.routing.ListPending(
+        routing_pb2.PendingRequest(agency_codes=system.agency_codes, kind=kind, limit=limit),
+        timeout=ctx.deadline,
+    )
+
+
+def listed_kind(system: System) -> str:
+    """`messagetype=status` lists status messages only; anything else lists everything pending."""
+    return "status" if system.request.get("messagetype").lower() == "status" else ""
+
+
+def received_list(ctx: GatewayContext, system: System) -> Response:
+    items = pending(ctx, system, listed_kind(system), LISTED).items
+    return reply_ok(
         data=[
             {
-                "id": i.document_id,
-                "from": i.sender_code,
-                "code": i.edxml_document_id,
-                "subject": i.subject,
-                "created_time": iso(i.delivered_at),
-                "status": "pending",
+                "docId": item.id,
+                "serviceType": "eDoc",
+                "messageType": item.kind,
+                "created_time": vdxp_time(stamp(item.created_at)),
+                "updated_time": vdxp_time(stamp(item.updated_at)),
+                "from": item.from_code,
+                "to": item.to_code,
+                "status": item.state,
+                "status_desc": status_desc(item),
             }
-            for i in pending
+            for item in items
         ]
     )
 
 
-def sent_documents(ctx: GatewayContext, caller: Caller) -> list[docstore_pb2.DocumentMetadata]:
-    documents: list[docstore_pb2.DocumentMetadata] = []
-    cursor = ""
-    while len(documents) < MAX_LISTED:
-        page = ctx.clients.docstore.ListSentDocuments(
-            docstore_pb2.ListSentRequest(sender_code=caller.code, cursor=cursor, limit=500),
+def status_desc(item: routing_pb2.PendingItem) -> str:
+    if item.kind == "status":
+        return f"{item.status_code} {item.description}".strip()
+    return item.subject
+
+
+def stamp(ts: Any) -> dt.datetime | None:
+    if not ts.seconds and not ts.nanos:
+        return None
+    moment: dt.datetime = ts.ToDatetime(tzinfo=dt.UTC)
+    return moment
+
+
+def count_pending(ctx: GatewayContext, system: System, kind: str) -> Response:
+    return reply_ok(count=int(pending(ctx, system, kind, 1).total))
+
+
+def status_message(ctx: GatewayContext, system: System, doc_id: str) -> routing_pb2.StatusMessage | None:
+    try:
+        return ctx.clients.routing.GetStatusMessage(
+            routing_pb2.StatusMessageRequest(id=doc_id, agency_codes=system.agency_codes),
             timeout=ctx.deadline,
         )
-        documents.extend(page.documents)
-        cursor = page.next_cursor
-        if not cursor or not page.documents:
-            break
-    return documents
-
-
-def document_state(ctx: GatewayContext, document_id: str) -> routing_pb2.DocumentState | None:
-    try:
-        return ctx.clients.routing.GetDocumentState(
-            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
-        )
     except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
+        if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
             return None
         raise
 
 
-def statuses_for_sender(ctx: GatewayContext, caller: Caller) -> list[dict[str, Any]]:
-    """Business statuses recipients posted on the caller's documents (messagetype=status)."""
-    out: list[dict[str, Any]] = []
-    for doc in sent_documents(ctx, caller):
-        state = document_state(ctx, doc.id)
-        for n, entry in enumerate(state.timeline if state else [], start=1):
-            if entry.code and entry.actor_code != caller.code:
-                out.append(
-                    {
-                        "id": f"{doc.id}:{n}",
-                        "docId": doc.id,
-                        "code": doc.edxml_document_id,
-                        "from": entry.actor_code,
-                        "statusCode": entry.code,
-                        "description": entry.description,
-                        "time": iso(entry.at),
-                    }
-                )
-    return out
+def party_for(
+    ctx: GatewayContext, system: System, doc_id: str
+) -> tuple[Caller, docstore_pb2.DocumentMetadata]:
+    """The agency of the system that is a party to the document (404 alike for absent and not theirs)."""
+    last: Problem | None = None
+    for code in system.agency_codes:
+        caller = system.acting_for(code)
+        try:
+            return caller, document_parties(ctx, caller, doc_id)
+        except Problem as problem:
+            if problem.status != 404:
+                raise
+            last = problem
+    raise last or Problem(404, f"document {doc_id} was not found", kind="document-not-found")
 
 
-def deliveries_view(ctx: GatewayContext, doc: docstore_pb2.DocumentMetadata) -> list[dict[str, Any]]:
-    state = document_state(ctx, doc.id)
-    if state is None:
-        return [
-            {"toCode": c, "status": "queued", "statusCode": None, "updatedTime": None}
-            for c in doc.recipient_codes
-        ]
-    if state.state == "refused":
-        return [
-            {"toCode": c, "status": "refused", "statusCode": None, "updatedTime": None}
-            for c in doc.recipient_codes
-        ]
-    return [
-        {
-            "toCode": d.recipient_code,
-            "status": d.state,
-            "statusCode": d.last_status_code or None,
-            "updatedTime": iso(d.updated_at),
-        }
-        for d in state.deliveries
-    ]
-
-
-def sent_list(ctx: GatewayContext, caller: Caller, request: Request) -> JSONResponse:
-    doc_id = header(request, "docid", "docId", "doc-id")
-    if doc_id:
-        meta = document_parties(ctx, caller, doc_id)
-        if meta.sender_code != caller.code:
-            raise Problem(404, f"document {doc_id} was not found among the documents {caller.code} sent")
-        return ok(data=deliveries_view(ctx, meta))
-    cursor = header(request, "cursor")
-    limit_raw = header(request, "limit") or "50"
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 500:
-        raise Problem(422, f"limit must be a number from 1 to 500, not {limit_raw!r}")
-    page = ctx.clients.docstore.ListSentDocuments(
-        docstore_pb2.ListSentRequest(sender_code=caller.code, cursor=cursor, limit=int(limit_raw)),
-        timeout=ctx.deadline,
-    )
-    data = [
-        {
-            "id": d.id,
-            "code": d.edxml_document_id,
-            "subject": d.subject,
-            "created_time": iso(d.submitted_at),
-            "to": list(d.recipient_codes),
-            "statuses": deliveries_view(ctx, d),
-        }
-        for d in page.documents
-    ]
-    return ok(data=data, nextCursor=page.next_cursor or None)
-
-
-def get_edoc_sync(ctx: GatewayContext, caller: Caller, request: Request) -> JSONResponse:
-    doc_id = header(request, "docid", "docId", "doc-id")
+def required_doc_id(system: System) -> str:
+    doc_id = system.request.get("docId")
     if not doc_id:
-        raise Problem(422, "the docId header is required")
-    meta = document_parties(ctx, caller, doc_id)
-    if caller.code != meta.sender_code:
-        mark_arrived(ctx, caller, doc_id)
+        raise Problem(422, "docId is required")
+    return doc_id
+
+
+def package_bytes(ctx: GatewayContext, system: System, doc_id: str) -> bytes:
+    """The stored bytes of a document or status message the system may read."""
+    message = status_message(ctx, system, doc_id)
+    if message is not None:
+        return bytes(message.package)
+    party_for(ctx, system, doc_id)
     stream = ctx.clients.docstore.GetPackage(
         docstore_pb2.GetDocumentRequest(id=doc_id), timeout=ctx.deadline * 6
     )
-    package = b"".join(chunk.data for chunk in stream)
-    return ok(data=base64.b64encode(package).decode(), DocId=doc_id)
+    return b"".join(chunk.data for chunk in stream)
 
 
-TRANSPORT_STATUS = {"done": "01"}  # the receiving system took the document: arrived
+def get_edoc_sync(ctx: GatewayContext, system: System) -> Response:
+    doc_id = required_doc_id(system)
+    return reply_ok(data=base64.b64encode(package_bytes(ctx, system, doc_id)).decode("ascii"))
 
 
-def update_status_sync(ctx: GatewayContext, caller: Caller, request: Request) -> JSONResponse:
-    doc_id = header(request, "docid", "docId", "doc-id")
-    status = header(request, "status").lower()
-    if not doc_id or not status:
-        raise Problem(422, "the docId and status headers are required")
-    key = header(request, "idempotency-key")
-    if status in ("fail", "processing"):
-        # The receiving system could not take the document yet: it stays in getReceivedEdocList.
-        document_parties(ctx, caller, doc_id)
-        return ok(DocId=doc_id)
-    if status == "done":
-        meta = document_parties(ctx, caller, doc_id)
-        if caller.code == meta.sender_code:
-            raise Problem(
-                403, "only a recipient acknowledges a document with status done", kind="status-not-allowed"
-            )
-        mark_arrived(ctx, caller, doc_id)
-        return ok(DocId=doc_id)
-    if len(status) == 2 and status.isdigit():
-        record_status(ctx, caller, doc_id, status, header(request, "description"), key)
-        return ok(DocId=doc_id)
-    raise Problem(422, f"status {status!r} is not one of done, fail, processing or a QCVN code 01..16")
+def update_status_sync(ctx: GatewayContext, system: System) -> Response:
+    """Delivery acknowledgement: done takes the item off the list; fail and processing keep it."""
+    doc_id = required_doc_id(system)
+    outcome = system.request.get("status").lower()
+    if outcome not in ("done", "fail", "processing"):
+        if len(outcome) == 2 and outcome.isdigit():
+            caller, _ = party_for(ctx, system, doc_id)
+            record_status(ctx, caller, doc_id, outcome, system.request.get("description"), "")
+            return reply_ok()
+        raise Problem(422, f"status {outcome!r} is not one of done, fail, processing")
+    if status_message(ctx, system, doc_id) is not None:
+        ctx.clients.routing.AckStatusMessage(
+            routing_pb2.AckStatusMessageRequest(id=doc_id, agency_codes=system.agency_codes, outcome=outcome),
+            timeout=ctx.deadline,
+        )
+        return reply_ok()
+    _, meta = party_for(ctx, system, doc_id)
+    receiving = [c for c in system.agency_codes if c != meta.sender_code]
+    if not receiving:
+        raise Problem(403, "only a recipient acknowledges a document", kind="status-not-allowed")
+    if outcome == "done":
+        delivered = delivered_to(ctx, doc_id)
+        for code in receiving:
+            if code in delivered:
+                mark_arrived(ctx, system.acting_for(code), doc_id)
+    return reply_ok()
 
 
-def agencies_list(ctx: GatewayContext, caller: Caller) -> JSONResponse:
-    reply = ctx.clients.directory.ListAgencies(directory_pb2.ListAgenciesRequest(), timeout=ctx.deadline)
-    return ok(
-        data=[
+def delivered_to(ctx: GatewayContext, doc_id: str) -> set[str]:
+    try:
+        state = ctx.clients.routing.GetDocumentState(
+            routing_pb2.GetDocumentStateRequest(document_id=doc_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            raise Problem(409, f"document {doc_id} is not delivered yet", kind="not-delivered") from error
+        raise
+    return {d.recipient_code for d in state.deliveries}
+
+
+# -- what was sent ----------------------------------------------------------------------------------
+
+SEND_STATUS = {"routed": ("done", "delivered to the recipient"), "refused": ("fail", "refused")}
+
+
+def sent_list(ctx: GatewayContext, system: System) -> Response:
+    doc_id = system.request.get("docId")
+    try:
+        documents = ctx.clients.routing.ListSent(
+            routing_pb2.ListSentRequest(sender_codes=system.agency_codes, document_id=doc_id, limit=LISTED),
+            timeout=ctx.deadline,
+        ).documents
+    except grpc.RpcError as error:
+        if not (doc_id and error.code() == grpc.StatusCode.NOT_FOUND):
+            raise
+        return reply_ok(data=unrouted_rows(ctx, system, doc_id))
+    return reply_ok(data=[row for document in documents for row in sent_rows(document)])
+
+
+def notation(edxml_document_id: str) -> str:
+    parts = edxml_document_id.split(",", 2)
+    return parts[2] if len(parts) == 3 else ""
+
+
+def sent_rows(document: routing_pb2.DocumentState) -> list[dict[str, Any]]:
+    """One row per recipient, as getSentEdocList has them."""
+    common = {
+        "serviceType": "eDoc",
+        "messageType": "edoc",
+        "senderDocId": document.document_id,
+        "fromCode": document.sender_code,
+        "notation": notation(document.edxml_document_id),
+        "title": document.subject,
+        "sentTime": vdxp_time(stamp(document.routed_at)),
+    }
+    if document.state == "refused":
+        return [
             {
-                "id": a.code,
-                "code": a.code,
-                "name": a.name,
-                "pcode": a.parent_code,
-                "mail": a.email,
-                "mobile": a.telephone,
-                "fax": "",
-                "tier": a.tier,
-                "status": a.status,
+                **common,
+                "toCode": code,
+                "sendStatus": "fail",
+                "sendStatusDesc": f"refused: {document.refusal_reason}",
+                "receiveStatus": "",
             }
-            for a in reply.agencies
+            for code in document.addressed_codes
+        ]
+    return [
+        {
+            **common,
+            "receiverDocId": document.document_id,
+            "toCode": d.recipient_code,
+            "receivedTime": vdxp_time(stamp(d.delivered_at)),
+            "sendStatus": "done",
+            "sendStatusDesc": "delivered"
+            if not d.requested_code
+            else f"delivered to the successor of {d.requested_code}",
+            "receiveStatus": d.last_status_code or "pending",
+            "receiveStatusDesc": d.state,
+        }
+        for d in document.deliveries
+    ]
+
+
+def unrouted_rows(ctx: GatewayContext, system: System, doc_id: str) -> list[dict[str, Any]]:
+    """A document still being verified: known to the store, not yet to routing."""
+    caller, meta = party_for(ctx, system, doc_id)
+    if meta.sender_code != caller.code:
+        raise Problem(404, f"document {doc_id} was not sent by {', '.join(system.agency_codes)}")
+    return [
+        {
+            "serviceType": "eDoc",
+            "messageType": "edoc",
+            "senderDocId": meta.id,
+            "fromCode": meta.sender_code,
+            "toCode": code,
+            "notation": notation(meta.edxml_document_id),
+            "title": meta.subject,
+            "sendStatus": "processing",
+            "sendStatusDesc": "signatures being verified",
+            "receiveStatus": "",
+        }
+        for code in meta.recipient_codes
+    ]
+
+
+# -- the directory ----------------------------------------------------------------------------------
+
+
+def agencies(ctx: GatewayContext, tier: int = 0) -> list[directory_pb2.Agency]:
+    return list(
+        ctx.clients.directory.ListAgencies(
+            directory_pb2.ListAgenciesRequest(tier=tier), timeout=ctx.deadline
+        ).agencies
+    )
+
+
+def agencies_list(ctx: GatewayContext) -> Response:
+    return reply_ok(
+        data=[
+            {"id": a.code, "pid": a.parent_code, "code": a.code, "name": a.name, "mail": a.email}
+            for a in agencies(ctx)
         ]
     )
 
 
-def register_agency_sync(ctx: GatewayContext, caller: Caller, body: bytes) -> JSONResponse:
-    if not caller.is_admin:
-        raise Problem(403, "only administrators write the directory", kind="admin-only")
-    try:
-        record = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError) as error:
-        raise Problem(422, f"body is not JSON: {error}") from error
-    if not isinstance(record, dict) or not record.get("code") or not record.get("name"):
-        raise Problem(422, "body must be a JSON object with at least code and name")
-    agency = directory_pb2.Agency(
-        code=str(record["code"]),
-        name=str(record["name"]),
-        parent_code=str(record.get("pcode") or ""),
-        email=str(record.get("mail") or ""),
-        telephone=str(record.get("mobile") or ""),
-    )
-    saved = ctx.clients.directory.UpsertAgency(
-        directory_pb2.UpsertAgencyRequest(agency=agency), timeout=ctx.deadline
-    )
-    return ok(data={"id": saved.code, "code": saved.code, "name": saved.name})
-
-
-REPLY: dict[int | str, dict[str, Any]] = {
-    200: {"model": VdxpReply, "description": "status OK, or FAIL with ErrorCode and ErrorDesc"}
-}
-TRANSPORT: dict[int | str, dict[str, Any]] = {
-    413: {"model": VdxpReply, "description": "body too large (status FAIL)"},
-    429: {"model": VdxpReply, "description": "rate limited (status FAIL, Retry-After)"},
-    503: {"model": VdxpReply, "description": "a platform service is unavailable (status FAIL)"},
-    502: {"model": VdxpReply, "description": "a platform service failed (status FAIL)"},
-    504: {"model": VdxpReply, "description": "a platform service timed out (status FAIL)"},
-}
-SEND_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/xml": {"schema": {"type": "string"}, "example": "<edXML:edXMLEnvelope …/>"}},
-    }
-}
-
-
-@router.post(
-    "/sendEdoc",
-    summary="Send an edXML document or status package",
-    description="Headers: from (the caller), to (JSON array of recipient codes), servicetype=eDoc, "
-    "messagetype=edoc|status, hash-file (SHA-256 hex of the body). Reply DocId is the platform id.",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-    openapi_extra=SEND_BODY,
-)
-async def send_edoc(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-    messagetype: str | None = Header(default=None, description="edoc | status"),
-    hash_file: str | None = Header(default=None, alias="hash-file", description="SHA-256 hex of the body"),
-) -> JSONResponse:
-    async def run(ctx: GatewayContext, caller: Caller) -> JSONResponse:
-        body = await read_body_limited(request, ctx.settings.gateway.max_request_bytes)
-        return await asyncio.to_thread(send_edoc_sync, ctx, caller, request, body)
-
-    return await answer(request, run)
-
-
-@router.post(
-    "/getReceivedEdocList",
-    summary="Documents waiting for the caller (messagetype=edoc) or statuses on its documents (status)",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-)
-async def get_received_edoc_list(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-    messagetype: str | None = Header(default=None, description="edoc | status"),
-) -> JSONResponse:
-    return await answer(request, lambda ctx, caller: asyncio.to_thread(received_list, ctx, caller, request))
-
-
-@router.post(
-    "/getEdoc",
-    summary="One document's package, base64 in data (header docId)",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-)
-async def get_edoc(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-    docid: str | None = Header(default=None, alias="docId", description="the platform id"),
-) -> JSONResponse:
-    return await answer(request, lambda ctx, caller: asyncio.to_thread(get_edoc_sync, ctx, caller, request))
-
-
-@router.post(
-    "/updateStatus",
-    summary="Acknowledge a received document (status done|fail|processing) or post a QCVN code",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-)
-async def update_status(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-    docid: str | None = Header(default=None, alias="docId"),
-    status: str | None = Header(default=None, description="done | fail | processing | 01..06 | 13 | 15 | 16"),
-) -> JSONResponse:
-    return await answer(
-        request, lambda ctx, caller: asyncio.to_thread(update_status_sync, ctx, caller, request)
+def agencies_qd20(ctx: GatewayContext, system: System) -> Response:
+    level = system.request.get("level")
+    if level and not (level.isdigit() and 1 <= int(level) <= 4):
+        raise Problem(422, f"level {level!r} is not a tier from 1 to 4")
+    return reply_ok(
+        data=[
+            {"id": a.code, "code": a.code, "name": a.name, "mail": a.email, "code102": a.code}
+            for a in agencies(ctx, int(level or 0))
+        ]
     )
 
 
-@router.post(
-    "/getSentEdocList",
-    summary="The caller's sent documents with per-recipient states (or one, header docId)",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-)
-async def get_sent_edoc_list(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-    docid: str | None = Header(default=None, alias="docId"),
-    cursor: str | None = Header(default=None, description="nextCursor of the previous reply"),
-) -> JSONResponse:
-    return await answer(request, lambda ctx, caller: asyncio.to_thread(sent_list, ctx, caller, request))
-
-
-@router.post(
-    "/getAgenciesList",
-    summary="Every agency in the directory",
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-)
-async def get_agencies_list(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-) -> JSONResponse:
-    return await answer(request, lambda ctx, caller: asyncio.to_thread(agencies_list, ctx, caller))
-
-
-@router.post(
-    "/registerAgency",
-    summary="Register or change an agency (administrators)",
-    description='Body: {"code", "name", "pcode", "mail", "mobile", "fax"} as the VDXP SDK sends it.',
-    response_model=VdxpReply,
-    responses={**REPLY, **TRANSPORT},
-    openapi_extra={
-        "requestBody": {
-            "content": {
-                "application/json": {
-                    "schema": {"type": "object"},
-                    "example": {"code": "000.00.30.H49", "name": "Sở Thử nghiệm", "pcode": "000.00.00.H49"},
-                }
+def synchronize_units(ctx: GatewayContext) -> Response:
+    """Every unit with a version that grows when it changes (its current version's start date)."""
+    return reply_ok(
+        data=[
+            {
+                "id": a.code,
+                "pid": a.parent_code,
+                "code": a.code,
+                "name": a.name,
+                "mail": a.email,
+                "version": int(a.valid_from.replace("-", "") or 0),
+                "centerCode": a.province_code,
+                "deleted": a.status == "dissolved",
+                "modifyDate": a.valid_from,
+                "isAgency": True,
             }
-        }
-    },
-)
-async def register_agency(
-    request: Request,
-    systemid: str | None = AUTH_HEADERS["systemid"],
-    secret: str | None = AUTH_HEADERS["secret"],
-) -> JSONResponse:
-    async def run(ctx: GatewayContext, caller: Caller) -> JSONResponse:
-        body = await read_body_limited(request, 1024 * 1024)
-        return await asyncio.to_thread(register_agency_sync, ctx, caller, body)
+            for a in agencies(ctx)
+        ]
+    )
 
-    return await answer(request, run)
+
+def lenient_object(body: bytes) -> dict[str, str]:
+    """registerAgency's body: JSON, or the `"key":value` pairs of the SDK sample's broken JSON."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        parsed = json.loads(text)
+        if isinstance(parsed, dict):
+            return {str(k): "" if v is None else str(v) for k, v in parsed.items()}
+    except ValueError:
+        pass
+    pairs = dict(re.findall(r'"(\w+)"\s*:\s*"([^"]*)"', text))
+    if not pairs:
+        raise Problem(422, "the body is not a JSON object with the agency's code and name")
+    return pairs
+
+
+def register_agency_sync(ctx: GatewayContext, system: System, body: bytes) -> Response:
+    if not system.admin:
+        raise Problem(403, "only an administrator system writes the directory", kind="admin-only")
+    record = lenient_object(body)
+    if not record.get("code") or not record.get("name"):
+        raise Problem(422, "the agency needs at least code and name")
+    ctx.clients.directory.UpsertAgency(
+        directory_pb2.UpsertAgencyRequest(
+            agency=directory_pb2.Agency(
+                code=record["code"],
+                name=record["name"],
+                parent_code=record.get("pcode", ""),
+                email=record.get("mail", ""),
+                telephone=record.get("mobile", ""),
+            )
+        ),
+        timeout=ctx.deadline,
+    )
+    return reply_ok()
+
+
+def delete_agency_sync(ctx: GatewayContext, system: System) -> Response:
+    """Dissolves the agency from today (its history and documents stay)."""
+    if not system.admin:
+        raise Problem(403, "only an administrator system writes the directory", kind="admin-only")
+    code = system.request.get("AgencyCode")
+    if not code:
+        raise Problem(422, "AgencyCode is required")
+    ctx.clients.directory.Reorganize(
+        directory_pb2.ReorganizeRequest(
+            changes=[
+                directory_pb2.Reorganization(
+                    note=f"deleteAgency by VDXP system {system.system_id}",
+                    dissolve=directory_pb2.Dissolve(code=code),
+                )
+            ]
+        ),
+        timeout=ctx.deadline,
+    )
+    return reply_ok()
+
+
+# -- routes -----------------------------------------------------------------------------------------
+
+
+def threaded(work: Callable[[GatewayContext, System], Response]) -> Operation:
+    async def run(ctx: GatewayContext, system: System, request: Request) -> Response:
+        # Read (and so answer Expect: 100-continue for) the small body every call carries.
+        await read_body_limited(request, SMALL_BODY)
+        return await asyncio.to_thread(work, ctx, system)
+
+    return run
+
+
+async def send_edoc(ctx: GatewayContext, system: System, request: Request) -> Response:
+    body = await read_body_limited(request, ctx.settings.gateway.max_request_bytes + 2)
+    return await asyncio.to_thread(send_edoc_sync, ctx, system, body)
+
+
+async def register_agency(ctx: GatewayContext, system: System, request: Request) -> Response:
+    body = await read_body_limited(request, SMALL_BODY)
+    return await asyncio.to_thread(register_agency_sync, ctx, system, body)
+
+
+async def download_edoc(ctx: GatewayContext, system: System, request: Request) -> Response:
+    def work() -> Response:
+        data = package_bytes(ctx, system, required_doc_id(system))
+        return Response(data, media_type="application/xml")
+
+    return await asyncio.to_thread(work)
+
+
+OPERATIONS: dict[str, tuple[str, Operation, str]] = {
+    "sendEdoc": ("POST", send_edoc, "Send an edXML document or status package (the file is the body)"),
+    "getReceivedEdocList": (
+        "POST",
+        threaded(received_list),
+        "Documents and status messages waiting for the system's agencies, oldest first",
+    ),
+    "getEdoc": ("POST", threaded(get_edoc_sync), "One document or status message, base64 in data"),
+    "updateStatus": (
+        "POST",
+        threaded(update_status_sync),
+        "Acknowledge a received item: done (taken), fail or processing (offered again)",
+    ),
+    "getSentEdocList": (
+        "POST",
+        threaded(sent_list),
+        "What the system's agencies sent, one row per recipient with its status",
+    ),
+    "countReceiveEdoc": ("POST", threaded(lambda ctx, s: count_pending(ctx, s, "edoc")), "Pending documents"),
+    "countReceiveStatus": (
+        "POST",
+        threaded(lambda ctx, s: count_pending(ctx, s, "status")),
+        "Pending status messages",
+    ),
+    "downloadEdoc": ("GET", download_edoc, "One document's package as raw bytes (errors: empty body)"),
+    "getAgenciesList": ("POST", threaded(lambda ctx, s: agencies_list(ctx)), "Every agency today"),
+    "getAgenciesListQD20": ("POST", threaded(agencies_qd20), "Agencies of one tier (level)"),
+    "getSynchronizeUnit": ("POST", threaded(lambda ctx, s: synchronize_units(ctx)), "Every unit, versioned"),
+    "registerAgency": ("POST", register_agency, "Register or change an agency (administrator systems)"),
+    "deleteAgency": ("POST", threaded(delete_agency_sync), "Dissolve an agency (administrator systems)"),
+}
+
+
+def dispatch(name: str) -> Callable[[Request], Awaitable[Response]]:
+    method, operation, _ = OPERATIONS[name]
+
+    async def endpoint(request: Request) -> Response:
+        if request.method != method and not (name.startswith("count") and request.method == "GET"):
+            return reply_fail(405, f"{name} is called with {method}")
+        return await answer(request, operation, raw=name == "downloadEdoc")
+
+    endpoint.__name__ = name
+    return endpoint
+
+
+for _name, (_method, _, _summary) in OPERATIONS.items():
+    router.add_api_route(
+        f"/{_name}",
+        dispatch(_name),
+        methods=["GET", "POST"],
+        summary=_summary,
+        description="Headers XroadVnpt-*, signed as VNPT's SDK signs them (docs/vdxp.md).",
+        response_class=VdxpResponse,
+    )
+
+
+@router.api_route("/{path:path}", methods=["GET", "POST"], include_in_schema=False)
+async def any_other(path: str, request: Request) -> Response:
+    """`//op` (an endpoint configured with a trailing slash) and unknown operations, never redirected."""
+    name = path.strip("/").rsplit("/", 1)[-1]
+    if name in OPERATIONS:
+        return await dispatch(name)(request)
+    return reply_fail(404, f"{name or path!r} is not a VDXP operation")
 
 
 __all__ = ["router"]
