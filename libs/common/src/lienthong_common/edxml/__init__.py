@@ -4,6 +4,8 @@ Reading is lenient by default: deviations real senders produce (non-QCVN agency 
 DocumentIds, trace hops without an agency, a Signature outside the XML-DSig namespace or none,
 stray bytes before the XML) are accepted and listed in ``warnings``. ``STRICT`` refuses them.
 Writing is always strict and canonical, so ``build(parse(x)) == x`` for packages built here.
+Status packages are read in both shapes in use (``edXML:Status`` and VNPT's ``edXML`` envelope)
+and written in either (``build_status_package``, ``build_vnpt_status_package``).
 """
 
 from ._model import (
@@ -15,6 +17,8 @@ from ._model import (
     LENIENT,
     NS,
     STATUS_CODES,
+    STATUS_SHAPE_STATUS,
+    STATUS_SHAPE_VNPT,
     STRICT,
     VIETNAM_TZ,
     Attachment,
@@ -28,6 +32,7 @@ from ._model import (
     SignerInfo,
     StaffInfo,
     StatusPackage,
+    StatusShape,
     TraceHeader,
     XmlSecurityError,
     document_id_for,
@@ -43,7 +48,8 @@ from .package import (
     parse_package,
     read_package_file,
 )
-from .status import build_status_package, parse_status_package
+from .status import build_status_package, is_status_package, parse_status_package
+from .vnpt import build_vnpt_status_package
 
 __all__ = [
     "BUSINESS_NEW",
@@ -54,6 +60,8 @@ __all__ = [
     "LENIENT",
     "NS",
     "STATUS_CODES",
+    "STATUS_SHAPE_STATUS",
+    "STATUS_SHAPE_VNPT",
     "STRICT",
     "VIETNAM_TZ",
     "Attachment",
@@ -69,15 +77,18 @@ __all__ = [
     "SignerInfo",
     "StaffInfo",
     "StatusPackage",
+    "StatusShape",
     "TraceHeader",
     "XmlSecurityError",
     "append_trace",
     "build_package",
     "build_status_package",
+    "build_vnpt_status_package",
     "decode_base64_span",
     "document_id_for",
     "format_timestamp",
     "is_organ_id",
+    "is_status_package",
     "parse_package",
     "parse_status_package",
     "read_package_file",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from typing import Literal
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
@@ -52,6 +53,9 @@ class StaffInfo:
     staff: str = ""
     mobile: str = ""
     email: str = ""
+    # Written by VNPT's builder in status packages; the Status form does not carry them.
+    department_id: str = ""
+    staff_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,21 @@ STATUS_CODES: dict[str, str] = {
 }
 
 
+# The two shapes a status package travels in: this platform's ``edXML:Status`` root, and
+# VNPT's builder's ``edXML`` envelope whose MessageHeader carries the status (VDXP-WIRE §6.1).
+StatusShape = Literal["status", "vnpt"]
+STATUS_SHAPE_STATUS: StatusShape = "status"
+STATUS_SHAPE_VNPT: StatusShape = "vnpt"
+
+
 @dataclass
 class StatusPackage:
-    """A business status about one document, sent back along the axis."""
+    """A business status about one document, sent back along the axis.
+
+    ``response_for_organ_id`` is the addressee: the sender of the document for 01..16, the
+    recipient for 13 (the sender asking to take it back); ``response_for_document_id`` always
+    names the document as its sender promulgated it.
+    """
 
     response_for_organ_id: str
     response_for_document_id: str
@@ -165,6 +181,8 @@ class StatusPackage:
     staff: StaffInfo = field(default_factory=StaffInfo)
     warnings: list[str] = field(default_factory=list, compare=False)
     signature_present: bool = False
+    # Which shape it was read from; not compared, so one status read from either shape is equal.
+    shape: StatusShape = field(default=STATUS_SHAPE_STATUS, compare=False)
 
 
 @dataclass(frozen=True)

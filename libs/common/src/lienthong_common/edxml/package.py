@@ -257,6 +257,8 @@ def _parse_staff(rd: Reader, element: Any) -> StaffInfo:
         staff=rd.text(element, "Staff"),
         mobile=rd.text(element, "Mobile"),
         email=rd.text(element, "Email"),
+        department_id=rd.text(element, "DepartmentId"),
+        staff_id=rd.text(element, "StaffId"),
     )
 
 

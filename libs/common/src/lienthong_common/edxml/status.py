@@ -1,8 +1,13 @@
-"""Status packages: a recipient (or the sender, for 13) reports what became of a document."""
+"""Status packages: a recipient (or the sender, for 13) reports what became of a document.
+
+They travel in two shapes, both read here: this platform's ``edXML:Status`` root, and the
+``edXML`` envelope VNPT's builder writes (status in ``MessageHeader``, no body), which is what
+VDXP clients send and expect back (:func:`lienthong_common.edxml.vnpt.build_vnpt_status_package`).
+"""
 
 from __future__ import annotations
 
-import datetime
+import io
 from typing import Any
 
 from lxml import etree  # type: ignore[import-untyped, unused-ignore]
@@ -10,49 +15,29 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 from ._model import (
     LENIENT,
     NS,
-    STATUS_CODES,
+    STATUS_SHAPE_STATUS,
+    STATUS_SHAPE_VNPT,
     STRICT,
-    VIETNAM_TZ,
     EdxmlError,
     ParsePolicy,
-    StaffInfo,
     StatusPackage,
 )
-from ._reader import EMPTY, MISSING, Reader, format_date
-from ._secure import local_name, namespace, parse_xml, serialize
-from .package import (
-    _build_organization,
-    _build_staff,
-    _check_organization,
-    _parse_organization,
-    _parse_staff,
-    _q,
-    _sub,
-    format_timestamp,
-)
+from ._reader import Reader, format_date
+from ._secure import parse_xml, serialize, strip_preamble
+from ._status_common import check_status, read_status_message
+from .package import _build_organization, _build_staff, _q, _sub, format_timestamp
 
 ROOT = "Status"
 HEADER = f"{ROOT}/Header"
 MESSAGE = f"{HEADER}/MessageStatus"
-RESPONSE_FOR = f"{MESSAGE}/ResponseFor"
-
-
-def _check(st: StatusPackage, rd: Reader) -> None:
-    if not st.response_for_organ_id.strip():
-        raise EdxmlError(f"{RESPONSE_FOR}/OrganId", EMPTY)
-    rd.organ_id(st.response_for_organ_id, f"{RESPONSE_FOR}/OrganId")
-    if not st.response_for_document_id.strip():
-        raise EdxmlError(f"{RESPONSE_FOR}/DocumentId", EMPTY)
-    rd.document_id(st.response_for_document_id, f"{RESPONSE_FOR}/DocumentId")
-    _check_organization(st.sender, f"{MESSAGE}/From", rd)
-    if st.status_code not in STATUS_CODES:
-        known = ", ".join(STATUS_CODES)
-        raise EdxmlError(f"{MESSAGE}/StatusCode", f"{st.status_code!r} is not a status code ({known})")
+VNPT_ENVELOPE = "edXML/edXMLEnvelope"
+VNPT_HEADER = f"{VNPT_ENVELOPE}/edXMLHeader"
+VNPT_MESSAGE = f"{VNPT_HEADER}/MessageHeader"
 
 
 def build_status_package(st: StatusPackage) -> bytes:
-    """Serialize a status package (unsigned); raises EdxmlError if it is invalid."""
-    _check(st, Reader(STRICT, []))
+    """Serialize a status package in the ``edXML:Status`` form (unsigned); raises EdxmlError if invalid."""
+    check_status(st, Reader(STRICT, []), MESSAGE)
     root = etree.Element(_q("Status"), nsmap={"edXML": NS})
     message = _sub(_sub(root, "Header"), "MessageStatus")
     response_for = _sub(message, "ResponseFor")
@@ -69,61 +54,81 @@ def build_status_package(st: StatusPackage) -> bytes:
     return serialize(root)
 
 
-def _parse_timestamp(rd: Reader, raw: str, path: str) -> datetime.datetime:
-    for layout, standard in (("%Y/%m/%d %H:%M:%S", True), ("%d/%m/%Y %H:%M:%S", False)):
-        try:
-            value = datetime.datetime.strptime(raw, layout)
-        except ValueError:
-            continue
-        if not standard:
-            rd.deviation(path, f"{raw!r} is dd/MM/yyyy HH:mm:ss, not yyyy/MM/dd HH:mm:ss")
-        return value.replace(tzinfo=VIETNAM_TZ)
-    raise EdxmlError(path, f"{raw!r} is not a timestamp in yyyy/MM/dd HH:mm:ss form")
-
-
-def _signature_present(rd: Reader, header: Any) -> bool:
-    for element in header:
-        if isinstance(element.tag, str) and local_name(element) == "Signature":
-            if namespace(element) != "http://www.w3.org/2000/09/xmldsig#":
-                rd.deviation(
-                    f"{HEADER}/Signature",
-                    f"Signature is in namespace {namespace(element)!r}, not XML-DSig",
-                )
-            return True
-    if rd.policy.lenient:
-        rd.warnings.append(f"{HEADER}/Signature: missing; the status is unsigned")
-    elif rd.policy.require_signature:
-        raise EdxmlError(f"{HEADER}/Signature", MISSING)
-    return False
-
-
 def parse_status_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> StatusPackage:
-    """Read a status package; deviations the policy accepts are listed in ``warnings``."""
+    """Read a status package in either shape; deviations the policy accepts are in ``warnings``.
+
+    An ``edXML`` package is a status only if its MessageHeader carries a StatusCode and it has
+    no body; a document package is refused here with the reason (send it as a document).
+    """
     warnings: list[str] = []
     root = parse_xml(data, policy, warnings)
-    if root.tag != _q("Status"):
-        raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected Status in namespace {NS}")
     rd = Reader(policy, warnings)
-    header = rd.require(root, "Header", ROOT)
-    message = rd.require(header, "MessageStatus", HEADER)
-    response_for = rd.require(message, "ResponseFor", MESSAGE)
-    staff = rd.child(message, "StaffInfo")
-    st = StatusPackage(
-        response_for_organ_id=rd.required_text(response_for, "OrganId", RESPONSE_FOR),
-        response_for_document_id=rd.required_text(response_for, "DocumentId", RESPONSE_FOR),
-        response_for_code=rd.text(response_for, "Code").strip(),
-        response_for_promulgation_date=rd.date(
-            response_for, "PromulgationDate", RESPONSE_FOR, required=False
-        ),
-        sender=_parse_organization(rd, rd.require(message, "From", MESSAGE), f"{MESSAGE}/From"),
-        status_code=rd.required_text(message, "StatusCode", MESSAGE),
-        description=rd.text(message, "Description"),
-        timestamp=_parse_timestamp(
-            rd, rd.required_text(message, "Timestamp", MESSAGE), f"{MESSAGE}/Timestamp"
-        ),
-        staff=_parse_staff(rd, staff) if staff is not None else StaffInfo(),
-        warnings=warnings,
-        signature_present=_signature_present(rd, header),
+    if root.tag == _q("Status"):
+        header = rd.require(root, "Header", ROOT)
+        message = rd.require(header, "MessageStatus", HEADER)
+        return read_status_message(
+            rd, message, header, message_path=MESSAGE, header_path=HEADER, shape=STATUS_SHAPE_STATUS
+        )
+    if root.tag == _q("edXML"):
+        envelope = rd.require(root, "edXMLEnvelope", "edXML")
+        header = rd.require(envelope, "edXMLHeader", VNPT_ENVELOPE)
+        message = rd.require(header, "MessageHeader", VNPT_HEADER)
+        if rd.child(message, "StatusCode") is None or rd.child(envelope, "edXMLBody") is not None:
+            raise EdxmlError(
+                VNPT_MESSAGE,
+                "this is a document package (no StatusCode, or an edXMLBody), not a status package;"
+                " send it as messagetype=edoc / to the documents endpoint",
+            )
+        return read_status_message(
+            rd, message, header, message_path=VNPT_MESSAGE, header_path=VNPT_HEADER, shape=STATUS_SHAPE_VNPT
+        )
+    raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected Status or edXML in namespace {NS}")
+
+
+def is_status_package(data: bytes) -> bool:
+    """True for a status package in either shape: root ``Status``, or an ``edXML`` whose
+    MessageHeader has a StatusCode and which has no ``edXMLBody``.
+
+    Cheap: reads only as far as it must (a document's MessageHeader, at most a status's few
+    elements), refuses DTDs like the full reader, and says False for anything malformed.
+    """
+    try:
+        body = strip_preamble(data, LENIENT, [])
+    except EdxmlError:
+        return False
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        return False
+    events = etree.iterparse(
+        io.BytesIO(body),
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
     )
-    _check(st, rd)
-    return st
+    return _scan_for_status(events)
+
+
+def _scan_for_status(events: Any) -> bool:
+    depth = 0
+    has_status_code = False
+    try:
+        for event, element in events:
+            if event == "end":
+                depth -= 1
+                if element.tag == _q("MessageHeader") and not has_status_code:
+                    return False  # a document's header: no need to read its attachments
+                continue
+            depth += 1
+            if depth == 1:
+                if element.tag == _q("Status"):
+                    return True
+                if element.tag != _q("edXML"):
+                    return False
+            elif element.tag == _q("edXMLBody"):
+                return False
+            elif depth == 5 and element.tag == _q("StatusCode"):
+                has_status_code = True  # edXML/edXMLEnvelope/edXMLHeader/MessageHeader/StatusCode
+    except etree.XMLSyntaxError:
+        return False
+    return has_status_code
