@@ -11,7 +11,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, not_found, translate_errors
-from lienthong_directory import connections, domain, groups, reorganize, repository, transfer
+from lienthong_directory import (
+    connections,
+    domain,
+    groups,
+    reorganize,
+    repository,
+    transfer,
+    vdxp_systems,
+)
+from lienthong_directory.envelope import MasterKeyRing
 from lienthong_directory.models import AgencyGroup, AgencyVersion
 from lienthong_directory.resolution import ResolutionCache
 
@@ -58,13 +67,19 @@ def agency_record(message: directory_pb2.Agency) -> domain.AgencyRecord:
 
 
 class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
-    """Agencies, recipients' resolution, credentials and signing-certificate bindings."""
+    """Agencies, recipients' resolution, credentials, signing-certificate bindings, VDXP systems."""
 
     def __init__(
-        self, *, sessions: sessionmaker[Session], connection_window_days: int = 30
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        connection_window_days: int = 30,
+        master_keys: MasterKeyRing | None = None,
     ) -> None:
         self.sessions = sessions
         self.connection_window_days = connection_window_days
+        # Encrypt VDXP systems' secrets (envelope.py); None: those calls answer FAILED_PRECONDITION.
+        self.master_keys = master_keys
         # Read-only hot calls (a credential's version, a certificate binding, cached recipients)
         # are one statement each, run on a plain connection: no ORM session. On PostgreSQL in
         # autocommit (no BEGIN/ROLLBACK round trips around one indexed lookup); SQLite's driver
@@ -408,6 +423,83 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
             )
         return directory_pb2.ExportAgenciesResponse(content=content, content_type=content_type)
 
+    @translate_errors
+    def AddVdxpSystem(
+        self, request: directory_pb2.AddVdxpSystemRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VdxpSystemSecret:
+        with transaction(self.sessions) as session:
+            issued = vdxp_systems.add_system(
+                session=session,
+                keys=self.master_keys,
+                system_id=request.system_id,
+                agency_codes=list(request.agency_codes),
+                admin=request.admin,
+                secret=request.secret,
+            )
+        return vdxp_secret_message(issued)
+
+    @translate_errors
+    def ListVdxpSystems(
+        self, request: directory_pb2.ListVdxpSystemsRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.ListVdxpSystemsResponse:
+        with transaction(self.sessions) as session:
+            systems = vdxp_systems.list_systems(session=session, agency_code=request.agency_code)
+        return directory_pb2.ListVdxpSystemsResponse(systems=[vdxp_system_message(s) for s in systems])
+
+    @translate_errors
+    def UpdateVdxpSystem(
+        self, request: directory_pb2.UpdateVdxpSystemRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VdxpSystem:
+        with transaction(self.sessions) as session:
+            system = vdxp_systems.update_system(
+                session=session,
+                system_id=request.system_id,
+                agency_codes=list(request.agency_codes),
+                admin=request.admin,
+            )
+        return vdxp_system_message(system)
+
+    @translate_errors
+    def RotateVdxpSecret(
+        self, request: directory_pb2.RotateVdxpSecretRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VdxpSystemSecret:
+        overlap = request.overlap_seconds if request.HasField("overlap_seconds") else None
+        with transaction(self.sessions) as session:
+            issued = vdxp_systems.rotate_secret(
+                session=session,
+                keys=self.master_keys,
+                system_id=request.system_id,
+                new_secret=request.new_secret,
+                overlap_seconds=overlap,
+            )
+        return vdxp_secret_message(issued)
+
+    @translate_errors
+    def RemoveVdxpSystem(
+        self, request: directory_pb2.VdxpSystemRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VdxpSystem:
+        with transaction(self.sessions) as session:
+            system = vdxp_systems.remove_system(session=session, system_id=request.system_id)
+        return vdxp_system_message(system)
+
+    @translate_errors
+    def VerifyVdxpSignature(
+        self, request: directory_pb2.VerifyVdxpSignatureRequest, context: grpc.ServicerContext
+    ) -> directory_pb2.VerifyVdxpSignatureResponse:
+        with transaction(self.sessions) as session:
+            check = vdxp_systems.verify_signature(
+                session=session,
+                keys=self.master_keys,
+                system_id=request.system_id,
+                signed=request.signed,
+                signature=request.signature,
+            )
+        if not check.valid or check.system is None:
+            return directory_pb2.VerifyVdxpSignatureResponse(valid=False, reason=check.reason)
+        return directory_pb2.VerifyVdxpSignatureResponse(
+            valid=True, system=vdxp_system_message(check.system)
+        )
+
 
 class _Discard(Exception):
     """Rolls an import's transaction back (a dry run, or rows were rejected)."""
@@ -466,3 +558,21 @@ def change_of(message: directory_pb2.Reorganization) -> reorganize.Change:
     if kind == "dissolve":
         return reorganize.Dissolve(message.dissolve.code, message.dissolve.successor_code)
     raise invalid("a reorganization needs one of rename, recode, merge, split, dissolve")
+
+
+def vdxp_system_message(view: vdxp_systems.SystemView) -> directory_pb2.VdxpSystem:
+    until = view.previous_valid_until
+    return directory_pb2.VdxpSystem(
+        system_id=view.system_id,
+        agency_codes=list(view.agency_codes),
+        admin=view.admin,
+        created_at=view.created_at.isoformat(),
+        active_secrets=view.active_secrets,
+        previous_valid_until=until.isoformat() if until else "",
+    )
+
+
+def vdxp_secret_message(issued: vdxp_systems.IssuedSecret) -> directory_pb2.VdxpSystemSecret:
+    return directory_pb2.VdxpSystemSecret(
+        system=vdxp_system_message(issued.system), secret=issued.secret
+    )

@@ -1,4 +1,5 @@
-"""Directory tables: agencies with their effective-dated versions, credentials, certificates."""
+"""Directory tables: agencies with their effective-dated versions, credentials, certificates,
+VDXP systems."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from sqlalchemy import (
     insert,
     update,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Mapper, mapped_column, relationship
 
 from lienthong_common.outbox import Outbox
 
@@ -91,6 +92,54 @@ class Credential(Base):
         String(64), nullable=True, index=True
     )
     client_cert_required: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class VdxpSystem(Base):
+    """A VDXP system (`systemid`): one document-management installation with a secret, acting
+    for a set of agencies. See vdxp_systems.py."""
+
+    __tablename__ = "vdxp_systems"
+
+    system_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    agencies: Mapped[list[VdxpSystemAgency]] = relationship(
+        cascade="all, delete-orphan", order_by="VdxpSystemAgency.agency_code", lazy="selectin"
+    )
+    secrets: Mapped[list[VdxpSystemSecret]] = relationship(
+        cascade="all, delete-orphan", order_by="VdxpSystemSecret.id", lazy="selectin"
+    )
+
+
+class VdxpSystemAgency(Base):
+    """An agency a VDXP system may send and receive for."""
+
+    __tablename__ = "vdxp_system_agencies"
+
+    system_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("vdxp_systems.system_id", ondelete="CASCADE"), primary_key=True
+    )
+    agency_code: Mapped[str] = mapped_column(
+        String(20), ForeignKey("agencies.code"), primary_key=True, index=True
+    )
+
+
+class VdxpSystemSecret(Base):
+    """One secret of a VDXP system, envelope-encrypted (envelope.py): the current one has no
+    valid_until; during a rotation's overlap the previous one has the time it stops."""
+
+    __tablename__ = "vdxp_system_secrets"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    system_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("vdxp_systems.system_id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    algorithm: Mapped[str] = mapped_column(String(40))
+    master_key_id: Mapped[str] = mapped_column(String(64), index=True)
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)  # the data key, AES-KW under the master key
+    ciphertext: Mapped[bytes] = mapped_column(LargeBinary)  # nonce || AES-256-GCM(secret) || tag
 
 
 class AgencyCertificate(Base):

@@ -6,7 +6,18 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TypeAlias
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from lienthong_directory.models import (
@@ -18,6 +29,9 @@ from lienthong_directory.models import (
     Credential,
     DirectoryRevision,
     Exchange,
+    VdxpSystem,
+    VdxpSystemAgency,
+    VdxpSystemSecret,
 )
 
 # An agency's last-exchange time is rewritten only when it would move by at least this much:
@@ -301,3 +315,33 @@ def active_children(*, session: Session, code: str, day: date) -> list[str]:
             .order_by(AgencyVersion.code)
         ).all()
     )
+
+
+def vdxp_system(*, session: Session, system_id: str) -> VdxpSystem | None:
+    """A VDXP system with its agencies and secrets (loaded with it)."""
+    return session.get(VdxpSystem, system_id)
+
+
+def vdxp_systems(*, session: Session, agency_code: str = "") -> Sequence[VdxpSystem]:
+    """Every VDXP system, or those acting for one agency, by system id."""
+    query = select(VdxpSystem)
+    if agency_code:
+        query = query.where(
+            VdxpSystem.system_id.in_(
+                select(VdxpSystemAgency.system_id).where(VdxpSystemAgency.agency_code == agency_code)
+            )
+        )
+    return session.scalars(query.order_by(VdxpSystem.system_id)).all()
+
+
+def vdxp_secrets_not_under(*, session: Session, master_key_id: str) -> Sequence[VdxpSystemSecret]:
+    """Secrets whose data key is wrapped under another master key than this one."""
+    return session.scalars(
+        select(VdxpSystemSecret)
+        .where(VdxpSystemSecret.master_key_id != master_key_id)
+        .order_by(VdxpSystemSecret.id)
+    ).all()
+
+
+def vdxp_secret_count(*, session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(VdxpSystemSecret)) or 0)
