@@ -97,6 +97,7 @@ from pyhanko_certvalidator.policy_decl import (
 )
 from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 
+from lienthong_common.edxml.content_type import CORRECTABLE_LABELS, PDF, SNIFF_BYTES, sniff_content_type
 from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
 
 __all__ = [
@@ -622,9 +623,17 @@ def _is_zip(attachment: AttachmentLike) -> bool:
 def pdfs_in_attachment(attachment: AttachmentLike, budget: UnzipBudget) -> list[CarriedPdf]:
     """The PDFs an edXML attachment carries: itself, or those inside it when it is a zip.
 
-    Raises AttachmentRefused (the message says why) for a zip that cannot be opened safely;
-    every PDF of a zip is read before any is returned, so a refusal never leaves half of them.
+    What the bytes are decides over a PDF or zip (or generic) label and the name: a zip sent
+    as ``vb.pdf``/``application/pdf`` is unpacked and its PDFs verified, not handed whole to
+    the PDF verifier. Raises AttachmentRefused (the message says why) for a zip that cannot be
+    opened safely; every PDF of a zip is read before any is returned, so a refusal never
+    leaves half of them.
     """
+    sniffed = sniff_content_type(attachment.data[:SNIFF_BYTES])
+    if sniffed is not None and attachment.content_type.strip().lower() in CORRECTABLE_LABELS:
+        if sniffed == PDF:
+            return [CarriedPdf(attachment.name, attachment.data)]
+        return list(_unzip_pdfs(attachment, budget))
     if _is_pdf(attachment.name, attachment.content_type):
         return [CarriedPdf(attachment.name, attachment.data)]
     if _is_zip(attachment):

@@ -21,6 +21,7 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from ._model import NS, EdxmlError, ParsePolicy, XmlSecurityError
 from ._secure import DOCUMENT, strip_preamble
+from .content_type import SNIFF_BYTES
 
 FEED_BYTES = 256 * 1024
 _ENCODED = f"{{{NS}}}AttachmentEncoded"
@@ -59,6 +60,8 @@ class Payload:
     # another way (through the parser), which rules the span out.
     raw_start: int = -1
     tainted: bool = False
+    # The first decoded bytes, enough to tell a PDF from a zip whatever the label says.
+    head: bytes = b""
 
 
 def _strip_whitespace(data: bytes) -> bytes:
@@ -129,6 +132,8 @@ class _Decoder:
     def _keep(self, quads: bytes, decoded: bytes) -> None:
         self.ended = quads.endswith(b"=")
         self.digest.update(decoded)
+        if len(self.payload.head) < SNIFF_BYTES:
+            self.payload.head += decoded[: SNIFF_BYTES - len(self.payload.head)]
         self.payload.size += len(decoded)
         self.payload.sink.write(decoded)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import dataclasses
 import datetime
 import io
 import os
@@ -18,6 +19,8 @@ from lxml import etree  # type: ignore[import-untyped, unused-ignore]
 
 from ._model import (
     BUSINESS_NEW,
+    BUSINESS_RECALL,
+    BUSINESS_REPLACE,
     DSIG_NS,
     LENIENT,
     NS,
@@ -38,6 +41,7 @@ from ._model import (
 from ._reader import EMPTY, MISSING, Reader, format_date
 from ._secure import local_name, namespace, parse_xml, serialize
 from ._stream import Payload, file_chunks, memory_chunks, parse_stream
+from .content_type import ZIP_LABELS, real_content_type
 
 ROOT = "edXML"
 ENVELOPE = f"{ROOT}/edXMLEnvelope"
@@ -408,8 +412,14 @@ def _parse_attachments(
             listed = rd.text(ref, "ContentType").strip()
             if listed and listed != content_type:
                 rd.deviation(f"{path}/ContentType", f"{content_type!r} but the manifest says {listed!r}")
-        if content_type == "application/zip":
-            rd.warnings.append(f"{path}: {content_id} is zipped (application/zip); kept as received")
+        real = real_content_type(content_type, payload.head)
+        if real != content_type:
+            rd.deviation(
+                f"{path}/ContentType", f"labelled {content_type!r} but the bytes are {real}; read as {real}"
+            )
+            content_type = real
+        if content_type.strip().lower() in ZIP_LABELS:
+            rd.warnings.append(f"{path}: {content_id} is zipped ({content_type}); kept as received")
         name = rd.text(element, "AttachmentName") or (
             rd.text(ref, "AttachmentName") if ref is not None else ""
         )
@@ -569,20 +579,60 @@ def _in_order(payloads: dict[int, Payload]) -> list[Payload]:
     return [payloads[i] for i in sorted(payloads)]
 
 
+_STATUS_NOT_DOCUMENT = (
+    "this is a status package, not a document; send it as messagetype=status"
+    " (VDXP) or to the document's status endpoint"
+)
+
+
+def _document_acted_on(rd: Reader, b: Business, named_in_header: str) -> Business:
+    """A recall or replacement names the document it acts on in ``Bussiness/DocumentId``;
+    VNPT's builder leaves that out and names it elsewhere, read from there as a deviation:
+    a replacement in ``ReplacementInfoList/ReplacementInfo/DocumentId``, a recall in
+    ``MessageHeader/DocumentId`` (the recall package re-describes the recalled document)."""
+    if b.document_id:
+        return b
+    if b.doc_type == BUSINESS_REPLACE:
+        named = list(dict.fromkeys(r.document_id for r in b.replacements if r.document_id))
+        if not named:
+            return b
+        others = f" ({len(named) - 1} more in the list)" if len(named) > 1 else ""
+        rd.deviation(
+            f"{BUSINESS}/DocumentId",
+            f"missing; the replaced document {named[0]!r} is read from"
+            f" ReplacementInfoList/ReplacementInfo/DocumentId{others}",
+        )
+        return dataclasses.replace(b, document_id=named[0])
+    if b.doc_type == BUSINESS_RECALL and named_in_header:
+        rd.deviation(
+            f"{BUSINESS}/DocumentId",
+            f"missing; the recalled document {named_in_header!r} is read from MessageHeader/DocumentId",
+        )
+        return dataclasses.replace(b, document_id=named_in_header)
+    return b
+
+
 def _read_tree(
     root: Any, payloads: dict[int, Payload], policy: ParsePolicy, warnings: list[str]
 ) -> EdxmlPackage:
+    if root.tag == _q("Status"):
+        raise EdxmlError(ROOT, f"{_STATUS_NOT_DOCUMENT} (root element Status)")
     if root.tag != _q("edXML"):
         raise EdxmlError(ROOT, f"root element is {root.tag!r}, expected edXML in namespace {NS}")
     rd = Reader(policy, warnings)
     envelope = rd.require(root, "edXMLEnvelope", ROOT)
     header = rd.require(envelope, "edXMLHeader", ENVELOPE)
-    message = _parse_message_header(rd, rd.require(header, "MessageHeader", HEADER))
+    message_element = rd.require(header, "MessageHeader", HEADER)
+    if rd.child(message_element, "StatusCode") is not None and rd.child(envelope, "edXMLBody") is None:
+        raise EdxmlError(MESSAGE, f"{_STATUS_NOT_DOCUMENT} (VNPT's form: a StatusCode and no edXMLBody)")
+    message = _parse_message_header(rd, message_element)
     trace_list = rd.child(header, "TraceHeaderList")
     if trace_list is None:
         raise EdxmlError(TRACES, MISSING)
     traces = _parse_traces(rd, trace_list)
-    business = _parse_business(rd, trace_list)
+    # Only a DocumentId the header carries names a recalled document, not one computed for it.
+    named_in_header = rd.text(message_element, "DocumentId").strip()
+    business = _document_acted_on(rd, _parse_business(rd, trace_list), named_in_header)
     signature_present = _parse_signature(rd, header)
     pkg = EdxmlPackage(
         header=message,
