@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,14 @@ class FakeDirectory(Unimplemented):
         self.versions = {c: 1 for c in (*AGENCIES, ADMIN)}
         self.agencies = {c: directory_pb2.Agency(code=c, name=f"Cơ quan {c}", tier=2) for c in AGENCIES}
         self.client_certs: dict[str, str] = {}
+        # VDXP systems: one per agency (system id = code, secret = secret_of(code)); admin's admin.
+        self.vdxp_systems = {
+            c: directory_pb2.VdxpSystem(
+                system_id=c, agency_codes=[c] if c in AGENCIES else [], admin=c == ADMIN, active_secrets=1
+            )
+            for c in (*AGENCIES, ADMIN)
+        }
+        self.vdxp_secrets = {c: [secret_of(c)] for c in self.vdxp_systems}
 
     def VerifyCredential(self, request: Any, timeout: float = 0) -> Any:
         valid = request.client_id in self.versions and request.secret == secret_of(request.client_id)
@@ -100,6 +109,80 @@ class FakeDirectory(Unimplemented):
     def UpsertAgency(self, request: Any, timeout: float = 0) -> Any:
         self.agencies[request.agency.code] = request.agency
         return request.agency
+
+    # -- VDXP systems: in memory, the real directory's rules where the gateway relies on them.
+    def _vdxp_system(self, system_id: str) -> Any:
+        if system_id not in self.vdxp_systems:
+            raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"VDXP system {system_id} is not in the directory")
+        return self.vdxp_systems[system_id]
+
+    def _vdxp_agencies(self, codes: Any) -> list[str]:
+        for code in codes:
+            if code not in self.agencies:
+                raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"agency {code} is not in the directory")
+        if not codes:
+            raise FakeRpcError(grpc.StatusCode.INVALID_ARGUMENT, "name at least one agency")
+        return sorted(set(codes))
+
+    def AddVdxpSystem(self, request: Any, timeout: float = 0) -> Any:
+        if request.system_id in self.vdxp_systems:
+            raise FakeRpcError(
+                grpc.StatusCode.ALREADY_EXISTS, f"VDXP system {request.system_id} already exists"
+            )
+        system = directory_pb2.VdxpSystem(
+            system_id=request.system_id,
+            agency_codes=self._vdxp_agencies(request.agency_codes),
+            admin=request.admin,
+            created_at=dt.datetime.now(dt.UTC).isoformat(),
+            active_secrets=1,
+        )
+        secret = request.secret or f"generated-{request.system_id}-" + "x" * 32
+        self.vdxp_systems[request.system_id] = system
+        self.vdxp_secrets[request.system_id] = [secret]
+        return directory_pb2.VdxpSystemSecret(system=system, secret=secret)
+
+    def ListVdxpSystems(self, request: Any, timeout: float = 0) -> Any:
+        systems = [
+            s
+            for _, s in sorted(self.vdxp_systems.items())
+            if not request.agency_code or request.agency_code in s.agency_codes
+        ]
+        return directory_pb2.ListVdxpSystemsResponse(systems=systems)
+
+    def UpdateVdxpSystem(self, request: Any, timeout: float = 0) -> Any:
+        system = self._vdxp_system(request.system_id)
+        del system.agency_codes[:]
+        system.agency_codes.extend(self._vdxp_agencies(request.agency_codes))
+        system.admin = request.admin
+        return system
+
+    def RotateVdxpSecret(self, request: Any, timeout: float = 0) -> Any:
+        system = self._vdxp_system(request.system_id)
+        overlap = request.overlap_seconds if request.HasField("overlap_seconds") else 86400
+        secret = request.new_secret or f"rotated-{request.system_id}-" + "y" * 32
+        previous = self.vdxp_secrets[request.system_id][-1:] if overlap else []
+        self.vdxp_secrets[request.system_id] = [*previous, secret]
+        system.active_secrets = len(self.vdxp_secrets[request.system_id])
+        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=overlap)
+        system.previous_valid_until = until.isoformat() if overlap else ""
+        return directory_pb2.VdxpSystemSecret(system=system, secret=secret)
+
+    def RemoveVdxpSystem(self, request: Any, timeout: float = 0) -> Any:
+        system = self._vdxp_system(request.system_id)
+        del self.vdxp_systems[request.system_id], self.vdxp_secrets[request.system_id]
+        return system
+
+    def VerifyVdxpSignature(self, request: Any, timeout: float = 0) -> Any:
+        given = request.signature.strip().lower()
+        for secret in self.vdxp_secrets.get(request.system_id, []):
+            expected = hmac.new(secret.encode(), request.signed, hashlib.sha256).hexdigest()
+            if hmac.compare_digest(expected, given):
+                return directory_pb2.VerifyVdxpSignatureResponse(
+                    valid=True, system=self.vdxp_systems[request.system_id]
+                )
+        return directory_pb2.VerifyVdxpSignatureResponse(
+            valid=False, reason="system id or signature not valid"
+        )
 
 
 @dataclass

@@ -27,6 +27,7 @@ from lienthong_gateway import (
     statistics_api,
     trust_api,
     vdxp,
+    vdxp_systems_api,
     webhooks_api,
 )
 from lienthong_gateway.auth import CredentialVersions, TokenIssuer, client_credentials_from
@@ -322,7 +323,8 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
     install_problem_schema(app)
     app.include_router(build_router())
     # One router per area; each module owns its endpoints.
-    for area in (documents, directory_api, statistics_api, reports_page, trust_api, vdxp, webhooks_api):
+    areas = (documents, directory_api, statistics_api, reports_page, trust_api, vdxp, webhooks_api)
+    for area in (*areas, vdxp_systems_api):
         app.include_router(area.router)
     return app
 
