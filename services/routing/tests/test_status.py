@@ -66,7 +66,7 @@ def test_legal_transition(session: Session, directory: FakeDirectory, state: str
         actor_code=_actor(code),
         code=code,
         description="xử lý",
-    )
+    ).deliveries
 
     assert changed.state == LEGAL[(state, code)]
     assert changed.last_status_code == code
@@ -141,7 +141,9 @@ def test_recall_request_moves_every_non_terminal_delivery(session: Session, dire
     deliveries.post_status(session=session, document_id=document_id, actor_code=QUANG_NINH, code="03")
     clear_outbox(session)
 
-    changed = deliveries.post_status(session=session, document_id=document_id, actor_code=SENDER, code="13")
+    changed = deliveries.post_status(
+        session=session, document_id=document_id, actor_code=SENDER, code="13"
+    ).deliveries
 
     assert {d.recipient_code for d in changed} == {QUANG_NINH, third}
     states = {

@@ -14,18 +14,20 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
+import grpc
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import conflict, forbidden, invalid, not_found
+from lienthong_common.grpcutil import DomainError, conflict, forbidden, invalid, not_found
 from lienthong_common.outbox import now_utc
-from lienthong_routing import ledger, repository, webhooks
+from lienthong_routing import ledger, repository, status_messages, webhooks
 from lienthong_routing.deadlines import AWAITING_ACK_STATES, is_overdue
 from lienthong_routing.domain import (
     DESCRIPTIONS,
     POSTED_BY,
     DeliveryState,
     Party,
+    StatusCode,
     can_follow,
     next_state,
     parse_status_code,
@@ -70,6 +72,14 @@ def _document_or_not_found(*, session: Session, document_id: str) -> RoutedDocum
     return document
 
 
+@dataclass(frozen=True)
+class PostedStatus:
+    """The deliveries a status moved and the status messages it created, one per addressee."""
+
+    deliveries: list[Delivery]
+    status_message_ids: list[str]
+
+
 def post_status(
     *,
     session: Session,
@@ -78,8 +88,12 @@ def post_status(
     code: str,
     description: str = "",
     at: datetime | None = None,
-) -> list[Delivery]:
-    """Apply a QCVN status from a recipient (01..06, 15, 16) or the sender (13); the changed deliveries."""
+) -> PostedStatus:
+    """Apply a QCVN status from a recipient (01..06, 15, 16) or the sender (13).
+
+    A post that repeats the actor's latest status (same code and description) is answered as
+    the first one was, with its status messages, and changes nothing (see status_messages).
+    """
     status = parse_status_code(code)
     document = _document_or_not_found(session=session, document_id=document_id)
     if document.state == REFUSED:
@@ -88,31 +102,33 @@ def post_status(
             "it takes no statuses"
         )
     deliveries = repository.deliveries_of(session=session, document_id=document_id, for_update=True)
-    if POSTED_BY[status] is Party.SENDER:
-        if actor_code != document.sender_code:
-            raise forbidden(
-                f"only the sender {document.sender_code} may post status {status.value} "
-                f"for document {document_id}"
-            )
-        targets = [d for d in deliveries if can_follow(DeliveryState(d.state), status)]
-        if not targets:
-            states = ", ".join(f"{d.recipient_code} '{d.state}'" for d in deliveries) or "none"
-            raise conflict(
-                f"no delivery of document {document_id} can take status {status.value}; deliveries: {states}"
-            )
-    else:
-        own = [d for d in deliveries if d.recipient_code == actor_code]
-        if not own:
-            raise forbidden(f"agency {actor_code} is not a recipient of document {document_id}")
-        targets = own
-        for delivery in targets:
-            next_state(
-                recipient_code=delivery.recipient_code,
-                current=DeliveryState(delivery.state),
-                code=status,
-            )
-    when = at or now_utc()
     text = description or DESCRIPTIONS[status]
+    by_sender = POSTED_BY[status] is Party.SENDER
+    try:
+        targets = _status_targets(
+            document=document, deliveries=deliveries, status=status, actor_code=actor_code
+        )
+    except DomainError as error:
+        if error.code != grpc.StatusCode.FAILED_PRECONDITION:
+            raise
+        repeat = status_messages.repeat_of(
+            session=session,
+            document_id=document_id,
+            actor_code=actor_code,
+            status_code=status.value,
+            description=text,
+        )
+        if repeat is None:
+            raise
+        return PostedStatus(
+            deliveries=[
+                d
+                for d in deliveries
+                if (d.recipient_code in repeat.addressees if by_sender else d.recipient_code == actor_code)
+            ],
+            status_message_ids=repeat.ids,
+        )
+    when = at or now_utc()
     for delivery in targets:
         ledger.apply_status(
             session=session,
@@ -123,54 +139,95 @@ def post_status(
             actor_code=actor_code,
             at=when,
         )
-    # The other party hears of it as an edXML status package: the sender of a recipient's
-    # status, the recipients of the sender's recall request.
-    ledger.send_status_package(
+    # The other party hears of it as an edXML status package and a status message: the sender
+    # of a recipient's status, the recipients of the sender's recall request.
+    message_ids = ledger.send_status_package(
         session=session,
         document=document,
         from_code=actor_code,
-        to_codes=(
-            [d.recipient_code for d in targets]
-            if POSTED_BY[status] is Party.SENDER
-            else [document.sender_code]
-        ),
+        to_codes=[d.recipient_code for d in targets] if by_sender else [document.sender_code],
         status=status,
         description=text,
         at=when,
     )
-    return targets
+    return PostedStatus(deliveries=targets, status_message_ids=message_ids)
+
+
+def _status_targets(
+    *, document: RoutedDocument, deliveries: list[Delivery], status: StatusCode, actor_code: str
+) -> list[Delivery]:
+    """The deliveries `status` from `actor_code` moves; PERMISSION_DENIED or FAILED_PRECONDITION."""
+    if POSTED_BY[status] is Party.SENDER:
+        if actor_code != document.sender_code:
+            raise forbidden(
+                f"only the sender {document.sender_code} may post status {status.value} "
+                f"for document {document.id}"
+            )
+        targets = [d for d in deliveries if can_follow(DeliveryState(d.state), status)]
+        if not targets:
+            states = ", ".join(f"{d.recipient_code} '{d.state}'" for d in deliveries) or "none"
+            raise conflict(
+                f"no delivery of document {document.id} can take status {status.value}; deliveries: {states}"
+            )
+        return targets
+    own = [d for d in deliveries if d.recipient_code == actor_code]
+    if not own:
+        raise forbidden(f"agency {actor_code} is not a recipient of document {document.id}")
+    for delivery in own:
+        next_state(
+            recipient_code=delivery.recipient_code,
+            current=DeliveryState(delivery.state),
+            code=status,
+        )
+    return own
 
 
 def document_state(*, session: Session, document_id: str, now: datetime | None = None) -> DocumentView:
-    """A document's deliveries and timeline (and its refusal reason, if refused).
+    """A document's deliveries and timeline (and its refusal reason, if refused)."""
+    document = _document_or_not_found(session=session, document_id=document_id)
+    [view] = document_views(session=session, documents=[document], now=now)
+    return view
+
+
+def document_views(
+    *, session: Session, documents: list[RoutedDocument], now: datetime | None = None
+) -> list[DocumentView]:
+    """Each document's view (as document_state gives it), read with one query per table.
 
     An overdue delivery adds a line to the timeline as read (state `overdue`, at its
     deadline), so `track` shows it; nothing is stored, since overdue depends on the clock.
     """
-    document = _document_or_not_found(session=session, document_id=document_id)
-    view = DocumentView(
-        document=document,
-        deliveries=repository.deliveries_of(session=session, document_id=document_id),
-        timeline=repository.timeline_of(session=session, document_id=document_id),
-        pushes=webhooks.push_states(session=session, document_id=document_id),
-        now=now or now_utc(),
-    )
-    for delivery in view.deliveries:
-        if view.overdue(delivery) and delivery.ack_deadline is not None:
-            view.timeline.append(
-                StatusEntry(
-                    document_id=document.id,
-                    recipient_code=delivery.recipient_code,
-                    code="",
-                    state=OVERDUE,
-                    description="not acknowledged (01, 02 or 03) by the end of the working day "
-                    f"it was delivered: due {delivery.ack_deadline.isoformat()}",
-                    actor_code="",
-                    at=delivery.ack_deadline,
+    ids = [d.id for d in documents]
+    deliveries = repository.deliveries_of_many(session=session, document_ids=ids)
+    timelines = repository.timelines_of(session=session, document_ids=ids)
+    pushes = webhooks.push_states_of(session=session, document_ids=ids)
+    when = now or now_utc()
+    views = []
+    for document in documents:
+        view = DocumentView(
+            document=document,
+            deliveries=deliveries[document.id],
+            timeline=timelines[document.id],
+            pushes=pushes.get(document.id, {}),
+            now=when,
+        )
+        for delivery in view.deliveries:
+            if view.overdue(delivery) and delivery.ack_deadline is not None:
+                view.timeline.append(
+                    StatusEntry(
+                        document_id=document.id,
+                        recipient_code=delivery.recipient_code,
+                        code="",
+                        state=OVERDUE,
+                        description="not acknowledged (01, 02 or 03) by the end of the working day "
+                        f"it was delivered: due {delivery.ack_deadline.isoformat()}",
+                        actor_code="",
+                        at=delivery.ack_deadline,
+                    )
                 )
-            )
-    view.timeline.sort(key=lambda e: e.at)
-    return view
+        view.timeline.sort(key=lambda e: e.at)
+        views.append(view)
+    return views
 
 
 def overdue_deliveries(

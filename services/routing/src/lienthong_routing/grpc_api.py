@@ -11,7 +11,14 @@ from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, translate_errors
 from lienthong_common.outbox import now_utc, timestamp
-from lienthong_routing import deliveries, evidence, status_packages, webhooks
+from lienthong_routing import (
+    deliveries,
+    evidence,
+    sent_documents,
+    status_packages,
+    vdxp_pending,
+    webhooks,
+)
 from lienthong_routing.deadlines import is_overdue
 from lienthong_routing.models import (
     Delivery,
@@ -37,6 +44,7 @@ def delivery_message(
         requested_code=delivery.requested_code,
         overdue=overdue,
         superseded_by=delivery.superseded_by,
+        delivered_at=timestamp(delivery.delivered_at),
     )
     if delivery.ack_deadline is not None:
         message.ack_deadline.CopyFrom(timestamp(delivery.ack_deadline))
@@ -55,6 +63,44 @@ def status_entry_message(entry: StatusEntry) -> routing_pb2.StatusEntry:
         description=entry.description,
         actor_code=entry.actor_code,
         at=timestamp(entry.at),
+    )
+
+
+def document_state_message(view: deliveries.DocumentView) -> routing_pb2.DocumentState:
+    document = view.document
+    return routing_pb2.DocumentState(
+        document_id=document.id,
+        sender_code=document.sender_code,
+        state=document.state,
+        refusal_reason=document.refusal_reason,
+        deliveries=[
+            delivery_message(d, overdue=view.overdue(d), push=view.pushes.get(d.id)) for d in view.deliveries
+        ],
+        timeline=[status_entry_message(e) for e in view.timeline],
+        subject=document.subject,
+        edxml_document_id=document.edxml_document_id,
+        business_doc_type=document.business_doc_type,
+        referenced_document_id=document.referenced_document_id,
+        # When routing recorded it: routed, or refused (then with no deliveries).
+        routed_at=timestamp(document.created_at),
+        addressed_codes=list(document.recipient_codes),
+    )
+
+
+def pending_item_message(item: vdxp_pending.PendingItem) -> routing_pb2.PendingItem:
+    return routing_pb2.PendingItem(
+        id=item.id,
+        kind=item.kind,
+        from_code=item.from_code,
+        to_code=item.to_code,
+        created_at=timestamp(item.created_at),
+        updated_at=timestamp(item.updated_at),
+        state=item.state,
+        document_id=item.document_id,
+        status_code=item.status_code,
+        description=item.description,
+        subject=item.subject,
+        edxml_document_id=item.edxml_document_id,
     )
 
 
@@ -155,21 +201,7 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
     ) -> routing_pb2.DocumentState:
         with transaction(self._sessions) as session:
             view = deliveries.document_state(session=session, document_id=request.document_id)
-            return routing_pb2.DocumentState(
-                document_id=view.document.id,
-                sender_code=view.document.sender_code,
-                state=view.document.state,
-                refusal_reason=view.document.refusal_reason,
-                deliveries=[
-                    delivery_message(d, overdue=view.overdue(d), push=view.pushes.get(d.id))
-                    for d in view.deliveries
-                ],
-                timeline=[status_entry_message(e) for e in view.timeline],
-                subject=view.document.subject,
-                edxml_document_id=view.document.edxml_document_id,
-                business_doc_type=view.document.business_doc_type,
-                referenced_document_id=view.document.referenced_document_id,
-            )
+            return document_state_message(view)
 
     @translate_errors
     def ListInbox(
@@ -193,14 +225,17 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
         self, request: routing_pb2.PostStatusRequest, context: grpc.ServicerContext
     ) -> routing_pb2.PostStatusResponse:
         with transaction(self._sessions) as session:
-            changed = deliveries.post_status(
+            posted = deliveries.post_status(
                 session=session,
                 document_id=request.document_id,
                 actor_code=request.actor_code,
                 code=request.code,
                 description=request.description,
             )
-            return routing_pb2.PostStatusResponse(deliveries=[delivery_message(d) for d in changed])
+            return routing_pb2.PostStatusResponse(
+                deliveries=[delivery_message(d) for d in posted.deliveries],
+                status_message_ids=posted.status_message_ids,
+            )
 
     # -- evidence --------------------------------------------------------------------------
     @translate_errors
@@ -334,4 +369,71 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
                     )
                     for d, doc in rows
                 ]
+            )
+
+    # -- VDXP pull: pending items, status messages, sent documents -----------------------------
+    @translate_errors
+    def ListPending(
+        self, request: routing_pb2.PendingRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.PendingResponse:
+        with transaction(self._sessions) as session:
+            pending = vdxp_pending.list_pending(
+                session=session,
+                agency_codes=list(request.agency_codes),
+                kind=request.kind,
+                limit=request.limit,
+            )
+        return routing_pb2.PendingResponse(
+            items=[pending_item_message(i) for i in pending.items], total=pending.total
+        )
+
+    @translate_errors
+    def GetStatusMessage(
+        self, request: routing_pb2.StatusMessageRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.StatusMessage:
+        with transaction(self._sessions) as session:
+            item, package = vdxp_pending.status_message(
+                session=session, message_id=request.id, agency_codes=list(request.agency_codes)
+            )
+        return routing_pb2.StatusMessage(item=pending_item_message(item), package=package)
+
+    @translate_errors
+    def AckStatusMessage(
+        self, request: routing_pb2.AckStatusMessageRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.PendingItem:
+        with transaction(self._sessions) as session:
+            item = vdxp_pending.acknowledge_status_message(
+                session=session,
+                message_id=request.id,
+                agency_codes=list(request.agency_codes),
+                outcome=request.outcome,
+            )
+        return pending_item_message(item)
+
+    @translate_errors
+    def FindDocuments(
+        self, request: routing_pb2.FindDocumentsRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.FindDocumentsResponse:
+        with transaction(self._sessions) as session:
+            views = sent_documents.find_documents(
+                session=session,
+                edxml_document_id=request.edxml_document_id,
+                party_codes=list(request.party_codes),
+            )
+            return routing_pb2.FindDocumentsResponse(documents=[document_state_message(v) for v in views])
+
+    @translate_errors
+    def ListSent(
+        self, request: routing_pb2.ListSentRequest, context: grpc.ServicerContext
+    ) -> routing_pb2.ListSentResponse:
+        with transaction(self._sessions) as session:
+            page = sent_documents.list_sent(
+                session=session,
+                sender_codes=list(request.sender_codes),
+                document_id=request.document_id,
+                cursor=request.cursor,
+                limit=request.limit,
+            )
+            return routing_pb2.ListSentResponse(
+                documents=[document_state_message(v) for v in page.documents], next_cursor=page.next_cursor
             )

@@ -2,8 +2,9 @@
 
 One change of a delivery is, at once: its new state, a timeline line, a DeliveryUpdated event
 (outbox), an evidence-log entry and, for a business status, an edXML status package for the
-other party, pushed to its webhook when it has one. Keeping these together here is what makes
-each of them complete: none is written without the others.
+other party, pushed to its webhook when it has one, and a status message per addressee for
+its system to pull (status_messages.py). Keeping these together here is what makes each of
+them complete: none is written without the others.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.outbox import TOPIC_DELIVERIES, new_event
-from lienthong_routing import evidence, repository, status_packages, webhooks
+from lienthong_routing import evidence, repository, status_messages, status_packages, webhooks
 from lienthong_routing.deadlines import ACKNOWLEDGING_CODES
 from lienthong_routing.domain import DeliveryState, StatusCode, next_state
 from lienthong_routing.models import OUTBOX, Delivery, RoutedDocument
@@ -186,8 +187,9 @@ def send_status_package(
     status: StatusCode,
     description: str,
     at: datetime,
-) -> None:
-    """Keep the status as an edXML package and push it to those of `to_codes` with a webhook."""
+) -> list[str]:
+    """Tell `to_codes` of a status: a pending status message each (their ids, in order), the
+    edXML package kept, and that package pushed to those with a webhook."""
     entry = status_packages.record(
         session=session,
         document=document,
@@ -196,8 +198,18 @@ def send_status_package(
         description=description,
         at=at,
     )
+    message_ids = status_messages.create(
+        session=session,
+        document=document,
+        from_code=from_code,
+        to_codes=to_codes,
+        status_code=status.value,
+        description=description,
+        at=at,
+        status_package_id=entry.id if entry is not None else None,
+    )
     if entry is None:
-        return
+        return message_ids
     for code in sorted(webhooks.active_webhooks(session=session, agency_codes=to_codes)):
         webhooks.enqueue(
             session=session,
@@ -207,3 +219,4 @@ def send_status_package(
             build=lambda payload_id: status_packages.webhook_payload(document, entry, payload_id),
             at=at,
         )
+    return message_ids

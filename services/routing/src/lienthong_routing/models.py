@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -25,6 +26,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from lienthong_common.outbox import Outbox
 
 AGENCY_CODE = 64
+# The predicates of the two partial "pending" indexes. The pending reads (vdxp_pending,
+# status_messages) state them with a literal, not a bound parameter, or the planner cannot
+# match them to the index; test_vdxp_migrations asks both databases for the plans.
+UNTAKEN = "state = 'delivered'"
+NOT_DONE = "state != 'done'"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -58,11 +64,16 @@ class RoutedDocument(Base):
     """A verified document as routing knows it: routed to its recipients, or refused."""
 
     __tablename__ = "documents"
-    # Business documents (recall, update, replace) find the document they act on by these.
-    __table_args__ = (Index("ix_documents_sender_edxml", "sender_code", "edxml_document_id"),)
+    __table_args__ = (
+        # Business documents (recall, update, replace) find the document they act on by these.
+        Index("ix_documents_sender_edxml", "sender_code", "edxml_document_id"),
+        # A sender's documents newest first (ListSent), and any party's by edXML id (FindDocuments).
+        Index("ix_documents_sender_created", "sender_code", "created_at"),
+        Index("ix_documents_edxml_document_id", "edxml_document_id"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    sender_code: Mapped[str] = mapped_column(String(AGENCY_CODE), index=True)
+    sender_code: Mapped[str] = mapped_column(String(AGENCY_CODE))
     subject: Mapped[str] = mapped_column(Text, default="")
     edxml_document_id: Mapped[str] = mapped_column(String(500), default="")
     business_doc_type: Mapped[int] = mapped_column(Integer, default=0)
@@ -85,6 +96,15 @@ class Delivery(Base):
         # Per-recipient inbox order; the unique pair makes concurrent appends to one inbox
         # conflict (and retry) instead of committing out of order, so cursors never skip.
         UniqueConstraint("recipient_code", "inbox_sequence", name="uq_deliveries_inbox_sequence"),
+        # What a recipient's system has not taken yet (VDXP getReceivedEdocList), polled every few
+        # seconds: partial, so it holds only the few deliveries still `delivered`.
+        Index(
+            "ix_deliveries_untaken",
+            "recipient_code",
+            "delivered_at",
+            sqlite_where=text(UNTAKEN),
+            postgresql_where=text(UNTAKEN),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -161,6 +181,43 @@ class StatusPackageRecord(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     package: Mapped[bytes] = mapped_column(LargeBinary)
     at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class StatusMessage(Base):
+    """A recorded status waiting for one addressee's system to take it (VDXP pull).
+
+    One recorded status makes one message per addressee, all sharing `status_id`; see
+    status_messages.py for who the addressees are and how a message is acknowledged.
+    """
+
+    __tablename__ = "status_messages"
+    __table_args__ = (
+        # The addressee's pending list, polled every few seconds: partial, so done messages
+        # (nearly all of them, over time) are not in it.
+        Index(
+            "ix_status_messages_pending",
+            "to_code",
+            "created_at",
+            sqlite_where=text(NOT_DONE),
+            postgresql_where=text(NOT_DONE),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    document_id: Mapped[str] = mapped_column(ForeignKey("documents.id"), index=True)
+    # One recorded status (one post); a repeated post is answered with its messages.
+    status_id: Mapped[str] = mapped_column(String(36))
+    # The package routing kept for this status (ListStatusPackages), when it could build one.
+    status_package_id: Mapped[int | None] = mapped_column(ForeignKey("status_packages.id"), nullable=True)
+    from_code: Mapped[str] = mapped_column(String(AGENCY_CODE))
+    to_code: Mapped[str] = mapped_column(String(AGENCY_CODE))
+    status_code: Mapped[str] = mapped_column(String(4))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # pending | processing | failed | done
+    state: Mapped[str] = mapped_column(String(20))
+    # When the status was recorded: its Timestamp in the package.
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Webhook(Base):

@@ -123,6 +123,30 @@ def deliveries_of(*, session: Session, document_id: str, for_update: bool = Fals
     return list(session.scalars(query))
 
 
+def deliveries_of_many(*, session: Session, document_ids: list[str]) -> dict[str, list[Delivery]]:
+    """The deliveries of each of the documents (one query), in recipient-code order."""
+    found: dict[str, list[Delivery]] = {i: [] for i in document_ids}
+    if document_ids:
+        query = (
+            select(Delivery)
+            .where(Delivery.document_id.in_(document_ids))
+            .order_by(Delivery.document_id, Delivery.recipient_code)
+        )
+        for delivery in session.scalars(query):
+            found[delivery.document_id].append(delivery)
+    return found
+
+
+def timelines_of(*, session: Session, document_ids: list[str]) -> dict[str, list[StatusEntry]]:
+    """The timeline of each of the documents (one query), in the order written."""
+    found: dict[str, list[StatusEntry]] = {i: [] for i in document_ids}
+    if document_ids:
+        query = select(StatusEntry).where(StatusEntry.document_id.in_(document_ids)).order_by(StatusEntry.id)
+        for entry in session.scalars(query):
+            found[entry.document_id].append(entry)
+    return found
+
+
 def timeline_of(*, session: Session, document_id: str) -> list[StatusEntry]:
     query = select(StatusEntry).where(StatusEntry.document_id == document_id).order_by(StatusEntry.id)
     return list(session.scalars(query))

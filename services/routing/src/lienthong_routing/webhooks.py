@@ -244,14 +244,19 @@ def enqueue(
     return item
 
 
-def push_states(*, session: Session, document_id: str) -> dict[str, WebhookDelivery]:
-    """The latest delivery-kind payload per delivery id of a document."""
+def push_states_of(*, session: Session, document_ids: list[str]) -> dict[str, dict[str, WebhookDelivery]]:
+    """For each of the documents (one query): the latest delivery-kind payload per delivery id."""
+    found: dict[str, dict[str, WebhookDelivery]] = {}
+    if not document_ids:
+        return found
     query = (
         select(WebhookDelivery)
-        .where(WebhookDelivery.document_id == document_id, WebhookDelivery.kind == KIND_DELIVERY)
+        .where(WebhookDelivery.document_id.in_(document_ids), WebhookDelivery.kind == KIND_DELIVERY)
         .order_by(WebhookDelivery.created_at)
     )
-    return {item.delivery_id: item for item in session.scalars(query)}
+    for item in session.scalars(query):
+        found.setdefault(item.document_id, {})[item.delivery_id] = item
+    return found
 
 
 # -- listing and re-driving -------------------------------------------------------------------
