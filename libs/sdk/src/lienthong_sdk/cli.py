@@ -90,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
         print(
             f"all six services healthy in {time.monotonic() - started:.1f}s; "
-            f"demo: {summary['agencies']} agencies, credentials in {summary['credentials']}"
+            f"demo: {summary['agencies']} agencies, credentials in {summary['credentials']}, "
+            f"VDXP systems in {summary.get('vdxp_systems') or summary.get('vdxp_skipped')}"
         )
         print(f"\n  gateway   {platform.gateway_url}   (API docs: {platform.gateway_url}/docs)")
         print(f"  logs      {platform.data_dir / 'logs'}")
@@ -126,11 +127,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = load_settings()
     dataset = Path(args.dataset) if args.dataset else repo_root() / "data" / "directory" / "demo.json"
     summary = seed(directory_address=settings.services.directory, data_dir=data_dir(), dataset=dataset)
+    vdxp = (
+        f"VDXP systems in {summary['vdxp_systems']}"
+        if summary.get("vdxp_systems")
+        else f"no VDXP systems: {summary.get('vdxp_skipped')}"
+    )
     emit(
         args,
         summary,
         f"seeded {summary['agencies']} agencies; credentials in {summary['credentials']}; "
-        f"trust root {summary['trust_root']}",
+        f"trust root {summary['trust_root']}; {vdxp}",
     )
     return 0
 
@@ -485,9 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_track)
 
     # Verbs of each area live in their own module: cli_<area>.register(sub, common, agency).
-    from lienthong_sdk import cli_directory, cli_routing, cli_statistics, cli_trust
+    from lienthong_sdk import cli_directory, cli_routing, cli_statistics, cli_trust, cli_vdxp
 
-    for module in (cli_directory, cli_statistics, cli_trust, cli_routing):
+    for module in (cli_directory, cli_statistics, cli_trust, cli_routing, cli_vdxp):
         module.register(sub, common, agency)
     return parser
 

@@ -1,12 +1,17 @@
-"""`lienthong demo`: seed the directory, a dev PKI, a signing certificate and credentials
-for every demo agency. Idempotent: run it again and nothing changes but what was missing."""
+"""`lienthong demo`: seed the directory, a dev PKI, a signing certificate, credentials and a
+VDXP system for every demo agency (plus one VDXP system shared by two of them). Idempotent: run
+it again and nothing changes but what was missing."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
 
@@ -20,6 +25,17 @@ from lienthong_common.pki import (
 )
 
 ADMIN_ID = "admin"
+# A VDXP system acting for two demo agencies (a provincial SaaS serving a department and a ward).
+SHARED_VDXP_SYSTEM = "vxp.saas.demo"
+SHARED_VDXP_AGENCIES = ("000.00.02.H49", "000.01.03.H49")
+_PROBE = b"lienthong demo: is this secret still the system's?"
+
+
+class VdxpSystemEntry(TypedDict):
+    """What `lienthong demo` keeps of a VDXP system: its secret and the agencies it acts for."""
+
+    secret: str
+    agencies: list[str]
 
 
 def credentials_path(data_dir: Path) -> Path:
@@ -36,6 +52,27 @@ def load_credentials(data_dir: Path) -> dict[str, str]:
         return {}
     data: dict[str, str] = json.loads(path.read_text())
     return data
+
+
+def vdxp_systems_path(data_dir: Path) -> Path:
+    return data_dir / "vdxp-systems.json"
+
+
+def load_vdxp_systems(data_dir: Path) -> dict[str, VdxpSystemEntry]:
+    """System id -> {secret, agencies}, as the last `lienthong demo` wrote them."""
+    path = vdxp_systems_path(data_dir)
+    if not path.exists():
+        return {}
+    data: dict[str, VdxpSystemEntry] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read (0600 from the start, not chmod'ed afterwards)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(text)
+    path.chmod(0o600)  # a file made earlier with wider permissions
 
 
 def load_dataset(path: Path) -> list[dict[str, Any]]:
@@ -100,15 +137,79 @@ def seed(*, directory_address: str, data_dir: Path, dataset: Path, timeout: floa
                 timeout=timeout,
             )
             signers += 1
-    path = credentials_path(data_dir)
-    path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
-    path.chmod(0o600)
+        path = credentials_path(data_dir)
+        write_private(path, json.dumps(credentials, indent=2, ensure_ascii=False))
+        vdxp: dict[str, Any] = {}
+        try:
+            systems = seed_vdxp_systems(
+                stub, data_dir=data_dir, codes=[str(r["code"]) for r in records], timeout=timeout
+            )
+            vdxp = {"vdxp_systems": str(vdxp_systems_path(data_dir)), "vdxp_system_count": len(systems)}
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            vdxp = {"vdxp_systems": None, "vdxp_skipped": error.details()}  # no master key
     return {
         "agencies": len(records),
         "signers": signers,
         "credentials": str(path),
         "trust_root": str(pki.root_path),
+        **vdxp,
     }
+
+
+def seed_vdxp_systems(
+    stub: directory_pb2_grpc.DirectoryServiceStub,
+    *,
+    data_dir: Path,
+    codes: Sequence[str],
+    timeout: float = 10.0,
+) -> dict[str, VdxpSystemEntry]:
+    """One VDXP system per agency (system id = its code) and SHARED_VDXP_SYSTEM for two, written
+    to vdxp-systems.json (0600). A system already registered keeps its agencies and the secret
+    the file holds; a secret the directory no longer accepts is replaced (overlap 0)."""
+    known = load_vdxp_systems(data_dir)
+    listed = stub.ListVdxpSystems(directory_pb2.ListVdxpSystemsRequest(), timeout=timeout).systems
+    registered = {s.system_id: list(s.agency_codes) for s in listed}
+    wanted = {code: [code] for code in codes}
+    if all(code in wanted for code in SHARED_VDXP_AGENCIES):
+        wanted[SHARED_VDXP_SYSTEM] = list(SHARED_VDXP_AGENCIES)
+    systems: dict[str, VdxpSystemEntry] = {}
+    for system_id, agencies in wanted.items():
+        entry = known.get(system_id)
+        secret = entry["secret"] if entry else ""
+        if system_id not in registered:
+            reply = stub.AddVdxpSystem(
+                directory_pb2.AddVdxpSystemRequest(
+                    system_id=system_id, agency_codes=agencies, secret=secret
+                ),
+                timeout=timeout,
+            )
+            secret, agencies = reply.secret, list(reply.system.agency_codes)
+        else:
+            agencies = registered[system_id]
+            if not (secret and _vdxp_secret_valid(stub, system_id, secret, timeout)):
+                reply = stub.RotateVdxpSecret(
+                    directory_pb2.RotateVdxpSecretRequest(
+                        system_id=system_id, new_secret=secret, overlap_seconds=0
+                    ),
+                    timeout=timeout,
+                )
+                secret = reply.secret
+        systems[system_id] = {"secret": secret, "agencies": agencies}
+    write_private(vdxp_systems_path(data_dir), json.dumps(systems, indent=2, ensure_ascii=False))
+    return systems
+
+
+def _vdxp_secret_valid(
+    stub: directory_pb2_grpc.DirectoryServiceStub, system_id: str, secret: str, timeout: float
+) -> bool:
+    signature = hmac.new(secret.encode("utf-8"), _PROBE, hashlib.sha256).hexdigest()
+    reply = stub.VerifyVdxpSignature(
+        directory_pb2.VerifyVdxpSignatureRequest(system_id=system_id, signed=_PROBE, signature=signature),
+        timeout=timeout,
+    )
+    return bool(reply.valid)
 
 
 def signer_for(pki: DevPki, data_dir: Path, code: str, name: str) -> IssuedIdentity:
@@ -128,4 +229,4 @@ def _der(pem: bytes) -> bytes:
     return x509.load_pem_x509_certificate(pem).public_bytes(Encoding.DER)
 
 
-__all__ = ["certificate_fingerprint", "seed"]
+__all__ = ["certificate_fingerprint", "load_vdxp_systems", "seed"]
