@@ -310,6 +310,55 @@ class FakeRouting(Unimplemented):
             )
         return routing_pb2.PostStatusResponse(deliveries=state.deliveries)
 
+    # VDXP: documents delivered and not yet taken; this fake keeps no status messages.
+    def ListPending(self, request: Any, timeout: float = 0) -> Any:
+        items = [
+            routing_pb2.PendingItem(
+                id=s.document_id,
+                kind="edoc",
+                from_code=s.sender_code,
+                to_code=d.recipient_code,
+                state="pending",
+                document_id=s.document_id,
+                subject=s.subject,
+            )
+            for s in self.states.values()
+            for d in s.deliveries
+            if d.recipient_code in request.agency_codes
+            and d.state == "delivered"
+            and request.kind != "status"
+        ]
+        return routing_pb2.PendingResponse(items=items[: request.limit or 100], total=len(items))
+
+    def GetStatusMessage(self, request: Any, timeout: float = 0) -> Any:
+        raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"no status message {request.id}")
+
+    def AckStatusMessage(self, request: Any, timeout: float = 0) -> Any:
+        raise FakeRpcError(grpc.StatusCode.NOT_FOUND, f"no status message {request.id}")
+
+    def ListSent(self, request: Any, timeout: float = 0) -> Any:
+        documents = [
+            s
+            for s in self.states.values()
+            if s.sender_code in request.sender_codes and request.document_id in ("", s.document_id)
+        ]
+        if request.document_id and not documents:
+            raise FakeRpcError(
+                grpc.StatusCode.NOT_FOUND, f"document {request.document_id} was not sent by them"
+            )
+        return routing_pb2.ListSentResponse(documents=documents)
+
+    def FindDocuments(self, request: Any, timeout: float = 0) -> Any:
+        parties = set(request.party_codes)
+        return routing_pb2.FindDocumentsResponse(
+            documents=[
+                s
+                for s in self.states.values()
+                if s.edxml_document_id == request.edxml_document_id
+                and parties & {s.sender_code, *(d.recipient_code for d in s.deliveries)}
+            ]
+        )
+
 
 class FakeSigverify(Unimplemented):
     def GetReport(self, request: Any, timeout: float = 0) -> Any:

@@ -7,6 +7,7 @@ document the caller may not see: never revealed).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,9 +25,11 @@ from gateway_fakes import (
 )
 
 from lienthong_gateway.app import create_app
+from lienthong_sdk.vdxp_client import VdxpClient
 
 ROLES = {"sender": PROVINCE, "recipient": DEPARTMENT, "outsider": OUTSIDER, "admin": ADMIN, "anonymous": None}
-PUBLIC = {("POST", "/v1/oauth/token"), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+# /metrics is not public: administrators only on the API port, or a metrics port of its own.
+PUBLIC = {("POST", "/v1/oauth/token"), ("GET", "/healthz"), ("GET", "/readyz")}
 
 
 @pytest.fixture
@@ -159,6 +162,10 @@ def test_every_non_public_endpoint_refuses_anonymous_callers(client: TestClient)
     assert checked >= 8
 
 
+def vdxp_client(client: TestClient, system_id: str, secret: str | None = None) -> VdxpClient:
+    return VdxpClient("http://testserver/vdxp", system_id, secret or secret_of(system_id), http=client)
+
+
 def test_vdxp_operations_refuse_bad_system_credentials(client: TestClient) -> None:
     for operation in (
         "sendEdoc",
@@ -166,26 +173,29 @@ def test_vdxp_operations_refuse_bad_system_credentials(client: TestClient) -> No
         "getEdoc",
         "updateStatus",
         "getSentEdocList",
+        "countReceiveEdoc",
         "getAgenciesList",
         "registerAgency",
     ):
-        reply = client.post(f"/vdxp/{operation}", headers={"systemid": PROVINCE, "secret": "wrong"})
-        assert reply.status_code == 200
-        assert reply.json()["status"] == "FAIL" and reply.json()["ErrorCode"] == "401"
+        wrong = vdxp_client(client, PROVINCE, "wrong").request(operation, {"servicetype": "eDoc"})
+        unsigned = client.post(
+            f"/vdxp/{operation}", headers={"systemid": PROVINCE, "secret": secret_of(PROVINCE)}
+        )
+        for reply in (wrong, unsigned):
+            assert reply.status_code == 200
+            assert reply.json()["status"] == "FAIL" and reply.json()["ErrorCode"] == "401", reply.text
 
 
-def vdxp(client: TestClient, operation: str, role: str, **headers: str) -> dict[str, Any]:
+def vdxp(client: TestClient, operation: str, role: str, **params: str) -> dict[str, Any]:
     code = ROLES[role]
     assert code
-    reply = client.post(
-        f"/vdxp/{operation}", headers={"systemid": code, "secret": secret_of(code), **headers}
-    )
+    reply = vdxp_client(client, code).request(operation, params, body=b"{}")
     assert reply.status_code == 200, reply.text
     return dict(reply.json())
 
 
 @pytest.mark.parametrize(
-    ("operation", "headers", "allowed"),
+    ("operation", "params", "allowed"),
     [
         ("getEdoc", {}, {"sender", "recipient"}),
         ("updateStatus", {"status": "done"}, {"recipient"}),
@@ -196,17 +206,15 @@ def vdxp(client: TestClient, operation: str, role: str, **headers: str) -> dict[
 )
 @pytest.mark.parametrize("role", ["sender", "recipient", "outsider", "admin"])
 def test_vdxp_matrix(
-    client: TestClient, operation: str, headers: dict[str, str], allowed: set[str], role: str
+    client: TestClient, operation: str, params: dict[str, str], allowed: set[str], role: str
 ) -> None:
     doc_id = submit(client)
-    reply = vdxp(client, operation, role, docId=doc_id, **headers)
+    reply = vdxp(client, operation, role, docId=doc_id, **params)
     assert (reply["status"] == "OK") == (role in allowed), reply
 
 
-def test_vdxp_register_agency_is_for_administrators(client: TestClient) -> None:
-    body = {"code": "000.00.30.H49", "name": "Sở Thử nghiệm", "pcode": PROVINCE}
+def test_vdxp_register_agency_is_for_administrator_systems(client: TestClient) -> None:
+    body = json.dumps({"code": "000.00.30.H49", "name": "Sở Thử nghiệm", "pcode": PROVINCE}).encode()
     for code, expected in ((PROVINCE, "FAIL"), (ADMIN, "OK")):
-        reply = client.post(
-            "/vdxp/registerAgency", json=body, headers={"systemid": code, "secret": secret_of(code)}
-        )
+        reply = vdxp_client(client, code).request("registerAgency", {}, body=body)
         assert reply.json()["status"] == expected, reply.text

@@ -61,12 +61,14 @@ class VdxpClient:
         *,
         timestamp: str | None = None,
         timeout: float = 60.0,
+        http: httpx.Client | None = None,
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.system_id = system_id
         self.secret = secret
         self.timestamp = timestamp
-        self.http = httpx.Client(timeout=timeout)
+        # Another httpx client (e.g. a test client bound to an app) may carry the calls.
+        self.http = http or httpx.Client(timeout=timeout)
 
     def close(self) -> None:
         self.http.close()

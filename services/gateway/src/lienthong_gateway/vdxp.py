@@ -650,14 +650,92 @@ def dispatch(name: str) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+REPLY_EXAMPLES: dict[str, dict[str, Any]] = {
+    "sendEdoc": {"DocId": "8af226c8-7cde-4fbe-88fe-e15a768b49cb"},
+    "getReceivedEdocList": {
+        "data": [
+            {
+                "docId": "8af226c8-7cde-4fbe-88fe-e15a768b49cb",
+                "serviceType": "eDoc",
+                "messageType": "edoc",
+                "created_time": "2026-12-07T09:15:31+07:00",
+                "from": "000.00.00.H49",
+                "to": "000.00.02.H49",
+                "status": "pending",
+            }
+        ]
+    },
+    "getEdoc": {"data": "PD94bWwgdmVyc2lvbj0iMS4wIj8+…"},
+    "getSentEdocList": {
+        "data": [
+            {
+                "serviceType": "eDoc",
+                "messageType": "edoc",
+                "senderDocId": "8af226c8-7cde-4fbe-88fe-e15a768b49cb",
+                "receiverDocId": "8af226c8-7cde-4fbe-88fe-e15a768b49cb",
+                "fromCode": "000.00.00.H49",
+                "toCode": "000.00.02.H49",
+                "notation": "123/UBND-VP",
+                "title": "Về việc thử nghiệm",
+                "sendStatus": "done",
+                "receiveStatus": "03",
+            }
+        ]
+    },
+    "countReceiveEdoc": {"count": 2},
+    "countReceiveStatus": {"count": 1},
+    "getAgenciesList": {
+        "data": [
+            {"id": "000.00.02.H49", "pid": "000.00.00.H49", "code": "000.00.02.H49", "name": "Sở Nội vụ"}
+        ]
+    },
+}
+REQUEST_BODIES: dict[str, dict[str, Any]] = {
+    "sendEdoc": {
+        "requestBody": {
+            "content": {
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "example": '<?xml version="1.0" encoding="UTF-8"?><edXML …/>\r\n',
+                }
+            }
+        }
+    },
+    "registerAgency": {
+        "requestBody": {
+            "content": {
+                "application/json": {
+                    "schema": {"type": "object"},
+                    "example": {"code": "000.00.30.H49", "name": "Sở Thử nghiệm", "pcode": "000.00.00.H49"},
+                }
+            }
+        }
+    },
+}
+
+
+def reply_doc(name: str) -> dict[int | str, dict[str, Any]]:
+    ok = {"status": "OK", "ErrorCode": "0", "ErrorDesc": "Success", **REPLY_EXAMPLES.get(name, {})}
+    refused = {"status": "FAIL", "ErrorCode": "401", "ErrorDesc": "XroadVnpt-hash-header does not match"}
+    media = "application/xml" if name == "downloadEdoc" else "application/json"
+    example: Any = (
+        "<edXML …/>" if name == "downloadEdoc" else {"ok": {"value": ok}, "refused": {"value": refused}}
+    )
+    key = "example" if name == "downloadEdoc" else "examples"
+    return {200: {"description": "the VDXP reply", "content": {media: {key: example}}}}
+
+
 for _name, (_method, _, _summary) in OPERATIONS.items():
     router.add_api_route(
         f"/{_name}",
         dispatch(_name),
-        methods=["GET", "POST"],
+        methods=[_method],
+        operation_id=f"vdxp_{_name}",
         summary=_summary,
         description="Headers XroadVnpt-*, signed as VNPT's SDK signs them (docs/vdxp.md).",
         response_class=VdxpResponse,
+        responses=reply_doc(_name),
+        openapi_extra=REQUEST_BODIES.get(_name),
     )
 
 
