@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import DomainError
 from lienthong_common.outbox import now_utc
-from lienthong_directory import vdxp_systems
+from lienthong_directory import repository, vdxp_systems
 from lienthong_directory.envelope import MasterKeyRing, new_master_key_text
 from lienthong_directory.models import VdxpSystemSecret
 
@@ -419,3 +419,30 @@ def test_rewrap_reports_secrets_whose_master_key_is_gone_and_moves_the_rest(
     [failure] = report.failures
     assert "VDXP system vxp.saas.03" in failure and "master key 'k0' is not configured" in failure
     assert verify(sessions, current, sign("secret-of-04"), system_id="vxp.saas.04").valid
+
+
+def test_an_agency_served_by_a_vdxp_system_counts_as_having_a_credential(
+    sessions: sessionmaker[Session], keys: MasterKeyRing, quang_ninh: None
+) -> None:
+    from lienthong_directory import connections, domain
+
+    def status() -> dict[str, connections.Connection]:
+        with transaction(sessions) as session:
+            found = connections.status(
+                session=session,
+                codes=[PROVINCE, COMMUNE],
+                province_code="",
+                tier=0,
+                day=domain.today(),
+                window_days=30,
+            )
+        return {c.code: c for c in found}
+
+    with transaction(sessions) as session:
+        for code in (PROVINCE, COMMUNE):
+            repository.record_exchange(session=session, agency_code=code, at=now_utc())
+    assert not status()[COMMUNE].active_credential
+    add(sessions, keys, agencies=(COMMUNE,))  # the ward speaks VDXP only, no /v1 credential
+    after = status()
+    assert after[COMMUNE].active_credential and after[COMMUNE].connected
+    assert not after[PROVINCE].active_credential

@@ -1,5 +1,6 @@
-"""Connection status: an agency is connected when it has an active credential and took part in
-an exchange within the window. Exchanges are learnt from delivery events (see events.py)."""
+"""Connection status: an agency is connected when it has an active credential (a /v1 client
+secret, or a VDXP system acting for it) and took part in an exchange within the window.
+Exchanges are learnt from delivery events (see events.py)."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def status(
             )
             if v.status == domain.ACTIVE
         ]
-    credentials = repository.active_credentials(session=session)
+    credentials = repository.active_credentials(session=session) | repository.vdxp_served_agencies(
+        session=session
+    )
     exchanged = repository.exchanges(session=session)
     # The window ends at the end of `day` (or now, when that is earlier).
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), VIETNAM)

@@ -334,6 +334,11 @@ def vdxp_systems(*, session: Session, agency_code: str = "") -> Sequence[VdxpSys
     return session.scalars(query.order_by(VdxpSystem.system_id)).all()
 
 
+def vdxp_served_agencies(*, session: Session) -> set[str]:
+    """Codes of the agencies some VDXP system acts for (every system has a valid secret)."""
+    return set(session.scalars(select(VdxpSystemAgency.agency_code).distinct()).all())
+
+
 def vdxp_secrets_not_under(*, session: Session, master_key_id: str) -> Sequence[VdxpSystemSecret]:
     """Secrets whose data key is wrapped under another master key than this one."""
     return session.scalars(
