@@ -10,7 +10,6 @@ as the SDK does.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import json
 import shutil
@@ -144,7 +143,7 @@ def test_two_systems_exchange_a_document_and_its_status_through_the_real_sdk(
 
     # sendEdoc, as ServiceTest sends it: from, servicetype, messagetype; recipients from the package.
     sent = province("send", PROVINCE, str(file))
-    assert sent["status"] == "OK" and sent["ErrorCode"] == "0", sent
+    assert sent["status"] == "OK" and sent["errorCode"] == "0", sent
     doc_id = sent["docID"]
     assert doc_id
 
@@ -158,7 +157,7 @@ def test_two_systems_exchange_a_document_and_its_status_through_the_real_sdk(
     )
     got = department("get", doc_id, str(tmp_path / "inbox"))
     assert got["status"] == "OK", got
-    assert base64.b64decode(got["data"]) == package
+    assert got["data"].encode("utf-8") == package, "the SDK hands over the package as UTF-8 text"
     now = dt.datetime.now()
     written = list((tmp_path / "inbox").rglob(f"{doc_id}.edxml"))
     assert written and written[0].read_bytes() == package, "the SDK saves the package as it was sent"
@@ -200,7 +199,7 @@ def test_two_systems_exchange_a_document_and_its_status_through_the_real_sdk(
     fetched = province("get", status_id, str(tmp_path / "statuses"))
     assert fetched["status"] == "OK", fetched
     status_file = tmp_path / "status-package.edxml"
-    status_file.write_bytes(base64.b64decode(fetched["data"]))
+    status_file.write_bytes(fetched["data"].encode("utf-8"))
     read_by_vnpt = offline(sdk_classes, "parse-status", str(status_file))
     assert read_by_vnpt["statusCode"] == "03"
     assert read_by_vnpt["from"] == DEPARTMENT
@@ -249,18 +248,18 @@ def test_a_shared_system_receives_and_sends_for_each_of_its_agencies(
     )
     assert shared("send", COMMUNE, str(reply_file))["status"] == "OK"
     refused = shared("send", PROVINCE, str(file))
-    assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "403"), refused
+    assert (refused["status"], refused["errorCode"]) == ("FAIL", "403"), refused
 
 
 def test_a_wrong_secret_is_refused_with_fail_401(
     platform: RunningPlatform, sdk_for: Callable[..., Sdk]
 ) -> None:
     wrong = sdk_for(PROVINCE, "not-the-secret")("list")
-    assert (wrong["status"], wrong["ErrorCode"]) == ("FAIL", "401"), wrong
+    assert (wrong["status"], wrong["errorCode"]) == ("FAIL", "401"), wrong
     unknown = Sdk(sdk_for(PROVINCE).classes, f"{platform.local.gateway_url}/vdxp", "vxp.unknown.99", "x")(
         "list"
     )
-    assert (unknown["status"], unknown["ErrorCode"]) == ("FAIL", "401"), unknown
+    assert (unknown["status"], unknown["errorCode"]) == ("FAIL", "401"), unknown
 
 
 def test_the_directory_reads_as_the_sdk_expects(
@@ -278,7 +277,7 @@ def test_the_directory_reads_as_the_sdk_expects(
     refused = sdk(
         "register", '{"id":"1","pcode":"000.00.00.H49","code":"000.00.31.H49","name":"x","mail":cc""}'
     )
-    assert (refused["status"], refused["ErrorCode"]) == ("FAIL", "403"), refused
+    assert (refused["status"], refused["errorCode"]) == ("FAIL", "403"), refused
 
 
 # -- the wire, where the SDK cannot be made to misbehave -------------------------------------------

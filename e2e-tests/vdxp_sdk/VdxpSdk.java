@@ -53,7 +53,7 @@ public final class VdxpSdk {
             offline(args);
             return;
         }
-        VnptProperties props = new VnptProperties(args[0], args[1], args[2], "", 10, 3);
+        VnptProperties props = new VnptProperties(args[0], args[1], args[2], System.getProperty("java.io.tmpdir"), 10, 3);
         String command = args[3];
         KnobstickServiceImp knobsticks = new KnobstickServiceImp(props);
         AgencyServiceImp agencies = new AgencyServiceImp(props);

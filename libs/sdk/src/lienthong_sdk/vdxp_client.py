@@ -112,7 +112,7 @@ class VdxpClient:
             method,
             f"{self.endpoint}/{operation}",
             content=body or None,
-            headers=self.headers(params, content_type),
+            headers={k.encode(): v for k, v in self.headers(params, content_type).items()},
         )
 
     def call(

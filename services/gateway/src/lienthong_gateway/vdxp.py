@@ -85,26 +85,27 @@ class System:
 Operation = Callable[[GatewayContext, System, Request], Awaitable[Response]]
 
 
-async def answer(request: Request, operation: Operation, *, raw: bool = False) -> Response:
+async def answer(request: Request, name: str, operation: Operation) -> Response:
     """Authenticate the signed call, run the operation, fold every refusal into VDXP's FAIL."""
     try:
         ctx = gateway(request)
         system = await asyncio.to_thread(authenticate_system, ctx, request)
         return await operation(ctx, system, request)
     except WireError as error:
-        return failure(error.code, error.reason, raw=raw)
+        return failure(name, error.code, error.reason)
     except Problem as problem:
-        return failure(problem.status, problem.detail, raw=raw, headers=problem.headers)
+        return failure(name, problem.status, problem.detail, headers=problem.headers)
     except grpc.RpcError as error:
         p = from_rpc_error(error)
-        return failure(p.status, p.detail, raw=raw)
+        return failure(name, p.status, p.detail)
 
 
-def failure(code: int, reason: str, *, raw: bool, headers: dict[str, str] | None = None) -> Response:
-    http_status = code if code in TRANSPORT_STATUSES else 200
-    if raw:
+def failure(name: str, code: int, reason: str, *, headers: dict[str, str] | None = None) -> Response:
+    """FAIL as the operation's caller reads it: downloadEdoc an empty body, sendEdoc with DocId."""
+    if name == "downloadEdoc":
         return Response(status_code=code if code >= 400 else 404, headers=headers)
-    response = reply_fail(code, reason, http_status=http_status)
+    extra = {"DocId": ""} if name == "sendEdoc" else {}
+    response = reply_fail(code, reason, http_status=code if code in TRANSPORT_STATUSES else 200, **extra)
     response.headers.update(headers or {})
     return response
 
@@ -644,7 +645,7 @@ def dispatch(name: str) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         if request.method != method and not (name.startswith("count") and request.method == "GET"):
             return reply_fail(405, f"{name} is called with {method}")
-        return await answer(request, operation, raw=name == "downloadEdoc")
+        return await answer(request, name, operation)
 
     endpoint.__name__ = name
     return endpoint
