@@ -25,6 +25,7 @@ from lienthong_gateway import (
     problems,
     reports_page,
     statistics_api,
+    status_packages_api,
     trust_api,
     vdxp,
     vdxp_systems_api,
@@ -324,7 +325,7 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
     app.include_router(build_router())
     # One router per area; each module owns its endpoints.
     areas = (documents, directory_api, statistics_api, reports_page, trust_api, vdxp, webhooks_api)
-    for area in (*areas, vdxp_systems_api):
+    for area in (*areas, status_packages_api, vdxp_systems_api):
         app.include_router(area.router)
     return app
 

@@ -39,6 +39,7 @@ from lienthong_gateway.documents import (
     submit_package,
 )
 from lienthong_gateway.problems import Problem, from_rpc_error
+from lienthong_gateway.status_packages_api import post_status_package
 from lienthong_gateway.vdxp_wire import (
     SignedRequest,
     VdxpResponse,
@@ -179,7 +180,7 @@ def send_edoc_sync(ctx: GatewayContext, system: System, body: bytes) -> Response
     )
     message_type = (params.get("messagetype") or "edoc").lower()
     if message_type == "status" or (message_type == "edoc" and edxml.is_status_package(package)):
-        return send_status(ctx, system, caller, package, key)
+        return send_status(ctx, caller, package, key)
     if message_type != "edoc":
         raise Problem(422, f"messagetype {message_type!r} is not supported; use edoc or status")
     to = recipient_codes(params.get("to"))
@@ -203,37 +204,10 @@ def check_recipients(to: list[str], package: bytes) -> None:
         )
 
 
-def send_status(ctx: GatewayContext, system: System, caller: Caller, package: bytes, key: str) -> Response:
+def send_status(ctx: GatewayContext, caller: Caller, package: bytes, key: str) -> Response:
     """A status package becomes the business status of the document it answers."""
-    try:
-        status = edxml.parse_status_package(package)
-    except edxml.EdxmlError as error:
-        raise Problem(422, f"edXML status package is not valid: {error}", kind="invalid-edxml") from error
-    author = status.sender.organ_id or caller.code
-    if author != caller.code:
-        raise Problem(
-            403,
-            f"from is {caller.code} but the status package's From/OrganId is {author}",
-            kind="sender-mismatch",
-        )
-    found = ctx.clients.routing.FindDocuments(
-        routing_pb2.FindDocumentsRequest(
-            edxml_document_id=status.response_for_document_id, party_codes=[caller.code]
-        ),
-        timeout=ctx.deadline,
-    ).documents
-    if not found:
-        raise Problem(
-            404,
-            f"no document {status.response_for_document_id} was exchanged by {caller.code}",
-            kind="document-not-found",
-        )
-    # Several documents can share a DocumentId (a resend): the latest one the status names.
-    addressee = status.response_for_organ_id
-    named = [d for d in found if addressee in (d.sender_code, *d.addressed_codes)] or list(found)
-    document = max(named, key=lambda d: d.routed_at.ToDatetime())
-    result = record_status(ctx, caller, document.document_id, status.status_code, status.description, key)
-    ids = result.get("status_message_ids") or [document.document_id]
+    result = post_status_package(ctx, caller, package, key)
+    ids = result.get("status_message_ids") or [result["id"]]
     return reply_ok(DocId=ids[0])
 
 
