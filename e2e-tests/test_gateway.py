@@ -23,7 +23,6 @@ STRICT_PATHS = {
     "/v1/documents/{document_id}/status",
     "/v1/inbox",
     "/healthz",
-    "/metrics",
 }
 
 

@@ -247,3 +247,77 @@ def test_replayed_idempotency_key_with_another_body_is_422(
         headers={**bearer(platform, PROVINCE), "Content-Type": "application/xml", "Idempotency-Key": key},
     )
     assert problem(reply, 422)["type"].endswith("idempotency-key-reused")
+
+
+def from_address(address: str) -> httpx.Client:
+    """A client whose requests come from another loopback address (127.0.0.0/8 is all local)."""
+    import socket
+
+    try:
+        with socket.socket() as probe:
+            probe.bind((address, 0))
+    except OSError:
+        pytest.skip(f"cannot bind {address} on this machine")
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address), timeout=30)
+
+
+def test_guessing_a_secret_is_throttled_and_the_owner_still_signs_in(platform: RunningPlatform) -> None:
+    url = f"{platform.local.gateway_url}/v1/oauth/token"
+    secret = load_credentials(platform.local.data_dir)[COMMUNE]
+    statuses = []
+    with from_address("127.0.0.3") as attacker, httpx.Client(timeout=30) as owner:
+        for guess in range(210):
+            reply = attacker.post(url, data={"client_id": COMMUNE, "client_secret": f"guess-{guess}"})
+            statuses.append(reply.status_code)
+            if guess % 50 == 25:  # the owner, from another address, amid the guessing
+                started = time.monotonic()
+                own = owner.post(url, data={"client_id": COMMUNE, "client_secret": secret})
+                assert own.status_code == 200, own.text
+                assert time.monotonic() - started < 5.0
+        assert statuses.count(401) <= 10 and statuses[-200:] == [429] * 200
+        limited = attacker.post(url, data={"client_id": COMMUNE, "client_secret": "guess-x"})
+        assert problem(limited, 429)["type"].endswith("sign-in-throttled")
+        assert int(limited.headers["retry-after"]) >= 1
+        # Padding the id with Unicode spaces, or re-casing it, lands in the same bucket.
+        for padded in (f"\u3000{COMMUNE}\u00a0", f"{COMMUNE.lower()}\u200b"):
+            reply = attacker.post(url, data={"client_id": padded, "client_secret": "guess-y"})
+            assert reply.status_code == 429, padded
+
+
+def test_a_60_mib_token_request_is_refused_unread(platform: RunningPlatform) -> None:
+    host, port = platform.local.gateway_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/oauth/token")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(60 * 1024 * 1024))
+        conn.endheaders()
+        started = time.monotonic()
+        conn.send(b'{"client_id": "')
+        refused = conn.getresponse()
+        assert refused.status == 413 and time.monotonic() - started < 5.0
+        assert json.loads(refused.read())["type"].endswith("body-too-large")
+    finally:
+        conn.close()
+
+
+def test_metrics_are_not_anonymous_on_the_api_port(platform: RunningPlatform) -> None:
+    api = httpx.get(f"{platform.local.gateway_url}/metrics")
+    assert api.status_code in (401, 404) and "lienthong_gateway_requests" not in api.text
+    scraped = httpx.get(f"http://127.0.0.1:{platform.local.metrics_port('gateway')}/metrics", timeout=10)
+    assert scraped.status_code == 200 and "lienthong_gateway_requests_total" in scraped.text
+
+
+def test_the_reports_page_refuses_forged_sign_ins_and_framing(platform: RunningPlatform) -> None:
+    url = platform.local.gateway_url
+    page = httpx.get(f"{url}/reports", headers={"Accept": "text/html"})
+    assert page.status_code == 401
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["referrer-policy"] == "no-referrer"
+    forged = httpx.post(
+        f"{url}/reports/login",
+        data={"client_id": PROVINCE, "client_secret": load_credentials(platform.local.data_dir)[PROVINCE]},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert problem(forged, 403)["type"].endswith("csrf-refused")
+    assert "lienthong_report_token" not in forged.headers.get("set-cookie", "")

@@ -27,7 +27,7 @@ from lienthong_common import edxml
 from lienthong_common.pades import sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import load_identity
-from lienthong_sdk.demo import identity_dir, seed
+from lienthong_sdk.demo import identity_dir, load_credentials, seed
 from lienthong_statistics.domain import VIETNAM
 
 PROVINCE_CODE = "H98"  # an illustrative province of our own, so other tests' traffic is elsewhere
@@ -341,8 +341,9 @@ def test_province_report_is_exact_live_rebuilt_and_rendered(
         r"H98\s+3 dept/district\s+cumulative\s+3/3\s+100%\s+13\s+37\s+26%\s+49\s+1\s+98%\s+50%", table
     ), table
 
-    # Live metrics through the gateway's /metrics.
-    metrics = httpx.get(f"{platform.local.gateway_url}/metrics").text
+    # Live metrics on the gateway's metrics port; its API port has no anonymous /metrics.
+    assert httpx.get(f"{platform.local.gateway_url}/metrics").status_code in (401, 404)
+    metrics = httpx.get(f"http://127.0.0.1:{platform.local.metrics_port('gateway')}/metrics").text
     assert "lienthong_exchange_up 1.0" in metrics
     submitted = float(
         re.search(r'lienthong_exchange_documents_submitted_total\{tier="3"\} (\S+)', metrics).group(1)
@@ -362,13 +363,45 @@ def test_province_report_is_exact_live_rebuilt_and_rendered(
     )  # admins only
     assert matches(tier_rows(live() or {"rows": []}).get(3, {}), EXPECTED_TIERS[3])
 
-    # The page, in a real headless Chromium, shows the same figures.
-    binary = chromium()
+    # Signing in to the page takes the form (with its CSRF token); a token in the URL does nothing.
+    gateway = platform.local.gateway_url
+    query = {"province": PROVINCE_CODE, "from": month, "to": month}
     with platform.client(PEOPLES_COMMITTEE) as client:
         token = client.token()
-    url = (
-        f"{platform.local.gateway_url}/reports?province={PROVINCE_CODE}&from={month}&to={month}&token={token}"
+    in_url = httpx.get(
+        f"{gateway}/reports", params={**query, "token": token}, headers={"Accept": "text/html"}
     )
+    assert in_url.status_code == 401 and "lienthong_report_token" not in in_url.headers.get("set-cookie", "")
+    secret = load_credentials(platform.local.data_dir)[PEOPLES_COMMITTEE]
+    with httpx.Client(base_url=gateway) as browser:
+        login = browser.get("/reports", headers={"Accept": "text/html"})
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', login.text).group(1)  # type: ignore[union-attr]
+        form = {"client_id": PEOPLES_COMMITTEE, "client_secret": secret, "csrf": csrf}
+        assert (
+            browser.post("/reports/login", data=form, headers={"Origin": "https://evil.example"}).status_code
+            == 403
+        )
+        signed_in = browser.post("/reports/login", data=form, headers={"Origin": gateway})
+        assert signed_in.status_code == 303 and "samesite=strict" in signed_in.headers["set-cookie"].lower()
+        served = browser.get("/reports", params=query)
+    assert served.status_code == 200, served.text[:500]
+    csp = served.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and served.headers["x-frame-options"] == "DENY"
+    assert served.headers["referrer-policy"] == "no-referrer"
+
+    # The page, in a real headless Chromium, shows the same figures. Chromium cannot sign in by
+    # itself from the command line, so it renders the page the gateway served, under the same
+    # CSP (a <meta> carries what a <meta> may: everything but frame-ancestors).
+    binary = chromium()
+    meta_csp = "; ".join(p for p in csp.split("; ") if not p.startswith("frame-ancestors"))
+    page_file = tmp_path / "report.html"
+    page_file.write_text(
+        served.text.replace(
+            "<head>", f'<head><meta http-equiv="Content-Security-Policy" content="{meta_csp}">', 1
+        ),
+        encoding="utf-8",
+    )
+    url = page_file.as_uri()
     dumped = headless(binary, tmp_path / "profile", "--dump-dom", url)
     assert dumped.returncode == 0, dumped.stderr[-2000:]
     dom = dumped.stdout
@@ -381,7 +414,7 @@ def test_province_report_is_exact_live_rebuilt_and_rendered(
     assert re.search(r'data-measure="documents_sent"><span>[^<]*<br>[^<]*</span><b>31</b>', dom), (
         "summary card"
     )
-    assert token not in dom  # the token became a cookie; the page's URL no longer carries it
+    assert token not in dom and "access_token" not in dom  # no token in the page or its links
 
     shot = tmp_path / "report.png"
     shot_run = headless(

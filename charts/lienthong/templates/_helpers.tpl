@@ -193,7 +193,9 @@ inlines the same map.
 {{- $_ := set $env (printf "LIENTHONG_SERVICES__%s" (upper $peer)) (include "lienthong.address" (dict "root" $root "name" $peer)) -}}
 {{- end -}}
 {{- end -}}
-{{- if and $root.Values.metrics.enabled (ne $name "gateway") -}}
+{{- /* The gateway too: its metrics leave the API port for this one, which its Service does
+       not expose (a Service of their own, "<fullname>-gateway-metrics", for scraping). */ -}}
+{{- if $root.Values.metrics.enabled -}}
 {{- $_ := set $env "LIENTHONG_METRICS__HOST" "0.0.0.0" -}}
 {{- $_ := set $env "LIENTHONG_METRICS__PORT" (toString $root.Values.metrics.port) -}}
 {{- end -}}

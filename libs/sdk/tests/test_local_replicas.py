@@ -26,7 +26,7 @@ def test_one_replica_is_the_plain_platform(tmp_path: Path) -> None:
     assert local.process_names() == list(ALL_SERVICES)
     assert local.grpc_address("routing") == "127.0.0.1:28054"
     assert local.metrics_port("routing") == 28254
-    assert local.metrics_port("gateway") is None
+    assert local.metrics_port("gateway") == 28256  # not the API port: no anonymous /metrics there
     assert local.log_path("routing") == tmp_path / "logs" / "routing.log"
 
 
@@ -49,9 +49,9 @@ def test_each_replica_has_its_own_ports_and_the_same_database(tmp_path: Path) ->
     local = platform(tmp_path, replicas=3)
     local.database_urls = {"routing": "postgresql+psycopg://x/routing"}
     ports = {local.grpc_port(n) for n in local.process_names() if n != "gateway"}
-    metrics = {local.metrics_port(n) for n in local.process_names() if n != "gateway"}
+    metrics = {local.metrics_port(n) for n in local.process_names()}
     assert len(ports) == len(local.process_names()) - 1
-    assert len(metrics) == len(ports) and not ports & metrics
+    assert len(metrics) == len(ports) + 1 and not ports & metrics
     assert local.http_port not in ports | metrics
     first, second = local.env_for("routing"), local.env_for("routing.2")
     assert first["LIENTHONG_GRPC__PORT"] == "28054"

@@ -161,6 +161,26 @@ class GatewaySettings(BaseModel):
     # /vdxp/: refuse an XroadVnpt-timestamp more than this far in the future (0 = off, the
     # default: the SDK fixes the timestamp per service object, so its age means nothing).
     vdxp_max_future_skew_seconds: int = 0
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto uvicorn honours (comma-separated IPs or
+    # CIDRs; "*" any). Only a TLS-terminating proxy's own addresses: whoever is trusted here
+    # chooses the source address the sign-in throttle keys on and whether a request was HTTPS.
+    forwarded_allow_ips: str = "127.0.0.1"
+    # Sign-in throttle on every secret check (token, /reports/login, /vdxp), docs/security-matrix.md:
+    # a (client id, source address) pair is locked after `signin_pair_failures` failures within
+    # the window, a source address after `signin_address_failures`; locks last
+    # `signin_lockout_seconds`, doubling on each repeat (at most an hour). The client id alone
+    # is never locked, so its owner signs in from elsewhere while someone guesses.
+    signin_pair_failures: int = 10
+    signin_address_failures: int = 50
+    signin_failure_window_seconds: float = 900.0
+    signin_lockout_seconds: float = 300.0
+    # A wrong (id, secret) seen this recently is refused again without asking the directory.
+    signin_negative_cache_seconds: float = 30.0
+    # Secret checks (scrypt in the directory) run on their own threads, this many at once.
+    signin_concurrency: int = 4
+    # Agencies besides each province's People's Committee (000.00.00.<province>) that play the
+    # province's reporting role: they see every agency's paper counts in their province's report.
+    report_reviewers: list[str] = Field(default_factory=list)
 
 
 class MetricsSettings(BaseModel):

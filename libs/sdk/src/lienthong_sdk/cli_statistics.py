@@ -18,6 +18,11 @@ def percent(value: float | None) -> str:
     return f"{round(scaled)}%" if abs(scaled - round(scaled)) < 1e-9 else f"{scaled:.1f}%"
 
 
+def count(value: int | None) -> str:
+    """A number of documents; "-" for another agency's paper counts, which the gateway hides."""
+    return "-" if value is None else str(int(value))
+
+
 def report_table(report: dict[str, Any], *, agencies: bool) -> str:
     header = (
         f"{'province':<9}{'tier':<17}{'month':<11}{'connected':>10}{'share':>7}{'sent':>7}{'paper':>7}"
@@ -27,9 +32,9 @@ def report_table(report: dict[str, Any], *, agencies: bool) -> str:
     def line(first: str, second: str, r: dict[str, Any], connected: str, share: str) -> str:
         return (
             f"{first:<9}{second:<17}{r.get('month', ''):<11}{connected:>10}{share:>7}"
-            f"{int(r.get('documents_sent', 0)):>7}{int(r.get('paper_issued', 0)):>7}"
+            f"{int(r.get('documents_sent', 0)):>7}{count(r.get('paper_issued', 0)):>7}"
             f"{percent(r.get('send_rate')):>7}"
-            f"{int(r.get('documents_received', 0)):>7}{int(r.get('paper_received', 0)):>7}"
+            f"{int(r.get('documents_received', 0)):>7}{count(r.get('paper_received', 0)):>7}"
             f"{percent(r.get('receive_rate')):>7}{percent(r.get('electronic_share')):>8}"
         )
 

@@ -19,6 +19,11 @@ SIGNATURE_HEADER = "X-Lienthong-Signature"
 TIMESTAMP_HEADER = "X-Lienthong-Timestamp"
 
 
+def locked_out(response: httpx.Response) -> bool:
+    """A 429 for failed sign-ins: the lock lasts minutes, so it is reported, not waited out."""
+    return response.status_code == 429 and "sign-in-throttled" in response.text[:300]
+
+
 class Recipient(TypedDict, total=False):
     code: str
     state: str
@@ -135,7 +140,7 @@ class LienthongClient:
                 self._token = ""  # expired or rotated: one fresh token, then give up
                 attempt += 1
                 continue
-            if response.status_code in RETRYABLE and attempt < self.retries:
+            if response.status_code in RETRYABLE and attempt < self.retries and not locked_out(response):
                 self._sleep(attempt, response.headers.get("retry-after"))
                 attempt += 1
                 continue

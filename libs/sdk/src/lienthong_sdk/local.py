@@ -104,9 +104,11 @@ class LocalPlatform:
         return f"127.0.0.1:{self.grpc_port(name)}"
 
     def metrics_port(self, name: str) -> int | None:
-        """The Prometheus port of a gRPC service's process (the gateway serves /metrics on its
-        HTTP port)."""
+        """The Prometheus port of a service's process. The gateway's is base + 205: its metrics
+        are not on its API port (that answers /metrics to administrators only)."""
         service, replica = split_process_name(name)
+        if service == "gateway":
+            return self.grpc_port_base + 200 + len(GRPC_SERVICES)
         if service not in GRPC_SERVICES:
             return None
         return self.grpc_port_base + 200 + 10 * replica + GRPC_SERVICES.index(service)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import grpc
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 
-from lienthong.directory.v1 import directory_pb2
 from lienthong_common.grpcutil import health_status
 from lienthong_common.ids import new_id
 from lienthong_common.settings import Settings
@@ -31,9 +30,17 @@ from lienthong_gateway import (
     vdxp_systems_api,
     webhooks_api,
 )
-from lienthong_gateway.auth import CredentialVersions, TokenIssuer, client_credentials_from
+from lienthong_gateway.auth import Caller, CredentialVersions, TokenIssuer, client_credentials_from
+from lienthong_gateway.body_limits import BodyLimitMiddleware
 from lienthong_gateway.clients import PlatformClients
-from lienthong_gateway.context import GatewayContext, GatewayMetrics, gateway, throttle
+from lienthong_gateway.context import (
+    GatewayContext,
+    GatewayMetrics,
+    caller_dependency,
+    gateway,
+    throttle,
+    verify_client_secret,
+)
 from lienthong_gateway.idempotency import IdempotencyStore
 from lienthong_gateway.mtls import client_certificate_fingerprint
 from lienthong_gateway.problems import PROBLEM_JSON, Problem, problem_response
@@ -45,6 +52,7 @@ from lienthong_gateway.schemas import (
     TokenReply,
     problem_responses,
 )
+from lienthong_gateway.signin_guard import SignInGuard, SignInPolicy, source_address
 
 OPENAPI_TAGS = [
     {"name": "auth", "description": "OAuth2 client credentials (client id = agency code); optional mTLS."},
@@ -86,7 +94,7 @@ TOKEN_BODY = {"schema": TOKEN_FORM_SCHEMA, "example": TOKEN_EXAMPLE}
 METRICS_EXAMPLE = 'lienthong_gateway_requests_total{route="/v1/inbox",method="GET",status="200"} 12.0\n'
 
 
-def build_router() -> APIRouter:
+def build_router(settings: Settings) -> APIRouter:
     router = APIRouter()
 
     @router.post(
@@ -96,9 +104,10 @@ def build_router() -> APIRouter:
         description="Exchange the agency's client id (its code) and secret for a short-lived bearer "
         "token (HS256 JWT with a `kid`). The credentials may also come as HTTP Basic. A token stops "
         "working at once when its credential is revoked or rotated. With mTLS, the presented client "
-        "certificate must be bound to the credential.",
+        "certificate must be bound to the credential. Failed attempts are throttled per (client id, "
+        "source address) and per source address (429 with Retry-After); the body is at most 64 KiB.",
         response_model=TokenReply,
-        responses=problem_responses(400, 401),
+        responses=problem_responses(400, 401, 413, 429),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -135,15 +144,11 @@ def build_router() -> APIRouter:
             )
         client_id, secret = client_credentials_from(request, form)
         ctx = gateway(request)
-        throttle(ctx, f"token:{client_id}")
-        reply = await asyncio.to_thread(
-            ctx.clients.directory.VerifyCredential,
-            directory_pb2.VerifyCredentialRequest(
-                client_id=client_id,
-                secret=secret,
-                client_cert_fingerprint=client_certificate_fingerprint(request) or "",
-            ),
-            timeout=ctx.deadline,
+        # Requests per source address (never per client id as typed: someone else's guessing
+        # must not spend the owner's allowance); wrong secrets are counted by ctx.signin.
+        throttle(ctx, f"token requests from {source_address(request)}")
+        reply = await verify_client_secret(
+            ctx, request, client_id, secret, fingerprint=client_certificate_fingerprint(request) or ""
         )
         if not reply.valid:
             raise Problem(401, f"client credentials for {client_id} are not valid", kind="invalid-client")
@@ -175,10 +180,16 @@ def build_router() -> APIRouter:
             status_code=200 if ready else 503,
         )
 
+    if settings.metrics.port:
+        return router  # /metrics is served on the metrics port only (serve_gateway_metrics)
+
     @router.get(
         "/metrics",
         tags=["operations"],
-        summary="Prometheus metrics",
+        summary="Prometheus metrics (administrators; set LIENTHONG_METRICS__PORT to scrape)",
+        description="Per-sender counters are not for everyone: without a metrics port of its own "
+        "(`LIENTHONG_METRICS__PORT`, where Prometheus scrapes without credentials) the gateway "
+        "answers /metrics only to an administrator's bearer token.",
         response_class=Response,
         responses={
             200: {
@@ -191,7 +202,9 @@ def build_router() -> APIRouter:
             }
         },
     )
-    def metrics(request: Request) -> Response:
+    def metrics(request: Request, caller: Caller = Depends(caller_dependency)) -> Response:
+        if not caller.is_admin:
+            raise Problem(403, "metrics are for administrators (or the metrics port)", kind="admin-only")
         return Response(generate_latest(gateway(request).metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
@@ -237,6 +250,18 @@ def install_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def serve_gateway_metrics(settings: Settings, metrics: GatewayMetrics) -> WSGIServer | None:
+    """The gateway's metrics on `metrics.host:metrics.port` (Prometheus scrapes there, a port
+    the gateway's Service does not expose); None when the port is 0 (then /metrics on the API
+    port, administrators only)."""
+    if not settings.metrics.port:
+        return None
+    server, _thread = start_http_server(
+        settings.metrics.port, addr=settings.metrics.host, registry=metrics.registry
+    )
+    return server
+
+
 def create_app(settings: Settings, clients: PlatformClients | None = None) -> FastAPI:
     """The application; the lifespan owns the gRPC clients (nothing created at import)."""
 
@@ -264,9 +289,15 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
             ),
             idempotency=IdempotencyStore(ttl=settings.gateway.idempotency_ttl_seconds),
             credentials=CredentialVersions(settings.gateway.credential_cache_seconds),
+            signin=SignInGuard(SignInPolicy.from_settings(settings.gateway)),
         )
         statistics_api.register_metrics(app.state.gateway)  # live exchange metrics, asked on scrape
+        scrape_server = serve_gateway_metrics(settings, app.state.gateway.metrics)
         yield
+        if scrape_server is not None:
+            scrape_server.shutdown()
+            scrape_server.server_close()
+        app.state.gateway.signin.close()
         if owned:
             platform.close()
 
@@ -321,8 +352,11 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
             response.headers["X-Trace-Id"] = trace_id
         return response
 
+    # Outermost of the application's own middleware: no body is read past its endpoint's limit.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+
     install_problem_schema(app)
-    app.include_router(build_router())
+    app.include_router(build_router(settings))
     # One router per area; each module owns its endpoints.
     areas = (documents, directory_api, statistics_api, reports_page, trust_api, vdxp, webhooks_api)
     for area in (*areas, status_packages_api, vdxp_systems_api):

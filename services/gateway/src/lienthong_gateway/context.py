@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from lienthong.directory.v1 import directory_pb2
 from lienthong_common.settings import Settings
 from lienthong_gateway.auth import Caller, CredentialVersions, TokenIssuer, authenticate
 from lienthong_gateway.clients import PlatformClients
@@ -14,6 +15,7 @@ from lienthong_gateway.idempotency import IdempotencyStore
 from lienthong_gateway.mtls import require_bound_certificate
 from lienthong_gateway.problems import Problem
 from lienthong_gateway.ratelimit import RateLimiter, retry_after_header
+from lienthong_gateway.signin_guard import SignInGuard
 
 
 @dataclass
@@ -63,6 +65,8 @@ class GatewayContext:
     idempotency: IdempotencyStore
     # Credential versions the directory confirmed lately (auth.CredentialVersions; 0 s = none).
     credentials: CredentialVersions = field(default_factory=lambda: CredentialVersions(0))
+    # Every secret check goes through it: failure counts, lock-outs, the scrypt pool.
+    signin: SignInGuard = field(default_factory=SignInGuard)
 
     @property
     def deadline(self) -> float:
@@ -105,3 +109,19 @@ def caller_dependency(request: Request) -> Caller:
     """FastAPI dependency: the authenticated agency (401 problem+json otherwise)."""
     ctx = gateway(request)
     return admit(ctx, request, authenticate(ctx.clients, ctx.issuer, request, ctx.credentials))
+
+
+async def verify_client_secret(
+    ctx: GatewayContext, request: Request, client_id: str, secret: str, *, fingerprint: str = ""
+) -> directory_pb2.VerifyCredentialResponse:
+    """The directory's verdict on a client secret, through the sign-in throttle (429 when locked)."""
+    message = directory_pb2.VerifyCredentialRequest(
+        client_id=client_id, secret=secret, client_cert_fingerprint=fingerprint
+    )
+    proof = b"\0".join((secret.encode("utf-8", "surrogatepass"), fingerprint.encode()))
+    return await ctx.signin.check_credential(
+        request,
+        client_id,
+        proof,
+        lambda: ctx.clients.directory.VerifyCredential(message, timeout=ctx.deadline),
+    )

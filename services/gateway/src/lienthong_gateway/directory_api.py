@@ -204,6 +204,7 @@ def rotate_credential(
         timeout=ctx.deadline,
     )
     ctx.credentials.forget(client_id)  # this gateway refuses the old version's tokens at once
+    ctx.signin.forget(client_id)  # the new secret is checked afresh, even if just guessed wrong
     return _message_view(reply)
 
 

@@ -41,5 +41,9 @@ def main() -> None:
         port=settings.http.port,
         log_config=None,
         timeout_graceful_shutdown=int(settings.drain_seconds),
+        # X-Forwarded-For/-Proto only from these proxies: they decide the client address the
+        # sign-in throttle keys on and whether the request was HTTPS (Secure cookies).
+        proxy_headers=True,
+        forwarded_allow_ips=gw.forwarded_allow_ips,
         **tls,
     )

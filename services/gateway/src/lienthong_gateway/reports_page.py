@@ -5,32 +5,51 @@ Charts are drawn here as inline SVG (no JavaScript, no CDN: the page works offli
 Labels are Vietnamese with English subtitles.
 
 Who may look: the same agencies that may read GET /v1/statistics/report. A browser signs in
-once with its client id and secret (POST /reports/login, the OAuth2 client-credentials check
-behind the API) and gets the access token as an HttpOnly, SameSite=Strict cookie scoped to
-/reports; scripts may instead send `Authorization: Bearer` or open `/reports?token=…` once,
-which sets the same cookie and redirects to a URL without the token.
+with its client id and secret in the form (POST /reports/login, the OAuth2 client-credentials
+check behind the API, through the sign-in throttle) and gets the access token as a cookie:
+HttpOnly, SameSite=Strict, scoped to /reports, Secure whenever the request came over HTTPS
+(directly, or through a proxy trusted by `gateway.forwarded_allow_ips`). Scripts may send
+`Authorization: Bearer` instead. A token never travels in a URL (it would end up in history,
+logs and Referer headers).
+
+Every POST here (sign-in, sign-out) carries the page's CSRF token, which must match the
+`lienthong_csrf` cookie, and is refused when its Origin (or Referer) is another site's. Every
+page is sent with a CSP that allows no script, no framing (`frame-ancestors 'none'`,
+`X-Frame-Options: DENY`) and no Referer (`Referrer-Policy: no-referrer`).
 """
 
 from __future__ import annotations
 
-import asyncio
+import hmac
 import html
+import secrets
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from lienthong.directory.v1 import directory_pb2
-from lienthong_gateway.auth import Caller
-from lienthong_gateway.context import caller_dependency, gateway
+from lienthong_gateway.auth import Caller, checked_credentials
+from lienthong_gateway.context import caller_dependency, gateway, verify_client_secret
 from lienthong_gateway.problems import Problem
 from lienthong_gateway.statistics_api import fetch_report
 
 router = APIRouter()
 
 COOKIE = "lienthong_report_token"
+CSRF_COOKIE = "lienthong_csrf"
+CSRF_FIELD = "csrf"
+# No script at all; inline styles only (the page's own <style> and legend swatches); forms post
+# to this origin only; no framing, no base, no plugins.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
 TIER_NAMES = {
     0: ("Chưa xác định", "Not in the directory"),
     1: ("Trung ương", "Central bodies"),
@@ -166,7 +185,14 @@ def tier_label(tier: int) -> tuple[str, str]:
 
 
 def render_page(
-    data: dict[str, Any], *, province: str, provinces: list[str], from_: str, to: str, caller: str
+    data: dict[str, Any],
+    *,
+    province: str,
+    provinces: list[str],
+    from_: str,
+    to: str,
+    caller: str,
+    csrf: str = "",
 ) -> str:
     months: list[str] = data["months"]
     whole = {r["month"]: r for r in data["provinces"] if r["province_code"] == province}
@@ -265,7 +291,9 @@ def render_page(
 <label>Đến tháng / to<input name="to" value="{esc(to)}" placeholder="YYYY-MM"></label>
 <button type="submit">Xem / show</button>
 <a style="color:#fff" href="/v1/statistics/report?{esc(urlencode({"province": province, "from": from_, "to": to, "format": "csv"}))}">CSV</a>
-</form></header>
+</form>
+<form class="filters" method="post" action="/reports/logout"><input type="hidden" name="{CSRF_FIELD}" value="{esc(csrf)}">
+<button type="submit">Đăng xuất / sign out</button></form></header>
 <main>
 <div class="cards" id="summary">{card_html}</div>
 {no_data}
@@ -290,14 +318,61 @@ LOGIN_PAGE = """<!doctype html><html lang="vi"><head><meta charset="utf-8"><titl
 form{{background:#fff;padding:24px 28px;border-radius:10px;box-shadow:0 1px 3px #0003;width:320px}}
 input{{display:block;width:100%;margin:4px 0 12px;padding:6px}} p.e{{color:#a61b1b}}</style></head>
 <body><form method="post" action="/reports/login"><h2>Báo cáo liên thông<br><small>Exchange report — sign in</small></h2>
-{message}<label>Mã cơ quan / client id<input name="client_id" autocomplete="username"></label>
+{message}<input type="hidden" name="csrf" value="{csrf}"><label>Mã cơ quan / client id<input name="client_id" autocomplete="username"></label>
 <label>Mật khẩu / client secret<input name="client_secret" type="password" autocomplete="current-password"></label>
 <button type="submit">Đăng nhập / sign in</button></form></body></html>"""
 
 
-def login_page(message: str = "", status: int = 401) -> HTMLResponse:
+def csrf_token(request: Request) -> str:
+    """The browser's CSRF token: its cookie's, or a new one (set by `with_security`)."""
+    current = request.cookies.get(CSRF_COOKIE, "")
+    return current if 32 <= len(current) <= 64 and current.isalnum() else secrets.token_hex(16)
+
+
+def https(request: Request) -> bool:
+    """Whether the request came over HTTPS; behind a TLS-terminating proxy, uvicorn sets the
+    scheme from X-Forwarded-Proto when the proxy is in gateway.forwarded_allow_ips."""
+    return request.url.scheme == "https"
+
+
+def with_security(response: Response, request: Request, csrf: str = "") -> Response:
+    """The page headers (CSP, no framing, no Referer, no caching) and, if given, the CSRF cookie."""
+    response.headers.update(SECURITY_HEADERS)
+    if csrf and request.cookies.get(CSRF_COOKIE) != csrf:
+        response.set_cookie(
+            CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/reports", secure=https(request)
+        )
+    return response
+
+
+def login_page(request: Request, message: str = "", status: int = 401) -> Response:
     shown = f'<p class="e">{esc(message)}</p>' if message else ""
-    return HTMLResponse(LOGIN_PAGE.format(message=shown), status_code=status)
+    csrf = csrf_token(request)
+    page = HTMLResponse(LOGIN_PAGE.format(message=shown, csrf=esc(csrf)), status_code=status)
+    return with_security(page, request, csrf)
+
+
+def same_origin_post(request: Request, form_csrf: str) -> None:
+    """403 unless the POST carries the CSRF cookie's token and, when the browser names where it
+    comes from (Origin, else Referer), comes from this host. The host, not the scheme, is
+    compared: behind a TLS-terminating proxy the gateway may see http where the browser says https."""
+    own = request.url.netloc.lower()
+    origin = request.headers.get("origin")
+    referer = request.headers.get("referer")
+    if origin is not None:
+        came_from = urlsplit(origin.strip()).netloc.lower()  # "null" (sandboxed, file:) has none
+    elif referer:
+        came_from = urlsplit(referer.strip()).netloc.lower()
+    else:
+        came_from = own
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    if came_from != own or not cookie or not hmac.compare_digest(cookie, form_csrf):
+        raise Problem(
+            403,
+            "the form did not come from this site's sign-in page (CSRF token or origin mismatch); "
+            "reload /reports and sign in again",
+            kind="csrf-refused",
+        )
 
 
 def _with_bearer(request: Request, token: str) -> Request:
@@ -320,9 +395,15 @@ def _caller(request: Request) -> Caller | None:
         raise
 
 
-def _set_cookie(response: Response, token: str, max_age: int, secure: bool) -> None:
+def _set_cookie(response: Response, request: Request, token: str, max_age: int) -> None:
     response.set_cookie(
-        COOKIE, token, max_age=max_age, httponly=True, samesite="strict", path="/reports", secure=secure
+        COOKIE,
+        token,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        path="/reports",
+        secure=https(request),
     )
 
 
@@ -333,49 +414,64 @@ def reports(
     province: str = Query(default=""),
     from_: str = Query(default="", alias="from"),
     to: str = Query(default=""),
-    token: str = Query(default="", description="an access token, once; it becomes a cookie"),
 ) -> Response:
     ctx = gateway(request)
-    if token:
-        caller = _caller(_with_bearer(request, token))
-        if caller is None:
-            return login_page("Mã truy cập không hợp lệ hoặc đã hết hạn / the token is not valid")
-        query = urlencode({k: v for k, v in (("province", province), ("from", from_), ("to", to)) if v})
-        redirect = RedirectResponse(f"/reports{'?' + query if query else ''}", status_code=303)
-        _set_cookie(redirect, token, ctx.settings.gateway.token_ttl_seconds, request.url.scheme == "https")
-        return redirect
     caller = _caller(request)
     if caller is None:
         if "text/html" not in request.headers.get("accept", ""):
             raise Problem(
                 401, "sign in at /reports with a browser, or send a bearer token", kind="missing-credentials"
             )
-        return login_page()
-    data = fetch_report(ctx, from_month=from_, to_month=to)
+        return login_page(request)
+    data = fetch_report(ctx, caller, from_month=from_, to_month=to)
     provinces = sorted({r["province_code"] for r in data["provinces"]})
     own = caller.code.rpartition(".")[2]
     chosen = province or (own if own in provinces else (provinces[0] if provinces else own))
+    csrf = csrf_token(request)
     page = render_page(
-        data, province=chosen, provinces=provinces or [chosen], from_=from_, to=to, caller=caller.code
+        data,
+        province=chosen,
+        provinces=provinces or [chosen],
+        from_=from_,
+        to=to,
+        caller=caller.code,
+        csrf=csrf,
     )
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return with_security(HTMLResponse(page), request, csrf)
 
 
 @router.post("/reports/login", response_class=HTMLResponse, include_in_schema=False)
 async def login(request: Request) -> Response:
     form = await request.form()
+    same_origin_post(request, str(form.get(CSRF_FIELD, "")))
     client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+    wrong = "Sai mã cơ quan hoặc mật khẩu / wrong client id or secret"
+    if not client_id or not secret:
+        return login_page(request, wrong)
     ctx = gateway(request)
-    reply = await asyncio.to_thread(
-        ctx.clients.directory.VerifyCredential,
-        directory_pb2.VerifyCredentialRequest(client_id=client_id, secret=secret),
-        timeout=ctx.deadline,
-    )
-    if not client_id or not reply.valid:
-        return login_page("Sai mã cơ quan hoặc mật khẩu / wrong client id or secret")
+    try:
+        checked_credentials(client_id, secret)
+        reply = await verify_client_secret(ctx, request, client_id, secret)
+    except Problem as problem:
+        if problem.status not in (401, 429):
+            raise
+        page = login_page(request, wrong if problem.status == 401 else problem.detail, problem.status)
+        page.headers.update(problem.headers)
+        return page
+    if not reply.valid:
+        return login_page(request, wrong)
     token, ttl = ctx.issuer.issue(
         subject=reply.agency_code or client_id, roles=list(reply.roles), version=reply.version
     )
     response = RedirectResponse("/reports", status_code=303)
-    _set_cookie(response, token, ttl, request.url.scheme == "https")
-    return response
+    _set_cookie(response, request, token, ttl)
+    return with_security(response, request)
+
+
+@router.post("/reports/logout", response_class=HTMLResponse, include_in_schema=False)
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    same_origin_post(request, str(form.get(CSRF_FIELD, "")))
+    response = RedirectResponse("/reports", status_code=303)
+    response.delete_cookie(COOKIE, path="/reports", secure=https(request), httponly=True, samesite="strict")
+    return with_security(response, request)

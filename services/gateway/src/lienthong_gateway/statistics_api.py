@@ -2,6 +2,10 @@
 
 Reading the report takes any authenticated agency (it is aggregate, and the province publishes
 it); an agency reports and reads only its own paper traffic; rebuilding is for administrators.
+Per-agency paper counts (and the rates computed from them) in the report are shown only to the
+agency itself, to its province's reporting role (the provincial People's Committee
+`000.00.00.<province>` and the agencies in `gateway.report_reviewers` of that province) and to
+administrators; to anyone else those fields are null (empty in CSV).
 The live exchange metrics (`lienthong_exchange_*{tier}`) are asked of the statistics service
 on every scrape of the gateway's /metrics (see StatisticsCollector).
 """
@@ -89,8 +93,46 @@ def report_csv(data: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+# What an agency's own paper report reveals, directly or through a rate computed from it.
+PAPER_FIELDS = (
+    "paper_issued",
+    "paper_received",
+    "electronic_issued_other",
+    "send_rate",
+    "receive_rate",
+    "electronic_share",
+)
+
+
+def level1_unit(code: str) -> str:
+    """The level-1 unit (province or central body) of a QCVN 102 code: H49 of 000.00.24.H49."""
+    return code.strip().rpartition(".")[2]
+
+
+def sees_paper_of(caller: Caller, agency_code: str, province_code: str, reviewers: list[str]) -> bool:
+    """Whether `caller` may see `agency_code`'s paper counts: the agency itself, its province's
+    People's Committee or a configured reviewer of that province, or an administrator."""
+    if caller.is_admin or caller.code == agency_code:
+        return True
+    province = province_code or level1_unit(agency_code)
+    if level1_unit(caller.code) != province:
+        return False
+    return caller.code == f"000.00.00.{province}" or caller.code in reviewers
+
+
+def hide_others_paper(data: dict[str, Any], caller: Caller, reviewers: list[str]) -> dict[str, Any]:
+    """The report as `caller` may see it: other agencies' paper fields set to None."""
+    for key in ("agencies", "agency_months"):
+        for row in data[key]:
+            province = str(row.get("province_code") or "")
+            if not sees_paper_of(caller, str(row["agency_code"]), province, reviewers):
+                row.update(dict.fromkeys(PAPER_FIELDS))
+    return data
+
+
 def fetch_report(
     ctx: GatewayContext,
+    caller: Caller,
     *,
     province: str = "",
     from_month: str = "",
@@ -108,7 +150,7 @@ def fetch_report(
         ),
         timeout=ctx.deadline,
     )
-    return report_dict(reply)
+    return hide_others_paper(report_dict(reply), caller, ctx.settings.gateway.report_reviewers)
 
 
 @router.get(
@@ -116,7 +158,9 @@ def fetch_report(
     tags=["statistics"],
     summary="Electronic-exchange report",
     description="Per province and tier, per province, and per agency; per month and cumulative. "
-    "Rates are fractions (0.26 = 26 %), null when nothing was sent or received.",
+    "Rates are fractions (0.26 = 26 %), null when nothing was sent or received. An agency's paper "
+    "counts and the rates computed from them are null unless the caller is that agency, its "
+    "province's People's Committee (or a configured reviewer of the province) or an administrator.",
     response_model=None,
 )
 def report(
@@ -131,6 +175,7 @@ def report(
 ) -> Response | dict[str, Any]:
     data = fetch_report(
         gateway(request),
+        caller,
         province=province,
         from_month=from_,
         to_month=to,

@@ -116,11 +116,17 @@ def authenticate_system(ctx: GatewayContext, request: Request) -> System:
     signed = read_signed_request(
         request.scope["headers"], max_future_skew=dt.timedelta(seconds=skew) if skew > 0 else None
     )
-    reply = ctx.clients.directory.VerifyVdxpSignature(
-        directory_pb2.VerifyVdxpSignatureRequest(
-            system_id=signed.system_id, signed=signed.signed_bytes, signature=signed.signature
+    # The sign-in throttle (signin_guard.py): locked pairs and addresses get 429 before the check.
+    reply = ctx.signin.check_vdxp(
+        request,
+        signed.system_id,
+        signed.signed_bytes + b"\0" + signed.signature.encode(),
+        lambda: ctx.clients.directory.VerifyVdxpSignature(
+            directory_pb2.VerifyVdxpSignatureRequest(
+                system_id=signed.system_id, signed=signed.signed_bytes, signature=signed.signature
+            ),
+            timeout=ctx.deadline,
         ),
-        timeout=ctx.deadline,
     )
     if not reply.valid:
         raise WireError(401, reply.reason or f"system {signed.system_id} or its signature is not valid")
