@@ -311,7 +311,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from lienthong_common import edxml
+    from lienthong_sdk.safe_files import save_document
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -320,13 +320,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
             args.id, progress=lambda got, total: progress(args, f"{got / 1e6:.1f}/{total / 1e6:.1f} MB")
         )
         progress(args, "\n")
-    (out / f"{args.id}.edxml").write_bytes(content)
-    package = edxml.parse_package(content)
-    files = [str(out / f"{args.id}.edxml")]
-    for attachment in package.attachments:
-        target = out / Path(attachment.name).name
-        target.write_bytes(attachment.data)
-        files.append(str(target))
+    # Names come from the sender: sanitised, never through a symlink, never over a file.
+    package, written = save_document(out, args.id, content)
+    files = [str(path) for path in written]
     emit(
         args,
         {"id": args.id, "files": files, "subject": package.header.subject},
