@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict
 from starlette.responses import Response
 
 from lienthong.directory.v1 import directory_pb2
@@ -631,6 +632,18 @@ def dispatch(name: str) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+class VdxpReply(BaseModel):
+    """Every reply: the envelope the SDK reads, plus the operation's own fields."""
+
+    model_config = ConfigDict(extra="allow")
+    status: str
+    ErrorCode: str
+    ErrorDesc: str
+    DocId: str | None = None
+    data: Any = None
+    count: int | None = None
+
+
 REPLY_EXAMPLES: dict[str, dict[str, Any]] = {
     "sendEdoc": {"DocId": "8af226c8-7cde-4fbe-88fe-e15a768b49cb"},
     "getReceivedEdocList": {
@@ -702,8 +715,16 @@ def reply_doc(name: str) -> dict[int | str, dict[str, Any]]:
     example: Any = (
         "<edXML …/>" if name == "downloadEdoc" else {"ok": {"value": ok}, "refused": {"value": refused}}
     )
-    key = "example" if name == "downloadEdoc" else "examples"
-    return {200: {"description": "the VDXP reply", "content": {media: {key: example}}}}
+    if name == "downloadEdoc":
+        return {
+            200: {
+                "description": "the package's bytes",
+                "content": {media: {"schema": {"type": "string", "format": "binary"}, "example": example}},
+            }
+        }
+    return {
+        200: {"description": "the VDXP reply", "model": VdxpReply, "content": {media: {"examples": example}}}
+    }
 
 
 for _name, (_method, _, _summary) in OPERATIONS.items():
@@ -714,7 +735,7 @@ for _name, (_method, _, _summary) in OPERATIONS.items():
         operation_id=f"vdxp_{_name}",
         summary=_summary,
         description="Headers XroadVnpt-*, signed as VNPT's SDK signs them (docs/vdxp.md).",
-        response_class=VdxpResponse,
+        response_class=Response if _name == "downloadEdoc" else VdxpResponse,
         responses=reply_doc(_name),
         openapi_extra=REQUEST_BODIES.get(_name),
     )

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 from lienthong_common.timezones import VIETNAM
 
@@ -192,10 +192,8 @@ def recipient_codes(to: str) -> list[str]:
     return [str(code).strip() for code in listed if str(code).strip()]
 
 
-class VdxpResponse(Response):
+class VdxpResponse(JSONResponse):
     """A VDXP reply: compact JSON, ASCII only (`\\uXXXX`), which the SDK reads under any charset."""
-
-    media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
