@@ -716,15 +716,42 @@ def reply_doc(name: str) -> dict[int | str, dict[str, Any]]:
         "<edXML …/>" if name == "downloadEdoc" else {"ok": {"value": ok}, "refused": {"value": refused}}
     )
     if name == "downloadEdoc":
+        refusals: dict[int | str, dict[str, Any]] = {
+            code: {"description": f"{why} (empty body: the SDK saves any body as the package)"}
+            for code, why in EMPTY_REFUSALS.items()
+        }
         return {
             200: {
                 "description": "the package's bytes",
                 "content": {media: {"schema": {"type": "string", "format": "binary"}, "example": example}},
-            }
+            },
+            **refusals,
         }
-    return {
-        200: {"description": "the VDXP reply", "model": VdxpReply, "content": {media: {"examples": example}}}
+    transport: dict[int | str, dict[str, Any]] = {
+        code: {"description": f"{why} (status FAIL)", "model": VdxpReply}
+        for code, why in TRANSPORT_REASONS.items()
     }
+    return {
+        200: {"description": "the VDXP reply", "model": VdxpReply, "content": {media: {"examples": example}}},
+        **transport,
+    }
+
+
+TRANSPORT_REASONS = {
+    429: "rate limited or sign-in throttled, with Retry-After",
+    502: "a platform service failed",
+    503: "a platform service is unavailable",
+    504: "a platform service timed out",
+}
+EMPTY_REFUSALS = {
+    401: "not authenticated",
+    403: "not allowed",
+    404: "no such document for this system",
+    409: "not delivered yet",
+    413: "too large",
+    422: "docId missing or not valid",
+    **TRANSPORT_REASONS,
+}
 
 
 for _name, (_method, _, _summary) in OPERATIONS.items():
