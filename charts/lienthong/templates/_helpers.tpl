@@ -293,6 +293,15 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
       optional: true
 {{- end }}
 {{- end }}
+{{- if and (eq $name "directory") $c.masterKeys }}
+{{- with $c.masterKeys.existingSecret }}
+- name: LIENTHONG_DIRECTORY__MASTER_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $c.masterKeys.key }}
+{{- end }}
+{{- end }}
 {{- if $c.database }}
 {{- if $root.Values.postgresql.cloudnativepg.enabled }}
 {{- $cluster := include "lienthong.pg.clusterName" . }}
