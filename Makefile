@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TEST_KAFKA_PORT ?= 19092
 TEST_PGPORT ?= 55432
 
-.PHONY: help setup run test test-unit test-e2e lint proto proto-check chart-check bench chaos fuzz clean
+.PHONY: help setup run test test-unit test-e2e lint proto proto-check chart-check bench chaos fuzz clean kube-up kube-e2e kube-down
 
 help:
 	@echo "make run          start Kafka and the six services locally, seed the demo (Ctrl-C stops)"
@@ -22,6 +22,9 @@ help:
 	@echo "make bench        pipeline and per-service benchmarks (bench/results/latest.json, pipeline.png)"
 	@echo "make chaos        kill every service, restart Kafka and PostgreSQL under load; check exactly-once"
 	@echo "make fuzz         fuzz the edXML readers and the PDF verifier (atheris + hypothesis)"
+	@echo "make kube-up      a single-node Kubernetes on this machine with the chart installed (root; docs/kubernetes.md)"
+	@echo "make kube-e2e     kube-up, the end-to-end checks through the cluster, kube-down"
+	@echo "make kube-down    remove everything kube-up made (caches in /var/cache/lienthong-kube stay)"
 
 setup: $(STAMP)
 
@@ -87,3 +90,18 @@ fuzz: setup
 
 clean:
 	rm -rf .data
+
+# A real single-node Kubernetes on this machine (root; infra/kube/, docs/kubernetes.md): binaries
+# from the Go module proxy, images built locally, the chart installed with kube-local values.
+# Never part of `make test`; run `make kube-e2e` whenever the chart, a Dockerfile or a service's
+# start-up changes.
+kube-up: setup
+	bash infra/kube/up.sh
+
+kube-e2e: setup
+	@status=0; bash infra/kube/up.sh && $(BIN)/python infra/kube/e2e.py || status=$$?; \
+	bash infra/kube/down.sh || status=1; \
+	echo "kube-e2e: exit $$status"; exit $$status
+
+kube-down:
+	bash infra/kube/down.sh
