@@ -45,8 +45,11 @@ from .package import (
     append_trace,
     build_package,
     format_timestamp,
+    package_skeleton,
     parse_package,
     read_package_file,
+    read_package_metadata,
+    write_package,
 )
 from .status import build_status_package, is_status_package, parse_status_package
 from .vnpt import build_vnpt_status_package
@@ -89,8 +92,11 @@ __all__ = [
     "format_timestamp",
     "is_organ_id",
     "is_status_package",
+    "package_skeleton",
     "parse_package",
     "parse_status_package",
     "read_package_file",
+    "read_package_metadata",
     "validate_organ_id",
+    "write_package",
 ]

@@ -341,6 +341,44 @@ class _BodyReader:
         self._feed(held)
 
 
+class ChunkGuard:
+    """The checks every reader makes on a package's bytes as they arrive, before any parser
+    sees them: the byte limit, stray bytes before the XML (stripped or refused by the policy),
+    and no DTD (XXE, billion laughs; no package needs one). Iterate ``guard(chunks)``;
+    ``stripped`` is then how many bytes of the first chunk preceded the XML."""
+
+    def __init__(self, policy: ParsePolicy, warnings: list[str]) -> None:
+        self.policy = policy
+        self.warnings = warnings
+        self.stripped = 0
+        self.started = False
+
+    def __call__(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        tail = b""
+        seen = 0
+        limit = self.policy.max_bytes
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit:
+                raise XmlSecurityError(DOCUMENT, f"at least {seen} bytes exceeds the limit of {limit}")
+            if not chunk:
+                continue
+            if not self.started:
+                stripped = strip_preamble(chunk, self.policy, self.warnings)
+                self.stripped = len(chunk) - len(stripped)
+                chunk = stripped
+                self.started = True
+            # The chunk is searched in place and the seam with the previous one separately (every
+            # marker is shorter than 20 bytes), so no chunk is copied to be searched.
+            seam = tail + chunk[:20]
+            if (b"!" in chunk or b"!" in seam) and any(
+                marker in chunk or marker in seam for marker in _DTD_MARKERS
+            ):
+                raise XmlSecurityError(DOCUMENT, "DTD/DOCTYPE declarations are not allowed")
+            tail = chunk[-20:] if len(chunk) >= 20 else seam[-20:]  # chunks shorter than a marker
+            yield chunk
+
+
 def parse_stream(
     chunks: Iterable[bytes],
     *,
@@ -364,35 +402,15 @@ def parse_stream(
         huge_tree=False,
     )
     feeder = _BodyReader(parser, target)
+    guard = ChunkGuard(policy, warnings)
     first = True
-    tail = b""
-    seen = 0
     try:
-        for chunk in chunks:
-            seen += len(chunk)
-            if seen > policy.max_bytes:
-                limit = policy.max_bytes
-                raise XmlSecurityError(DOCUMENT, f"at least {seen} bytes exceeds the limit of {limit}")
-            if first:
-                if not chunk:
-                    continue
-                stripped = strip_preamble(chunk, policy, warnings)
-                feeder.position = len(chunk) - len(stripped)
-                chunk = stripped
+        for chunk in guard(chunks):
+            if first:  # offsets count from the input, stray bytes included
+                feeder.position = guard.stripped
                 first = False
-            elif not chunk:
-                continue
-            # Refuse DTDs before the parser sees them (XXE, billion laughs); no package needs one.
-            # The chunk is searched in place and the seam with the previous one separately (every
-            # marker is shorter than 20 bytes), so no chunk is copied to be searched.
-            seam = tail + chunk[:20]
-            if (b"!" in chunk or b"!" in seam) and any(
-                marker in chunk or marker in seam for marker in _DTD_MARKERS
-            ):
-                raise XmlSecurityError(DOCUMENT, "DTD/DOCTYPE declarations are not allowed")
-            tail = chunk[-20:] if len(chunk) >= 20 else seam[-20:]  # chunks shorter than a marker
             feeder.feed(chunk)
-        if first:
+        if not guard.started:
             raise EdxmlError(DOCUMENT, "no XML content")
         feeder.flush()
         root = parser.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import dataclasses
@@ -10,7 +9,7 @@ import datetime
 import io
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
@@ -40,6 +39,7 @@ from ._model import (
 )
 from ._reader import EMPTY, MISSING, Reader, format_date
 from ._secure import local_name, namespace, parse_xml, serialize
+from ._skeleton import Base64Run, Skeleton, new_token, placeholder
 from ._stream import Payload, file_chunks, memory_chunks, parse_stream
 from .content_type import ZIP_LABELS, real_content_type
 
@@ -210,9 +210,32 @@ def _build_business(parent: Any, b: Business) -> None:
 
 def build_package(pkg: EdxmlPackage) -> bytes:
     """Serialize ``pkg`` as a canonical, unsigned edXML package; raises EdxmlError if invalid."""
+    out = io.BytesIO()
+    write_package(pkg, out)
+    return out.getvalue()
+
+
+def write_package(pkg: EdxmlPackage, out: IO[bytes], *, files: Mapping[str, Path] | None = None) -> int:
+    """Write ``pkg`` to ``out`` exactly as :func:`build_package` builds it; returns the bytes
+    written. An attachment whose content id is in ``files`` is read from that file (its ``data``
+    is ignored) and base64-encoded as it streams, so memory stays small whatever its size."""
+    with package_skeleton(pkg, files=files) as skeleton:
+        return skeleton.write(skeleton.root, out)
+
+
+def package_skeleton(pkg: EdxmlPackage, *, files: Mapping[str, Path] | None = None) -> Skeleton:
+    """``pkg`` as a Skeleton (what signing works on): the serialized tree read back with each
+    attachment body a placeholder for its base64, from ``data`` or from ``files``."""
     _check(pkg, Reader(STRICT, []))
     if any(t.organ_id is None for t in pkg.traces):  # pragma: no cover - _check raised already
         raise EdxmlError(TRACES, "trace hop without an agency code")
+    token = new_token()
+    runs = [Base64Run((files or {}).get(att.content_id) or att.data) for att in pkg.attachments]
+    root = _build_tree(pkg, [placeholder(token, i) for i in range(len(runs))])
+    return Skeleton(Skeleton.reparse(serialize(root)), runs, token)
+
+
+def _build_tree(pkg: EdxmlPackage, bodies: list[str]) -> Any:
     # The SDKs' shape: unprefixed root in the QCVN default namespace, `edXML:` from the
     # envelope down, and on ContentTransferEncoded. Receivers match these prefixes literally.
     root = etree.Element(_q("edXML"), nsmap={None: NS})
@@ -235,15 +258,15 @@ def build_package(pkg: EdxmlPackage) -> bytes:
         _sub(ref, "AttachmentName", att.name)
     if pkg.attachments:
         encoded = _sub(root, "AttachmentEncoded")
-        for att in pkg.attachments:
+        for att, body in zip(pkg.attachments, bodies, strict=True):
             element = _sub(encoded, "Attachment")
             _sub(element, "ContentId", att.content_id)
             _sub(element, "AttachmentName", att.name)
             _sub(element, "Description", att.description)
             _sub(element, "ContentType", att.content_type)
             data = etree.SubElement(element, _q("ContentTransferEncoded"), nsmap={"edXML": NS})
-            data.text = base64.b64encode(att.data).decode("ascii")
-    return serialize(root)
+            data.text = body
+    return root
 
 
 # ---------------------------------------------------------------------------------------------
@@ -449,6 +472,21 @@ def parse_package(data: bytes, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage
         policy=policy,
         warnings=warnings,
         open_sink=lambda _index: Payload(sink=io.BytesIO()),
+    )
+    return _read_tree(root, payloads, policy, warnings)
+
+
+def read_package_metadata(source: bytes | Path, *, policy: ParsePolicy = LENIENT) -> EdxmlPackage:
+    """Read and check a package (its bytes, or the file holding it) as :func:`parse_package`
+    does, without keeping attachment bytes: each body is decoded only to be checked, and comes
+    back as ``data == b""``. Memory stays small whatever the package's size."""
+    warnings: list[str] = []
+    root, payloads = parse_stream(
+        memory_chunks(source) if isinstance(source, bytes) else file_chunks(source),
+        size=len(source) if isinstance(source, bytes) else source.stat().st_size,
+        policy=policy,
+        warnings=warnings,
+        open_sink=lambda _index: Payload(sink=cast(IO[bytes], _Discard())),
     )
     return _read_tree(root, payloads, policy, warnings)
 

@@ -26,18 +26,27 @@ hops are recorded by the platform outside the stored package.
 
 A Signature written in the QCVN default namespace instead of XML-DSig's (some SDK versions do
 this) is read as XML-DSig and verified; the verdict carries a warning saying so.
+
+Packages of any size up to the limit are signed and verified in bounded memory: the package is
+read as a small tree whose attachment bodies wait in temporary files (``_skeleton``), and the
+reference digest is taken over lxml's C14N of that tree with the bodies streamed back in
+(``_xmldsig``); docs/adr/0004 says why this replaced signxml's whole-tree round trips.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import concurrent.futures
+import io
 import re
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, TypeVar
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar
 
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
@@ -60,18 +69,14 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 from pyhanko_certvalidator.registry import SimpleTrustManager
-from signxml import methods as signxml_methods
-from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
-from signxml.exceptions import InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
-from signxml.signer import XMLSigner
-from signxml.verifier import SignatureConfiguration, XMLVerifier
 
 from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
 
-from ._model import DSIG_NS, NS, EdxmlError, ParsePolicy, XmlSecurityError
-from ._secure import strip_preamble
+from . import _xmldsig as dsig
+from ._model import DSIG_NS, LENIENT, NS, EdxmlError, ParsePolicy
+from ._skeleton import Skeleton, read_skeleton
 
-__all__ = ["EnvelopeVerdict", "Indication", "sign_envelope", "verify_envelope"]
+__all__ = ["EnvelopeVerdict", "Indication", "sign_envelope", "sign_envelope_file", "verify_envelope"]
 
 RevocationMode = Literal["soft-fail", "hard-fail", "off"]
 T = TypeVar("T")
@@ -88,19 +93,13 @@ NOT_YET_VALID = "NOT_YET_VALID"
 REVOKED = "REVOKED"
 TRY_LATER = "TRY_LATER"
 
-_SHA1_METHODS = frozenset({SignatureMethod.RSA_SHA1})
-_SHA1_DIGESTS = frozenset({DigestAlgorithm.SHA1})
-_STRONG_METHODS = frozenset(m for m in SignatureMethod if "SHA1" not in m.name and "HMAC" not in m.name)
-_STRONG_DIGESTS = frozenset(d for d in DigestAlgorithm if "SHA1" not in d.name)
-# Input to signing and verification: the hardened reader's rules, without its 10 MB text cap
-# (attachments are one base64 text node each); DTDs are refused before this parser runs.
-_PARSER_OPTIONS: dict[str, Any] = {
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "dtd_validation": False,
-    "huge_tree": True,
-}
+_STRONG_METHODS = frozenset(uri for uri, (_, h) in dsig.SIGNATURE_METHODS.items() if h != "sha1")
+_SHA1_METHODS = frozenset(uri for uri, (_, h) in dsig.SIGNATURE_METHODS.items() if h == "sha1")
+_STRONG_DIGESTS = frozenset(uri for uri, h in dsig.DIGESTS.items() if h != "sha1")
+_SHA1_DIGESTS = frozenset({dsig.SHA1})
+# What we sign is a package we built (its size checked by whoever sends it); the reading stays
+# hardened (no DTD, no entities, depth and element limits) but is not capped at a package limit.
+_SIGNING_POLICY = replace(LENIENT, max_bytes=1 << 40)
 
 
 class Indication(StrEnum):
@@ -148,13 +147,6 @@ class EnvelopeVerdict:
 # ---------------------------------------------------------------------------------------------
 # sign
 # ---------------------------------------------------------------------------------------------
-class _LegacySigner(XMLSigner):  # type: ignore[misc]
-    """signxml refuses to write SHA-1; legacy signatures are made only for tests and fixtures."""
-
-    def check_deprecated_methods(self) -> None:
-        return None
-
-
 def sign_envelope(
     package: bytes,
     identity: IssuedIdentity,
@@ -167,8 +159,32 @@ def sign_envelope(
     in ``KeyInfo/X509Data``. ``legacy_rsa_sha1=True`` (RSA keys only) writes the rsa-sha1/sha1
     signature old SDKs make, for testing the verifier's policy; the platform never uses it.
     Raises EdxmlError when the package is not an edXML document or is already signed.
+    For packages on disk, :func:`sign_envelope_file` keeps memory bounded.
     """
-    root = _parse(package)
+    out = io.BytesIO()
+    with read_skeleton(package, policy=_SIGNING_POLICY) as skeleton:
+        _sign(skeleton, out, identity, legacy_rsa_sha1)
+    return out.getvalue()
+
+
+def sign_envelope_file(
+    source: Path,
+    target: IO[bytes],
+    identity: IssuedIdentity,
+    *,
+    legacy_rsa_sha1: bool = False,
+    spill_dir: Path | None = None,
+) -> int:
+    """Sign the package in ``source`` as :func:`sign_envelope` does, writing the signed package
+    to ``target``; returns the bytes written. Memory stays a few hundred KiB whatever the size:
+    attachment bodies pass through temporary files (in ``spill_dir``, default the system's)."""
+    with read_skeleton(source, policy=_SIGNING_POLICY, spill_dir=spill_dir) as skeleton:
+        return _sign(skeleton, target, identity, legacy_rsa_sha1)
+
+
+def _sign(skeleton: Skeleton, out: IO[bytes], identity: IssuedIdentity, legacy_rsa_sha1: bool) -> int:
+    root = skeleton.root
+    _check_root(root)
     header = _header(root)
     if _find_signature(header) is not None:
         raise EdxmlError(HEADER_PATH, "the package is already signed")
@@ -180,54 +196,72 @@ def sign_envelope(
     if isinstance(key, ec.EllipticCurvePrivateKey):
         if legacy_rsa_sha1:
             raise ValueError("rsa-sha1 needs an RSA key")
-        method = SignatureMethod.ECDSA_SHA256
+        method = dsig.ECDSA_SHA256
     elif isinstance(key, rsa.RSAPrivateKey):
-        method = SignatureMethod.RSA_SHA1 if legacy_rsa_sha1 else SignatureMethod.RSA_SHA256
+        method = dsig.RSA_SHA1 if legacy_rsa_sha1 else dsig.RSA_SHA256
     else:
         raise ValueError("envelope signatures need an ECDSA or RSA key")
-
-    # signxml puts an enveloped signature where a placeholder stands; keep the indentation.
-    placeholder = etree.Element(f"{{{DSIG_NS}}}Signature", Id="placeholder", nsmap={"ds": DSIG_NS})
-    placeholder.tail = trace_list.tail
-    trace_list.addnext(placeholder)
-    signer = (_LegacySigner if legacy_rsa_sha1 else XMLSigner)(
-        method=signxml_methods.enveloped,
-        signature_algorithm=method,
-        digest_algorithm=DigestAlgorithm.SHA1 if legacy_rsa_sha1 else DigestAlgorithm.SHA256,
-        c14n_algorithm=CanonicalizationMethod.CANONICAL_XML_1_0,
+    chain = [identity.cert_pem, *identity.chain_pem[:-1]]  # the root is the verifier's
+    template = dsig.signature_template(
+        method=method, digest=dsig.SHA1 if legacy_rsa_sha1 else dsig.SHA256, certificates_pem=chain
     )
-    chain = [identity.cert_pem.decode("ascii")] + [
-        pem.decode("ascii")
-        for pem in identity.chain_pem[:-1]  # the root is the verifier's
-    ]
-    signed = signer.sign(root, key=key, cert=chain, always_add_key_value=False)
-    # No pretty-printing: whitespace is signed content.
-    body: bytes = etree.tostring(signed, encoding="UTF-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body + b"\n"
+    # After TraceHeaderList, with its indentation; whitespace is signed content, so the rest
+    # of the package is written back exactly as read.
+    template.element.tail = trace_list.tail
+    trace_list.addnext(template.element)
+    dsig.sign_into(skeleton, root, template, key)
+    return skeleton.write(root, out)
 
 
 # ---------------------------------------------------------------------------------------------
 # verify
 # ---------------------------------------------------------------------------------------------
 def verify_envelope(
-    package: bytes,
+    package: bytes | Path,
     *,
     trust_roots: Sequence[bytes],
     allow_rsa_sha1: bool = False,
     at: datetime | None = None,
     revocation: RevocationMode = "soft-fail",
+    policy: ParsePolicy = LENIENT,
+    spill_dir: Path | None = None,
 ) -> EnvelopeVerdict:
     """Verify the package's envelope signature against ``trust_roots`` (PEM or DER); never raises.
 
+    ``package``: its bytes, or the file holding it (read in bounded memory: attachment bodies
+    pass through temporary files in ``spill_dir``; ``policy.max_bytes`` caps the size).
     ``allow_rsa_sha1`` accepts the legacy rsa-sha1 method and SHA-1 digests (with a warning);
     otherwise they are INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE_NO_POE. ``at`` is the validation
     time (default now). Revocation is checked from what the caller's trust store and the
     certificates provide, never fetched: ``off``, ``soft-fail`` (pass when unavailable) or
     ``hard-fail`` (INDETERMINATE/TRY_LATER when unavailable).
     """
-    warnings: list[str] = []
     try:
-        root = _parse(package)
+        skeleton = read_skeleton(package, policy=policy, spill_dir=spill_dir)
+    except EdxmlError as error:
+        return _failed(FORMAT_FAILURE, str(error))
+    with skeleton:
+        return _verify(
+            skeleton,
+            trust_roots=trust_roots,
+            allow_rsa_sha1=allow_rsa_sha1,
+            at=at,
+            revocation=revocation,
+        )
+
+
+def _verify(
+    skeleton: Skeleton,
+    *,
+    trust_roots: Sequence[bytes],
+    allow_rsa_sha1: bool,
+    at: datetime | None,
+    revocation: RevocationMode,
+) -> EnvelopeVerdict:
+    warnings: list[str] = []
+    root = skeleton.root
+    try:
+        _check_root(root)
         header = _header(root)
     except EdxmlError as error:
         return _failed(FORMAT_FAILURE, str(error))
@@ -242,13 +276,14 @@ def verify_envelope(
             f"{HEADER_PATH}: Signature is in namespace {etree.QName(signature).namespace!r}, "
             "not XML-DSig; read as XML-DSig"
         )
-        rehomed = _rehome_default_namespace(package)
+        # The tree is small (attachment bodies are placeholders): re-declare and read it again.
+        rehomed = _rehome_default_namespace(skeleton.serialize(root))
         if rehomed is None:
             return _failed(
                 FORMAT_FAILURE,
                 f"{HEADER_PATH}: a Signature outside XML-DSig must be an unprefixed <Signature>",
             )
-        root = _parse(rehomed)
+        root = skeleton.reparse(rehomed)
         signature = _find_signature(_header(root))
 
     method_uri = _algorithm(signature, "SignedInfo/SignatureMethod")
@@ -285,24 +320,22 @@ def verify_envelope(
         "signer_certificate_der": signer_der,
         "agency_code": agency_code_from_certificate(signer_der),
     }
-
-    config = SignatureConfiguration(
-        location=f"./{{{NS}}}edXMLEnvelope/{{{NS}}}edXMLHeader/",
-        expect_references=1,
-        signature_methods=_STRONG_METHODS | (_SHA1_METHODS if allow_rsa_sha1 else frozenset()),
-        digest_algorithms=_STRONG_DIGESTS | (_SHA1_DIGESTS if allow_rsa_sha1 else frozenset()),
-        # signxml only checks the signature value here; validity at `at` is the chain's job.
-        verification_time=signer_cert.not_valid_before_utc,
-    )
     try:
-        _verify_xml(root, signer_cert, config)
-    except InvalidDigest:
+        dsig.check(
+            skeleton,
+            root,
+            signature,
+            signer_cert,
+            methods=_STRONG_METHODS | (_SHA1_METHODS if allow_rsa_sha1 else frozenset()),
+            digests=_STRONG_DIGESTS | (_SHA1_DIGESTS if allow_rsa_sha1 else frozenset()),
+        )
+    except dsig.DigestMismatch:
         return _failed(
             HASH_FAILURE, "the package was changed after it was signed (digest mismatch)", **known, **who
         )
-    except InvalidSignature as error:
+    except dsig.SignatureValueInvalid as error:
         return _failed(SIG_CRYPTO_FAILURE, f"the signature value does not verify: {error}", **known, **who)
-    except (InvalidInput, SignXMLException, ValueError) as error:
+    except (dsig.FormatProblem, EdxmlError, ValueError) as error:
         return _failed(FORMAT_FAILURE, f"{HEADER_PATH}: {error}", **known, **who)
 
     indication, sub, message, chain = _validate_chain(
@@ -318,19 +351,9 @@ def verify_envelope(
 # ---------------------------------------------------------------------------------------------
 # helpers
 # ---------------------------------------------------------------------------------------------
-def _parse(package: bytes) -> Any:
-    data = strip_preamble(package, ParsePolicy(), [])
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise XmlSecurityError("(document)", "DTD/DOCTYPE declarations are not allowed")
-    try:
-        root = etree.fromstring(data, etree.XMLParser(**_PARSER_OPTIONS))
-    except etree.XMLSyntaxError as error:
-        raise EdxmlError("(document)", f"not well-formed XML: {error.msg}") from None
-    if root.getroottree().docinfo.internalDTD is not None:  # UTF-16 input the byte scan misses
-        raise XmlSecurityError("(document)", "DTD/DOCTYPE declarations are not allowed")
+def _check_root(root: Any) -> None:
     if root.tag != f"{{{NS}}}edXML":
         raise EdxmlError("edXML", f"root element is {root.tag!r}, expected edXML in namespace {NS}")
-    return root
 
 
 def _header(root: Any) -> Any:
@@ -364,21 +387,12 @@ def _rehome_default_namespace(package: bytes) -> bytes | None:
     return _UNPREFIXED_SIGNATURE.sub(f'<Signature xmlns="{DSIG_NS}"'.encode(), package, count=1)
 
 
-def _verify_xml(root: Any, cert: x509.Certificate, config: SignatureConfiguration) -> None:
-    XMLVerifier().verify(
-        root, x509_cert=cert, expect_config=config, parser=etree.XMLParser(**_PARSER_OPTIONS)
-    )
-
-
 def _algorithm(signature: Any, path: str) -> str:
     element = signature.find("/".join(f"{{{DSIG_NS}}}{part}" for part in path.split("/")))
     return str(element.get("Algorithm", "")) if element is not None else ""
 
 
 def _b64(text: str) -> bytes:
-    import base64
-    import binascii
-
     try:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as error:
