@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import DEPARTMENT, PROVINCE, RunningPlatform, eventually
+from lienthong_common.edxml.limits import describe_limit
 from lienthong_common.edxml.signature import Indication, verify_envelope
 from lienthong_common.settings import GatewaySettings
 from lienthong_sdk.builder import PackageBuilder
@@ -63,7 +64,8 @@ def test_oversized_and_invalid_packages_are_refused_specifically(platform: Runni
     assert headers["content-type"].startswith("application/problem+json")
     problem = json.loads(body)
     assert problem["status"] == 413 and problem["type"].endswith("package-too-large")
-    assert problem["detail"] == f"package is {limit + 1} bytes; the limit is {limit} bytes"
+    said = f"package is {limit + 1} bytes; the limit is {limit} bytes"
+    assert problem["detail"] == f"{said}: {describe_limit(limit)}"
 
     valid = (
         PackageBuilder(sender=PROVINCE)

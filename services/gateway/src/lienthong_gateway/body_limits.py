@@ -12,9 +12,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lienthong_common.edxml.limits import max_attachment_bytes
 from lienthong_common.settings import Settings
 from lienthong_gateway import vdxp
 from lienthong_gateway.problems import problem_response
+from lienthong_gateway.uploads import package_limit_detail
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -111,13 +113,18 @@ class BodyLimitMiddleware:
         handlers use), or VDXP's FAIL body."""
         path, method = scope["path"], scope["method"]
         headers = {"Connection": "close"}  # the rest of the body is never read
+        extra: dict[str, int] = {}
         if is_upload(method, path):
+            # In the terms an agency can act on: the largest attachment that fits (uploads.py).
             kind = "package-too-large"
-            detail = (
-                f"package is {declared} bytes; the limit is {limit} bytes"
-                if declared is not None
-                else f"package exceeds the limit of {limit} bytes"
-            )
+            package_limit = self.settings.gateway.max_request_bytes
+            if declared is not None and path.startswith("/vdxp/"):
+                declared -= 2  # the CRLF the SDK appends is not part of the package
+            detail = package_limit_detail(package_limit, declared)
+            extra = {
+                "max_package_bytes": package_limit,
+                "max_attachment_bytes": max_attachment_bytes(package_limit),
+            }
         else:
             kind = "body-too-large"
             size = f"the body is {declared} bytes" if declared is not None else "the body is larger"
@@ -126,7 +133,7 @@ class BodyLimitMiddleware:
             operation = path.strip("/").rsplit("/", 1)[-1]
             response = vdxp.failure(operation, 413, detail, headers=headers)
         else:
-            response = problem_response(Request(scope), 413, detail, kind, headers=headers)
+            response = problem_response(Request(scope), 413, detail, kind, extra, headers=headers)
 
         async def no_body() -> Message:
             return {"type": "http.disconnect"}

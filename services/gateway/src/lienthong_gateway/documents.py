@@ -18,7 +18,7 @@ from lienthong.docstore.v1 import docstore_pb2
 from lienthong.routing.v1 import routing_pb2
 from lienthong.sigverify.v1 import sigverify_pb2
 from lienthong_common import edxml
-from lienthong_common.grpcutil import iter_chunks
+from lienthong_common.edxml.limits import ENVELOPE_BYTES, describe_limit, max_attachment_bytes
 from lienthong_common.ids import new_id
 from lienthong_common.telemetry import link_to_trace, set_document_attributes, trace_id_of
 from lienthong_gateway.auth import Caller
@@ -28,11 +28,13 @@ from lienthong_gateway.problems import Problem
 from lienthong_gateway.schemas import (
     DocumentView,
     InboxPage,
+    PackageLimits,
     StatusBody,
     StatusReply,
     SubmitReply,
     problem_responses,
 )
+from lienthong_gateway.uploads import PackageBody, body_chunks, body_size, received_package, spool_dir
 
 router = APIRouter(prefix="/v1", tags=["documents"])
 
@@ -68,14 +70,16 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
 
 
 def submit_package(
-    ctx: GatewayContext, caller: Caller, body: bytes, idempotency_key: str
+    ctx: GatewayContext, caller: Caller, body: PackageBody, idempotency_key: str
 ) -> tuple[int, dict[str, Any]]:
-    if not body.strip():
+    """Check the package (in memory, or spooled to disk when large), then stream it to docstore."""
+    if isinstance(body, bytes) and not body.strip():
         raise Problem(
             422, "request body is empty: send an edXML package (application/xml)", kind="invalid-edxml"
         )
     try:
-        package = edxml.parse_package(body)
+        # Checked whole (attachments decoded as they stream past), kept without its attachments.
+        package = edxml.read_package_metadata(body)
     except edxml.XmlSecurityError as error:
         raise Problem(422, f"edXML package refused: {error}", kind="unsafe-xml", path=error.path) from error
     except edxml.EdxmlError as error:
@@ -110,11 +114,11 @@ def submit_package(
                 id=document_id,
                 sender_code=caller.code,
                 recipient_codes=requested,
-                declared_size=len(body),
+                declared_size=body_size(body),
                 idempotency_key=idempotency_key,
             )
         )
-        for chunk in iter_chunks(body, 256 * 1024):
+        for chunk in body_chunks(body):
             yield docstore_pb2.PutPackageRequest(chunk=chunk)
 
     try:
@@ -172,7 +176,10 @@ IDEMPOTENCY_KEY_DOC = (
     summary="Submit an edXML package",
     description="Stores the package (QCVN 102:2016 edXML), then verifies its signatures and delivers it "
     "to every recipient. `From/OrganId` must be the caller. Replies 202 at once: follow the document "
-    "with GET /v1/documents/{id}.",
+    "with GET /v1/documents/{id}. A package may be at most `max_request_bytes` (50 MiB by default: "
+    "the largest attachment that fits is 37.5 MiB, as base64 takes 4 bytes for every 3 and the "
+    "envelope up to 64 KiB); GET /v1/limits gives this gateway's figures, and a larger package is "
+    "refused with 413 `package-too-large` saying the same.",
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -195,10 +202,30 @@ async def submit_document(
 ) -> JSONResponse:
     """Store the package, then verify its signatures and deliver it to every recipient."""
     ctx = gateway(request)
-    body = await read_body_limited(request, ctx.settings.gateway.max_request_bytes)
-    status, reply = await asyncio.to_thread(submit_package, ctx, caller, body, idempotency_key or "")
+    limit = ctx.settings.gateway.max_request_bytes
+    async with received_package(request, limit=limit, spool=spool_dir(ctx.settings.data_dir)) as body:
+        status, reply = await asyncio.to_thread(submit_package, ctx, caller, body, idempotency_key or "")
     ctx.metrics.documents_submitted.labels(sender=caller.code).inc()
     return JSONResponse(reply, status_code=status)
+
+
+@router.get(
+    "/limits",
+    summary="How large a package may be",
+    description="The package limit and what it means for an agency: the largest attachment (or "
+    "attachments together) that fits, base64 and envelope counted. `lienthong send` asks for it and "
+    "refuses larger files before uploading.",
+    response_model=PackageLimits,
+    responses=problem_responses(),
+)
+def package_limits(request: Request, caller: Caller = Depends(caller_dependency)) -> dict[str, Any]:
+    limit = gateway(request).settings.gateway.max_request_bytes
+    return {
+        "max_package_bytes": limit,
+        "max_attachment_bytes": max_attachment_bytes(limit),
+        "envelope_bytes": ENVELOPE_BYTES,
+        "detail": describe_limit(limit),
+    }
 
 
 def document_parties(ctx: GatewayContext, caller: Caller, document_id: str) -> docstore_pb2.DocumentMetadata:

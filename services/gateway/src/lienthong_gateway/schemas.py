@@ -30,7 +30,13 @@ _PROBLEM_EXAMPLES: dict[int, tuple[str, str]] = {
     403: ("status-not-allowed", "only the sender posts 13 (recall); 000.00.02.H49 is a recipient"),
     404: ("document-not-found", f"document {DOC_ID} was not found"),
     409: ("conflict", "delivery to 000.00.02.H49 is accepted; 01 cannot follow"),
-    413: ("package-too-large", "package is 60000000 bytes; the limit is 52428800 bytes"),
+    413: (
+        "package-too-large",
+        "package is 60000000 bytes; the limit is 52428800 bytes: the largest attachment that fits is "
+        "37.5 MiB (39272448 bytes; several attachments: their total): a package may be at most "
+        "50.0 MiB (52428800 bytes), attachments travel base64-encoded (4 bytes for every 3) and the "
+        "envelope takes up to 64 KiB",
+    ),
     422: ("invalid-edxml", "edXML package is not valid: MessageHeader/From/OrganId is missing"),
     429: ("rate-limited", "000.00.00.H49 is over its rate limit of 50 requests/s (burst 200)"),
     502: ("bad-gateway", "a platform service failed"),
@@ -91,6 +97,25 @@ class RecipientState(BaseModel):
     last_status_code: str | None = None
     updated_at: str | None = None
     requested_code: str | None = Field(default=None, description="the code addressed, when redirected")
+
+
+class PackageLimits(BaseModel):
+    """How large a package may be, and so the largest attachment that fits."""
+
+    model_config = examples(
+        {
+            "max_package_bytes": 52428800,
+            "max_attachment_bytes": 39272448,
+            "envelope_bytes": 65536,
+            "detail": "the largest attachment that fits is 37.5 MiB (39272448 bytes; several "
+            "attachments: their total): a package may be at most 50.0 MiB (52428800 bytes), "
+            "attachments travel base64-encoded (4 bytes for every 3) and the envelope takes up to 64 KiB",
+        }
+    )
+    max_package_bytes: int
+    max_attachment_bytes: int
+    envelope_bytes: int
+    detail: str
 
 
 class SubmitReply(BaseModel):

@@ -14,22 +14,24 @@ import asyncio
 import base64
 import datetime as dt
 import hashlib
+import itertools
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from lienthong.directory.v1 import directory_pb2
 from lienthong.docstore.v1 import docstore_pb2
 from lienthong.routing.v1 import routing_pb2
 from lienthong_common import edxml
+from lienthong_common.edxml.limits import base64_size
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, admit, gateway
 from lienthong_gateway.documents import (
@@ -41,6 +43,7 @@ from lienthong_gateway.documents import (
 )
 from lienthong_gateway.problems import Problem, from_rpc_error
 from lienthong_gateway.status_packages_api import post_status_package
+from lienthong_gateway.uploads import received_package, spool_dir
 from lienthong_gateway.vdxp_wire import (
     SignedRequest,
     VdxpResponse,
@@ -305,21 +308,47 @@ def required_doc_id(system: System) -> str:
     return doc_id
 
 
-def package_bytes(ctx: GatewayContext, system: System, doc_id: str) -> bytes:
-    """The stored bytes of a document or status message the system may read."""
+def package_bytes(ctx: GatewayContext, system: System, doc_id: str) -> tuple[int, Iterator[bytes]]:
+    """The stored bytes of a document or status message the system may read: their size, and
+    the bytes as they stream from docstore. The first chunk is fetched here, so a refusal (not
+    found, docstore away) is raised before any reply starts."""
     message = status_message(ctx, system, doc_id)
     if message is not None:
-        return bytes(message.package)
-    party_for(ctx, system, doc_id)
+        return len(message.package), iter((bytes(message.package),))
+    _, meta = party_for(ctx, system, doc_id)
     stream = ctx.clients.docstore.GetPackage(
         docstore_pb2.GetDocumentRequest(id=doc_id), timeout=ctx.deadline * 6
     )
-    return b"".join(chunk.data for chunk in stream)
+    chunks = (chunk.data for chunk in stream)
+    first = next(chunks, b"")
+    return meta.package_size, itertools.chain((first,), chunks)
 
 
 def get_edoc_sync(ctx: GatewayContext, system: System) -> Response:
+    """``reply_ok(data=<the package in base64>)``, byte for byte, written as the package streams
+    from docstore: never the package, its base64 and the JSON text in memory at once."""
     doc_id = required_doc_id(system)
-    return reply_ok(data=base64.b64encode(package_bytes(ctx, system, doc_id)).decode("ascii"))
+    size, chunks = package_bytes(ctx, system, doc_id)
+    marker = "@@package@@"
+    head, tail = bytes(reply_ok(data=marker).body).split(marker.encode("ascii"))
+    return StreamingResponse(
+        itertools.chain((head,), base64_chunks(chunks), (tail,)),
+        media_type=VdxpResponse.media_type,
+        headers={"Content-Length": str(len(head) + base64_size(size) + len(tail))},
+    )
+
+
+def base64_chunks(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Standard base64 of the concatenated chunks, in pieces (whole 3-byte groups each)."""
+    pending = b""
+    for chunk in chunks:
+        data = pending + chunk if pending else chunk
+        cut = len(data) - len(data) % 3
+        pending = data[cut:]
+        if cut:
+            yield base64.b64encode(memoryview(data)[:cut])
+    if pending:
+        yield base64.b64encode(pending)
 
 
 def update_status_sync(ctx: GatewayContext, system: System) -> Response:
@@ -570,8 +599,16 @@ def threaded(work: Callable[[GatewayContext, System], Response]) -> Operation:
 
 
 async def send_edoc(ctx: GatewayContext, system: System, request: Request) -> Response:
-    body = await read_body_limited(request, ctx.settings.gateway.max_request_bytes + 2)
-    return await asyncio.to_thread(send_edoc_sync, ctx, system, body)
+    # A large package waits in a spool file as it arrives and is read back in one piece: one
+    # copy in memory, not the arriving chunks and their join (uploads.py).
+    limit = ctx.settings.gateway.max_request_bytes
+    spool = spool_dir(ctx.settings.data_dir)
+    async with received_package(request, limit=limit, spool=spool, trailer=2) as body:
+
+        def work() -> Response:
+            return send_edoc_sync(ctx, system, body if isinstance(body, bytes) else body.read_bytes())
+
+        return await asyncio.to_thread(work)
 
 
 async def register_agency(ctx: GatewayContext, system: System, request: Request) -> Response:
@@ -581,8 +618,8 @@ async def register_agency(ctx: GatewayContext, system: System, request: Request)
 
 async def download_edoc(ctx: GatewayContext, system: System, request: Request) -> Response:
     def work() -> Response:
-        data = package_bytes(ctx, system, required_doc_id(system))
-        return Response(data, media_type="application/xml")
+        size, chunks = package_bytes(ctx, system, required_doc_id(system))
+        return StreamingResponse(chunks, media_type="application/xml", headers={"Content-Length": str(size)})
 
     return await asyncio.to_thread(work)
 
