@@ -198,6 +198,12 @@ class OutboxRelay:
             self._lock_file_held = False
         if self._lock_connection is not None:
             try:
+                # Released here and now: closing the socket alone frees the lock only once the
+                # server notices, and a standby asking meanwhile would be refused.
+                self._lock_connection.exec_driver_sql("SELECT pg_advisory_unlock_all()")
+            except Exception:
+                log.debug("unlocking the relay's lock connection raised", exc_info=True)
+            try:
                 self._lock_connection.invalidate()  # closes the session: the lock is released
             except Exception:
                 log.debug("closing the relay's lock connection raised", exc_info=True)
