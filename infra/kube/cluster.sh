@@ -49,18 +49,27 @@ network_up() {
   ip link set "$BRIDGE" up
   ip route show "$SERVICE_CIDR" | grep -q "dev $BRIDGE" || ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
   # The guard chain, first in OUTPUT and FORWARD.
+  # Pods and anything sourced from the bridge never leave; the machine's own resolver (how the
+  # registries are found, for everyone on the machine) stays reachable; every other private
+  # destination is dropped on eth0.
   iptables -w -N "$GUARD_CHAIN" 2>/dev/null || iptables -w -F "$GUARD_CHAIN"
+  iptables -w -A "$GUARD_CHAIN" -i "$BRIDGE" -o "$EGRESS_IF" -j DROP
+  iptables -w -A "$GUARD_CHAIN" -s "$POD_CIDR" -o "$EGRESS_IF" -j DROP
+  for ns in $(awk '/^nameserver/{print $2}' /etc/resolv.conf | grep -E '^[0-9.]+$'); do
+    for proto in udp tcp; do
+      iptables -w -A "$GUARD_CHAIN" -o "$EGRESS_IF" -d "$ns/32" -p "$proto" --dport 53 -j RETURN
+    done
+  done
   for r in "${PRIVATE_RANGES[@]}" "$SERVICE_CIDR"; do
     iptables -w -A "$GUARD_CHAIN" -o "$EGRESS_IF" -d "$r" -j DROP
   done
-  iptables -w -A "$GUARD_CHAIN" -i "$BRIDGE" -o "$EGRESS_IF" -j DROP
   for chain in OUTPUT FORWARD; do
     iptables -w -C "$chain" -j "$GUARD_CHAIN" 2>/dev/null || iptables -w -I "$chain" 1 -j "$GUARD_CHAIN"
   done
   if command -v ip6tables >/dev/null; then
     ip6tables -w -N "$GUARD_CHAIN" 2>/dev/null || ip6tables -w -F "$GUARD_CHAIN"
-    ip6tables -w -A "$GUARD_CHAIN" -o "$EGRESS_IF" -d fc00::/7 -j DROP
     ip6tables -w -A "$GUARD_CHAIN" -i "$BRIDGE" -o "$EGRESS_IF" -j DROP
+    ip6tables -w -A "$GUARD_CHAIN" -o "$EGRESS_IF" -d fc00::/7 -j DROP
     for chain in OUTPUT FORWARD; do
       ip6tables -w -C "$chain" -j "$GUARD_CHAIN" 2>/dev/null || ip6tables -w -I "$chain" 1 -j "$GUARD_CHAIN"
     done
@@ -147,15 +156,14 @@ control_plane() {
     --kubeconfig "$KUBECONFIG" --authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" \
     --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --cluster-cidr "$POD_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false \
-    --controllers '*,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller'
+    --cluster-cidr "$POD_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false
   start kube-scheduler "$KUBE_BIN/kube-scheduler" \
     --kubeconfig "$KUBECONFIG" --authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false
 }
 
 # --- node ------------------------------------------------------------------------------------
-node() {
+containerd_up() {
   mkdir -p "$CFG" "$KUBE_STATE/cni/net.d" "$KUBE_RUN/containerd" "$KUBE_CACHE/containerd"
   cat >"$CFG/containerd.toml" <<TOML
 # containerd 1.6 for the lienthong kube-local node (infra/kube/cluster.sh).
@@ -201,7 +209,10 @@ JSON
   start containerd containerd --config "$CFG/containerd.toml"
   wait_for containerd 30 ctr --address "$CONTAINERD_SOCK" version
   bash "$KUBE_ROOT/infra/kube/images.sh" import
+}
 
+node() {
+  containerd_up
   : >"$CFG/resolv.conf"   # pods resolve through the cluster DNS only; no upstream
   cat >"$CFG/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -289,6 +300,8 @@ case "${1:-start}" in
     node
     say "cluster up: KUBECONFIG=$KUBECONFIG"
     ;;
+  network) mkdir -p "$KUBE_STATE" "$KUBE_LOGS" "$PIDS"; network_up ;;
+  containerd) mkdir -p "$KUBE_STATE" "$KUBE_LOGS" "$PIDS"; network_up; containerd_up ;;
   status) status ;;
-  *) die "usage: $0 start|status" ;;
+  *) die "usage: $0 start|network|containerd|status" ;;
 esac
