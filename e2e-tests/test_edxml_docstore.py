@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness import DEPARTMENT, PROVINCE, RunningPlatform, eventually
-from lienthong_common.edxml.limits import describe_limit
 from lienthong_common.edxml.signature import Indication, verify_envelope
+from lienthong_common.package_limits import describe_limit
 from lienthong_common.settings import GatewaySettings
 from lienthong_sdk.builder import PackageBuilder
 

@@ -36,13 +36,13 @@ from lienthong_common.edxml import (
     write_package,
 )
 from lienthong_common.edxml._stream import memory_chunks
-from lienthong_common.edxml.limits import (
+from lienthong_common.edxml.signature import Indication, sign_envelope, sign_envelope_file, verify_envelope
+from lienthong_common.package_limits import (
     ENVELOPE_BYTES,
     describe_limit,
     max_attachment_bytes,
     package_size_bound,
 )
-from lienthong_common.edxml.signature import Indication, sign_envelope, sign_envelope_file, verify_envelope
 from lienthong_common.pki import DevPki, IssuedIdentity, split_pem_certificates
 
 SENDER = "000.00.00.H49"

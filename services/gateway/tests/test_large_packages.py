@@ -23,7 +23,7 @@ from lienthong_sdk.vdxp_client import VdxpClient
 
 MIB = 1024 * 1024
 LIMIT = 4 * MIB
-LARGEST = 3_096_576  # edxml.limits.max_attachment_bytes(4 MiB)
+LARGEST = 3_096_576  # package_limits.max_attachment_bytes(4 MiB)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The package size limit in the terms an agency can act on: the largest attachment that fits.
+"""The edXML package size limit in the terms an agency can act on: the largest attachment that fits.
 
 The gateway limits packages (``LIENTHONG_GATEWAY__MAX_REQUEST_BYTES``, 50 MiB by default), but
 an agency knows the size of its file, not of the package it becomes: attachments travel
@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "DEFAULT_MAX_PACKAGE_BYTES",
     "ENVELOPE_BYTES",
     "base64_size",
     "describe_limit",
@@ -20,6 +21,8 @@ __all__ = [
     "package_size_bound",
 ]
 
+# GatewaySettings.max_request_bytes' default (the limit assumed of a gateway that does not say).
+DEFAULT_MAX_PACKAGE_BYTES = 50 * 1024 * 1024
 # Headers, manifest and envelope signature: about 8 KiB for one attachment and its signer's
 # certificate chain; each further attachment adds under 1 KiB of elements.
 ENVELOPE_BYTES = 64 * 1024

@@ -16,14 +16,21 @@
 ``build()`` validates strictly (every error names the element) and, given an identity, adds
 the enveloped XML-DSig (SHA-256) after ``TraceHeaderList``. Recall, update and replace are
 ``.acts_on(document_id, doc_type=BUSINESS_RECALL, reason=...)``.
+
+Files attached with ``attach_file`` are read only while the package is written: ``build_to(out)``
+streams them (base64-encoded, and signed on the way out) so a 40 MB scan costs a few hundred
+KiB of memory; ``build()`` returns the whole package as bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import io
 import mimetypes
 import uuid
 from pathlib import Path
+from typing import IO
 
 from lienthong_common import edxml
 from lienthong_common.pki import IssuedIdentity
@@ -35,13 +42,20 @@ def attachment_from_file(
     path: str | Path, *, content_id: str = "", description: str = ""
 ) -> edxml.Attachment:
     """An attachment with the file's bytes, name and content type (PDF, zip, … by extension)."""
-    file = Path(path)
+    return dataclasses.replace(
+        _file_attachment(Path(path), content_id=content_id, description=description),
+        data=Path(path).read_bytes(),
+    )
+
+
+def _file_attachment(file: Path, *, content_id: str, description: str) -> edxml.Attachment:
+    """The attachment describing ``file``, without its bytes (``data`` empty)."""
     content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
     return edxml.Attachment(
         content_id=content_id or f"cid:{uuid.uuid4()}",
         name=file.name,
         content_type=content_type,
-        data=file.read_bytes(),
+        data=b"",
         description=description,
     )
 
@@ -68,6 +82,7 @@ class PackageBuilder:
         self._due: datetime.date | None = None
         self._business = edxml.Business()
         self._attachments: list[edxml.Attachment] = []
+        self._files: dict[str, Path] = {}  # content id -> the file its bytes are read from
 
     def to(self, *recipients: str | edxml.Organization) -> PackageBuilder:
         """Add recipients (agency codes or full ``Organization`` records)."""
@@ -120,12 +135,24 @@ class PackageBuilder:
         return self
 
     def attach_file(self, path: str | Path, *, description: str = "") -> PackageBuilder:
-        """Attach a file; its content id is ``cid:<position>``."""
+        """Attach a file; its content id is ``cid:<position>``. The file is read when the package
+        is written, not now."""
         content_id = f"cid:{len(self._attachments) + 1}"
-        return self.attach(attachment_from_file(path, content_id=content_id, description=description))
+        self._files[content_id] = Path(path)
+        return self.attach(_file_attachment(Path(path), content_id=content_id, description=description))
 
     def package(self) -> edxml.EdxmlPackage:
-        """The package as a data model (not yet validated)."""
+        """The package as a data model (not yet validated), attached files read into memory."""
+        model = self._model()
+        attachments = [
+            dataclasses.replace(a, data=self._files[a.content_id].read_bytes())
+            if a.content_id in self._files
+            else a
+            for a in model.attachments
+        ]
+        return dataclasses.replace(model, attachments=attachments)
+
+    def _model(self) -> edxml.EdxmlPackage:
         header = edxml.MessageHeader(
             sender=self._sender,
             recipients=list(self._recipients),
@@ -145,9 +172,22 @@ class PackageBuilder:
 
     def build(self, *, identity: IssuedIdentity | None = None) -> bytes:
         """Serialize strictly (raises ``EdxmlError`` naming the element); sign when given an identity."""
-        data = edxml.build_package(self.package())
-        if identity is None:
-            return data
-        from lienthong_common.edxml.signature import sign_envelope
+        out = io.BytesIO()
+        self.build_to(out, identity=identity)
+        return out.getvalue()
 
-        return sign_envelope(data, identity)
+    def build_to(self, out: IO[bytes], *, identity: IssuedIdentity | None = None) -> int:
+        """Write the package (signed when given an identity) to ``out``, attached files streamed
+        from disk; returns its size. Raises ``EdxmlError`` naming the element when invalid."""
+        if identity is None:
+            return edxml.write_package(self._model(), out, files=self._files)
+        from lienthong_common.edxml.signature import write_signed_package
+
+        return write_signed_package(self._model(), out, identity, files=self._files)
+
+    def attachment_sizes(self) -> list[int]:
+        """The size of every attachment, files as they are on disk now."""
+        return [
+            self._files[a.content_id].stat().st_size if a.content_id in self._files else len(a.data)
+            for a in self._attachments
+        ]

@@ -235,6 +235,8 @@ def read_file(path: str) -> bytes:
 
 # -- agency verbs ----------------------------------------------------------------------------
 def cmd_send(args: argparse.Namespace) -> int:
+    import tempfile
+
     from lienthong_common import edxml
     from lienthong_common.pki import load_identity
     from lienthong_sdk.builder import PackageBuilder
@@ -242,6 +244,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     recipients = [c.strip() for c in args.to.split(",") if c.strip()]
     if not recipients:
         raise CliError("--to needs at least one agency code")
+    for path in args.attach or []:
+        file_size(path)  # a clear error for a missing file, before anything is asked of the gateway
     identity = None
     if not args.no_envelope_signature:
         # The sender's dev identity (written by `lienthong demo` / `pki issue`), when there is one.
@@ -250,6 +254,8 @@ def cmd_send(args: argparse.Namespace) -> int:
         except OSError:
             identity = None
     with client_for(args.as_code) as client:
+        limits = client.limits()
+        refuse_oversized(args.attach or [], limits)
         builder = (
             PackageBuilder(sender=org_from(client, args.as_code))
             .to(*recipients)
@@ -259,16 +265,48 @@ def cmd_send(args: argparse.Namespace) -> int:
             .priority(args.priority)
         )
         for path in args.attach or []:
-            read_file(path)  # a clear error for a missing file
             builder.attach_file(path)
-        try:
-            package = builder.build(identity=identity)
-        except edxml.EdxmlError as error:
-            raise CliError(f"cannot build the package: {error}") from error
-        reply = client.send_package(package, idempotency_key=args.idempotency_key)
+        # The package goes to a temporary file and is uploaded from there: attachments are
+        # read (and base64-encoded, and signed) as they stream, never whole in memory.
+        with tempfile.TemporaryDirectory(prefix="lienthong-send-") as scratch:
+            package = Path(scratch) / "package.edxml"
+            try:
+                with package.open("wb") as out:
+                    size = builder.build_to(out, identity=identity)
+            except edxml.EdxmlError as error:
+                raise CliError(f"cannot build the package: {error}") from error
+            if size > int(limits["max_package_bytes"]):
+                raise CliError(
+                    f"the package would be {size} bytes, over the gateway's limit; {limits['detail']}; "
+                    "nothing was sent"
+                )
+            reply = client.send_package_file(package, idempotency_key=args.idempotency_key)
     states = ", ".join(f"{r['code']} {r['state']}" for r in reply["recipients"])
     emit(args, reply, f"sent {reply['id']} ({reply['document_id']}): {states}")
     return 0
+
+
+def file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError as error:
+        raise CliError(f"cannot read {path}: {error.strerror}") from error
+
+
+def refuse_oversized(paths: list[str], limits: dict[str, Any]) -> None:
+    """Refuse, before anything is uploaded, attachments larger than the gateway takes."""
+    from lienthong_common.package_limits import mib
+
+    sizes = {path: file_size(path) for path in paths}
+    total = sum(sizes.values())
+    if total <= int(limits["max_attachment_bytes"]):
+        return
+    what = (
+        f"{paths[0]} is {mib(total)} ({total} bytes)"
+        if len(paths) == 1
+        else f"the attachments are {mib(total)} ({total} bytes) together"
+    )
+    raise CliError(f"{what}: too large to send; {limits['detail']}; nothing was sent")
 
 
 def org_from(client: LienthongClient, code: str) -> Any:
@@ -311,18 +349,26 @@ def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from lienthong_sdk.safe_files import save_document
+    from lienthong_sdk.safe_files import open_new_file, safe_file_name, save_attachments
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    with client_for(args.as_code) as client:
-        content = client.content(
-            args.id, progress=lambda got, total: progress(args, f"{got / 1e6:.1f}/{total / 1e6:.1f} MB")
-        )
-        progress(args, "\n")
-    # Names come from the sender: sanitised, never through a symlink, never over a file.
-    package, written = save_document(out, args.id, content)
-    files = [str(path) for path in written]
+    # Names come from the sender: sanitised, never through a symlink, never over a file. The
+    # package streams to its file, and each attachment is decoded from there to its own.
+    package_path, package_file = open_new_file(out, safe_file_name(f"{args.id}.edxml", index=0))
+    try:
+        with package_file, client_for(args.as_code) as client:
+            client.download_content(
+                args.id,
+                package_file,
+                progress=lambda got, total: progress(args, f"{got / 1e6:.1f}/{total / 1e6:.1f} MB"),
+            )
+            progress(args, "\n")
+    except BaseException:
+        package_path.unlink(missing_ok=True)
+        raise
+    package, written = save_attachments(out, package_path)
+    files = [str(path) for path in [package_path, *written]]
     emit(
         args,
         {"id": args.id, "files": files, "subject": package.header.subject},
@@ -371,6 +417,19 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 
 # -- parser ----------------------------------------------------------------------------------
+def _send_limit_help() -> str:
+    from lienthong_common.package_limits import DEFAULT_MAX_PACKAGE_BYTES, describe_limit
+
+    return (
+        f"Size: with the gateway's default limit, {describe_limit(DEFAULT_MAX_PACKAGE_BYTES)}. "
+        "`send` asks the gateway for its own limit (GET /v1/limits) and refuses larger files "
+        "before uploading anything."
+    )
+
+
+SEND_LIMIT_HELP = _send_limit_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -449,10 +508,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--offline", action="store_true", help="no network: revocation data from the cache only")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser("send", parents=[common, agency], help="send a document")
+    p = sub.add_parser(
+        "send",
+        parents=[common, agency],
+        help="send a document",
+        description="Build an edXML package from the files, sign its envelope with your identity "
+        "from `lienthong demo` and submit it. " + SEND_LIMIT_HELP,
+    )
     p.add_argument("--to", required=True, help="recipient codes, comma-separated")
     p.add_argument("--subject", required=True)
-    p.add_argument("--attach", action="append", metavar="FILE")
+    p.add_argument(
+        "--attach",
+        action="append",
+        metavar="FILE",
+        help="a file to attach (repeat for several); together at most the largest attachment "
+        "that fits, see above",
+    )
     p.add_argument("--code-number", default="")
     p.add_argument("--code-notation", default="LT")
     p.add_argument("--place", default="Hà Nội")

@@ -9,12 +9,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from pathlib import Path
+from typing import IO, Any, TypedDict
 
 import httpx
 
 # Statuses worth retrying: rate limited, and a platform service briefly away.
 RETRYABLE = frozenset({429, 502, 503, 504})
+CHUNK_BYTES = 256 * 1024
 SIGNATURE_HEADER = "X-Lienthong-Signature"
 TIMESTAMP_HEADER = "X-Lienthong-Timestamp"
 
@@ -124,10 +126,14 @@ class LienthongClient:
     # -- plumbing -------------------------------------------------------------------------
     def _request(self, method: str, path: str, *, auth: bool = True, **kwargs: Any) -> httpx.Response:
         headers = dict(kwargs.pop("headers", {}) or {})
+        # A body streamed from a file: a fresh iterator for every attempt.
+        content_from: Callable[[], Iterator[bytes]] | None = kwargs.pop("content_from", None)
         attempt = 0
         while True:
             if auth:
                 headers["Authorization"] = f"Bearer {self.token()}"
+            if content_from is not None:
+                kwargs["content"] = content_from()
             try:
                 response = self._http.request(method, path, headers=headers, **kwargs)
             except httpx.HTTPError as error:
@@ -181,6 +187,44 @@ class LienthongClient:
         ).json()
         return result
 
+    def send_package_file(self, path: Path, *, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Submit the edXML package in ``path``, streamed from disk (its Content-Length declared,
+        so a gateway refuses one over its limit before reading it); retried as send_package is."""
+        size = path.stat().st_size
+        headers = {
+            "Content-Type": "application/xml",
+            "Content-Length": str(size),
+            "Idempotency-Key": idempotency_key or str(uuid.uuid4()),
+        }
+        result: dict[str, Any] = self._request(
+            "POST", "/v1/documents", content_from=lambda: _file_chunks(path), headers=headers
+        ).json()
+        return result
+
+    def limits(self) -> dict[str, Any]:
+        """The gateway's package limit and the largest attachment that fits (GET /v1/limits); a
+        gateway without that endpoint has the default limit."""
+        try:
+            result: dict[str, Any] = self._request("GET", "/v1/limits").json()
+        except ApiError as error:
+            if error.status not in (404, 405):
+                raise
+            from lienthong_common.package_limits import (
+                DEFAULT_MAX_PACKAGE_BYTES,
+                ENVELOPE_BYTES,
+                describe_limit,
+                max_attachment_bytes,
+            )
+
+            limit = DEFAULT_MAX_PACKAGE_BYTES
+            result = {
+                "max_package_bytes": limit,
+                "max_attachment_bytes": max_attachment_bytes(limit),
+                "envelope_bytes": ENVELOPE_BYTES,
+                "detail": describe_limit(limit),
+            }
+        return result
+
     def document(self, document_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._request("GET", f"/v1/documents/{document_id}").json()
         return result
@@ -207,6 +251,36 @@ class LienthongClient:
                 return b"".join(chunks)
         except httpx.HTTPError as error:
             raise ApiError(0, f"gateway at {self.base_url} is unreachable: {error}") from error
+
+    def download_content(
+        self, document_id: str, out: IO[bytes], *, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Write the stored package to ``out`` as it arrives (never whole in memory); its size.
+        ``progress(received, total)`` is called as the bytes arrive."""
+        attempt = 0
+        while True:
+            headers = {"Authorization": f"Bearer {self.token()}"}
+            try:
+                with self._http.stream(
+                    "GET", f"/v1/documents/{document_id}/content", headers=headers
+                ) as reply:
+                    if reply.status_code == 401 and attempt == 0:
+                        self._token = ""  # expired or rotated: one fresh token
+                        attempt += 1
+                        continue
+                    if reply.status_code >= 400:
+                        reply.read()
+                        raise error_from(reply)
+                    total = int(reply.headers.get("content-length") or 0)
+                    received = 0
+                    for chunk in reply.iter_bytes(CHUNK_BYTES):
+                        out.write(chunk)
+                        received += len(chunk)
+                        if progress is not None:
+                            progress(received, total)
+                    return received
+            except httpx.HTTPError as error:
+                raise ApiError(0, f"gateway at {self.base_url} is unreachable: {error}") from error
 
     def inbox(self, *, cursor: str = "", limit: int = 50) -> dict[str, Any]:
         result: dict[str, Any] = self._request(
@@ -299,6 +373,12 @@ class LienthongClient:
             "POST", "/v1/statistics/rebuild", params={"apply": str(apply).lower()}, timeout=timeout
         ).json()
         return result
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as source:
+        while data := source.read(CHUNK_BYTES):
+            yield data
 
 
 def error_from(response: httpx.Response) -> ApiError:

@@ -18,12 +18,15 @@ import errno
 import mimetypes
 import os
 import re
+import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from lienthong_common import edxml
 
+CHUNK_BYTES = 1024 * 1024
 MAX_NAME_BYTES = 200  # under every common file system's 255, leaving room for "-NN"
 MAX_SUFFIX = 10_000
 _WINDOWS_DEVICES = re.compile(r"(con|prn|aux|nul|com[0-9]|lpt[0-9])(\..*)?", re.IGNORECASE)
@@ -85,9 +88,20 @@ def candidates(name: str) -> Iterator[str]:
         yield f"{stem}-{n}{extension}"
 
 
-def write_new_file(folder: Path, name: str, data: bytes) -> Path:
-    """Write `data` to a new file in `folder` named `name` (already safe), or `name-1`, `name-2`, …
-    when taken; never through a symlink, never over an existing file."""
+def write_new_file(folder: Path, name: str, data: bytes | Iterable[bytes]) -> Path:
+    """Write `data` (bytes, or pieces of it as they come) to a new file in `folder` named `name`
+    (already safe), or `name-1`, `name-2`, … when taken; never through a symlink, never over an
+    existing file."""
+    path, out = open_new_file(folder, name)
+    with out:
+        for piece in (data,) if isinstance(data, bytes) else data:
+            out.write(piece)
+    return path
+
+
+def open_new_file(folder: Path, name: str) -> tuple[Path, BinaryIO]:
+    """A new file in `folder` named `name` (already safe), or `name-1`, … when taken, open for
+    writing: created with O_CREAT|O_EXCL|O_NOFOLLOW, so never a symlink or an existing file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     relative = os.open in os.supports_dir_fd
     directory = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if relative else None
@@ -104,16 +118,16 @@ def write_new_file(folder: Path, name: str, data: bytes) -> Path:
                 if error.errno == errno.ELOOP:  # a symlink, on systems that say so instead
                     continue
                 raise
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            return folder / candidate
+            return folder / candidate, os.fdopen(fd, "wb")
     finally:
         if directory is not None:
             os.close(directory)
     raise FileExistsError(f"{folder / name} and its first {MAX_SUFFIX} numbered variants all exist")
 
 
-def save_attachment(folder: Path, name: str, data: bytes, *, index: int, content_type: str = "") -> Path:
+def save_attachment(
+    folder: Path, name: str, data: bytes | Iterable[bytes], *, index: int, content_type: str = ""
+) -> Path:
     """Save one attachment under a safe, unused name in `folder`; the path written."""
     return write_new_file(folder, safe_file_name(name, index=index, content_type=content_type), data)
 
@@ -131,3 +145,46 @@ def save_document(folder: Path, document_id: str, content: bytes) -> tuple[edxml
             )
         )
     return package, written
+
+
+def save_attachments(folder: Path, package: Path) -> tuple[edxml.EdxmlPackage, list[Path]]:
+    """`lienthong fetch` of a large document: the package already saved in `package`, each of
+    its attachments saved as `save_document` saves them, decoded from the package file as it
+    is read (never whole in memory); the package read and the paths written."""
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".lienthong-fetch-") as scratch:
+        with edxml.read_package_file(package, attachment_dir=Path(scratch), spans=True) as read:
+            for index, (attachment, stored) in enumerate(
+                zip(read.package.attachments, read.attachments, strict=True), start=1
+            ):
+                written.append(
+                    save_attachment(
+                        folder,
+                        attachment.name,
+                        _stored_bytes(package, stored),
+                        index=index,
+                        content_type=attachment.content_type,
+                    )
+                )
+    return read.package, written
+
+
+def _stored_bytes(package: Path, stored: edxml.AttachmentFile) -> Iterator[bytes]:
+    """An attachment's bytes: decoded from its span of the package, or from its decoded file."""
+    if stored.span is None:
+        assert stored.path is not None
+        with stored.path.open("rb") as source:
+            while data := source.read(CHUNK_BYTES):
+                yield data
+        return
+    start, end = stored.span
+
+    def body() -> Iterator[bytes]:
+        with package.open("rb") as source:
+            source.seek(start)
+            left = end - start
+            while left > 0 and (data := source.read(min(CHUNK_BYTES, left))):
+                left -= len(data)
+                yield data
+
+    yield from edxml.decode_base64_span(body())

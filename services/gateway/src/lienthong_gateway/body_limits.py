@@ -12,7 +12,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lienthong_common.edxml.limits import max_attachment_bytes
+from lienthong_common.package_limits import max_attachment_bytes
 from lienthong_common.settings import Settings
 from lienthong_gateway import vdxp
 from lienthong_gateway.problems import problem_response

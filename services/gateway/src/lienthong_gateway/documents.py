@@ -18,8 +18,8 @@ from lienthong.docstore.v1 import docstore_pb2
 from lienthong.routing.v1 import routing_pb2
 from lienthong.sigverify.v1 import sigverify_pb2
 from lienthong_common import edxml
-from lienthong_common.edxml.limits import ENVELOPE_BYTES, describe_limit, max_attachment_bytes
 from lienthong_common.ids import new_id
+from lienthong_common.package_limits import ENVELOPE_BYTES, describe_limit, max_attachment_bytes
 from lienthong_common.telemetry import link_to_trace, set_document_attributes, trace_id_of
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, caller_dependency, gateway

@@ -6,7 +6,7 @@ from there (header only: attachments are checked, not kept) and streamed on to d
 file is removed when the request ends, whatever happens.
 
 The size limit (``gateway.max_request_bytes``, BodyLimitMiddleware first) is stated the way an
-agency can act on it, as the largest attachment that fits (lienthong_common.edxml.limits).
+agency can act on it, as the largest attachment that fits (lienthong_common.package_limits).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from fastapi import Request
 
-from lienthong_common.edxml.limits import describe_limit, max_attachment_bytes
+from lienthong_common.package_limits import describe_limit, max_attachment_bytes
 from lienthong_gateway.problems import Problem
 
 SPOOL_ABOVE = 1024 * 1024

@@ -31,7 +31,7 @@ from lienthong.directory.v1 import directory_pb2
 from lienthong.docstore.v1 import docstore_pb2
 from lienthong.routing.v1 import routing_pb2
 from lienthong_common import edxml
-from lienthong_common.edxml.limits import base64_size
+from lienthong_common.package_limits import base64_size
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, admit, gateway
 from lienthong_gateway.documents import (

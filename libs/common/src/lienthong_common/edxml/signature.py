@@ -41,7 +41,7 @@ import binascii
 import concurrent.futures
 import io
 import re
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -73,10 +73,18 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
 
 from . import _xmldsig as dsig
-from ._model import DSIG_NS, LENIENT, NS, EdxmlError, ParsePolicy
+from ._model import DSIG_NS, LENIENT, NS, EdxmlError, EdxmlPackage, ParsePolicy
 from ._skeleton import Skeleton, read_skeleton
+from .package import package_skeleton
 
-__all__ = ["EnvelopeVerdict", "Indication", "sign_envelope", "sign_envelope_file", "verify_envelope"]
+__all__ = [
+    "EnvelopeVerdict",
+    "Indication",
+    "sign_envelope",
+    "sign_envelope_file",
+    "verify_envelope",
+    "write_signed_package",
+]
 
 RevocationMode = Literal["soft-fail", "hard-fail", "off"]
 T = TypeVar("T")
@@ -180,6 +188,22 @@ def sign_envelope_file(
     attachment bodies pass through temporary files (in ``spill_dir``, default the system's)."""
     with read_skeleton(source, policy=_SIGNING_POLICY, spill_dir=spill_dir) as skeleton:
         return _sign(skeleton, target, identity, legacy_rsa_sha1)
+
+
+def write_signed_package(
+    package: EdxmlPackage,
+    out: IO[bytes],
+    identity: IssuedIdentity,
+    *,
+    files: Mapping[str, Path] | None = None,
+    legacy_rsa_sha1: bool = False,
+) -> int:
+    """Build ``package`` (as :func:`~lienthong_common.edxml.write_package`, attachments in
+    ``files`` streamed from disk) and sign it on the way out: the same bytes as
+    ``sign_envelope(build_package(package))``, in bounded memory and without temporary files
+    (each attachment is read twice, once for the digest and once to be written)."""
+    with package_skeleton(package, files=files) as skeleton:
+        return _sign(skeleton, out, identity, legacy_rsa_sha1)
 
 
 def _sign(skeleton: Skeleton, out: IO[bytes], identity: IssuedIdentity, legacy_rsa_sha1: bool) -> int:
