@@ -9,6 +9,7 @@ import pytest
 from sigverify_factories import OTHER_AGENCY, SENDER, FakeBindings, make_package, pdf_attachment
 
 from lienthong_common.pki import DevPki, IssuedIdentity
+from lienthong_sigverify.domain import PreparedPackage, Report
 from lienthong_sigverify.events import SubmittedDocuments
 from lienthong_sigverify.trust import TrustSnapshot
 from lienthong_sigverify.verification import VerificationEngine, VerifierConfig
@@ -35,11 +36,16 @@ def _documents(pki: DevPki, bindings: FakeBindings, tmp_path: Path, policy: str)
     )
 
 
+def _verified(documents: SubmittedDocuments, package: bytes, sender: str) -> Report:
+    with PreparedPackage(package) as prepared:
+        return documents._verify(prepared, sender)
+
+
 def test_valid_envelope_is_reported_beside_the_pdf(
     pki: DevPki, signer: IssuedIdentity, signed_pdf: bytes, bindings: FakeBindings, tmp_path: Path
 ) -> None:
     package = signature.sign_envelope(make_package([pdf_attachment(signed_pdf)]), signer)
-    report = _documents(pki, bindings, tmp_path, "if-present")._verify(package, SENDER)
+    report = _verified(_documents(pki, bindings, tmp_path, "if-present"), package, SENDER)
     assert report.passed, report.reason
     assert [c.attachment_name for c in report.signatures] == ["cong-van.pdf", "edXML envelope"]
     assert report.policy == "revocation=off,offline,envelope=if-present"
@@ -51,7 +57,7 @@ def test_envelope_changed_after_signing_fails_the_document(
     package = signature.sign_envelope(make_package([pdf_attachment(signed_pdf)]), signer)
     tampered = package.replace("Báo cáo".encode(), b"Bao cao", 1)
     assert tampered != package
-    report = _documents(pki, bindings, tmp_path, "if-present")._verify(tampered, SENDER)
+    report = _verified(_documents(pki, bindings, tmp_path, "if-present"), tampered, SENDER)
     assert (report.indication.value, report.sub_indication) == ("TOTAL_FAILED", "HASH_FAILURE"), report.reason
     assert report.reason.startswith("edXML envelope signature")
 
@@ -62,7 +68,7 @@ def test_envelope_signer_must_be_bound_too(
     stranger = pki.issue_signer(agency_code=OTHER_AGENCY, common_name="Someone else")
     bindings.register(stranger, OTHER_AGENCY)
     package = signature.sign_envelope(make_package([pdf_attachment(signed_pdf)]), stranger)
-    report = _documents(pki, bindings, tmp_path, "if-present")._verify(package, SENDER)
+    report = _verified(_documents(pki, bindings, tmp_path, "if-present"), package, SENDER)
     assert report.sub_indication == "SIGNER_NOT_BOUND"
     assert OTHER_AGENCY in report.reason
 
@@ -73,7 +79,7 @@ def test_envelope_signer_must_be_bound_too(
 def test_absent_envelope_by_policy(
     policy: str, expected: str, pki: DevPki, signed_pdf: bytes, bindings: FakeBindings, tmp_path: Path
 ) -> None:
-    report = _documents(pki, bindings, tmp_path, policy)._verify(
-        make_package([pdf_attachment(signed_pdf)]), SENDER
+    report = _verified(
+        _documents(pki, bindings, tmp_path, policy), make_package([pdf_attachment(signed_pdf)]), SENDER
     )
     assert report.indication.value == expected, report.reason

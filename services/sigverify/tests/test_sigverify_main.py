@@ -68,18 +68,26 @@ def peers(signed_pdf: bytes, signer: IssuedIdentity) -> Iterator[Peers]:
     server.stop(grace=None)
 
 
-def test_docstore_client_reassembles_the_stream(peers: Peers) -> None:
-    packages = DocstorePackages(channel(peers.address), deadline_seconds=5, max_bytes=10**7)
-    assert packages(DOCUMENT_ID) == peers.docstore.packages[DOCUMENT_ID]
+def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) -> None:
+    packages = DocstorePackages(
+        channel(peers.address), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
+    )
+    fetched = packages(DOCUMENT_ID)  # streamed to a file the caller owns
+    assert (
+        fetched.parent == tmp_path / "spool" and fetched.read_bytes() == peers.docstore.packages[DOCUMENT_ID]
+    )
     with pytest.raises(grpc.RpcError) as raised:
         packages("no-such-document")
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
 
 
-def test_docstore_client_refuses_an_oversized_package(peers: Peers) -> None:
-    packages = DocstorePackages(channel(peers.address), deadline_seconds=5, max_bytes=1500)
+def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Path) -> None:
+    packages = DocstorePackages(
+        channel(peers.address), deadline_seconds=5, max_bytes=1500, spool_dir=tmp_path / "spool"
+    )
     with pytest.raises(PackageTooLarge):
         packages(DOCUMENT_ID)
+    assert not list((tmp_path / "spool").iterdir())  # the partial file is gone
 
 
 def test_directory_client_reports_owners(peers: Peers, signer: IssuedIdentity) -> None:

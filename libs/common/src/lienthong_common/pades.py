@@ -58,14 +58,13 @@ import tempfile
 import threading
 import time
 import urllib.request
-import zipfile
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from io import BytesIO
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, BinaryIO, Literal, TypeVar
 
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -97,7 +96,16 @@ from pyhanko_certvalidator.policy_decl import (
 )
 from pyhanko_certvalidator.registry import SimpleCertificateStore, SimpleTrustManager
 
-from lienthong_common.edxml.content_type import CORRECTABLE_LABELS, PDF, SNIFF_BYTES, sniff_content_type
+# What a package carries lived here first; its callers still import it from this module.
+from lienthong_common.carried_pdfs import (
+    MAX_UNZIPPED_BYTES,
+    AttachmentRefused,
+    CarriedPdf,
+    PdfFile,
+    UnzipBudget,
+    pdf_files_in_attachment,
+    pdfs_in_attachment,
+)
 from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, split_pem_certificates
 
 __all__ = [
@@ -105,12 +113,14 @@ __all__ = [
     "AttachmentRefused",
     "CarriedPdf",
     "Indication",
+    "PdfFile",
     "PdfVerdict",
     "PdfVerifier",
     "RevocationCache",
     "RevocationMode",
     "SignatureVerdict",
     "UnzipBudget",
+    "pdf_files_in_attachment",
     "pdfs_in_attachment",
     "sign_pdf",
     "verify_pdf",
@@ -293,13 +303,18 @@ class PdfVerifier:
     def revocation(self) -> RevocationMode:
         return self._revocation
 
-    def verify(self, pdf: bytes, *, at: datetime | None = None) -> PdfVerdict:
-        """Validate every signature in ``pdf`` at ``at`` (default now); never raises."""
+    def verify(self, pdf: bytes | Path, *, at: datetime | None = None) -> PdfVerdict:
+        """Validate every signature in ``pdf`` at ``at`` (default now); never raises for a bad PDF.
+
+        ``pdf``: its bytes, or the file holding it, read as validation needs it (a 30 MB scan is
+        never whole in memory). A file that cannot be opened raises OSError: that is no verdict
+        on the PDF."""
         moment = _aware(at) if at is not None else None
-        try:
-            return _run_sync(self._verify(pdf, moment))
-        except Exception as exc:  # noqa: BLE001 - last line of defence: a verdict, never a stack trace
-            return _format_failure(f"cannot validate the PDF: {_describe(exc)}")
+        with pdf.open("rb") if isinstance(pdf, Path) else BytesIO(pdf) as stream:
+            try:
+                return _run_sync(self._verify(stream, moment))
+            except Exception as exc:  # noqa: BLE001 - last line of defence: a verdict, never a stack trace
+                return _format_failure(f"cannot validate the PDF: {_describe(exc)}")
 
     # ------------------------------------------------------------------ internals
 
@@ -347,9 +362,9 @@ class PdfVerifier:
             return _Revinfo((), (), ("revocation not checked: no trusted chain",))
         return self._revinfo.collect(chain)
 
-    async def _verify(self, pdf: bytes, moment: datetime | None) -> PdfVerdict:
+    async def _verify(self, pdf: BinaryIO, moment: datetime | None) -> PdfVerdict:
         try:
-            reader = PdfFileReader(BytesIO(pdf), strict=self._strict)
+            reader = PdfFileReader(pdf, strict=self._strict)
             embedded = list(reader.embedded_regular_signatures)
         except Exception as exc:  # noqa: BLE001 - any reader error means the PDF is malformed
             return _format_failure(f"not a readable PDF: {_describe(exc)}")
@@ -578,123 +593,6 @@ def verify_pdf(
 ) -> PdfVerdict:
     """Validate all PAdES signatures in ``pdf``; for many documents reuse a :class:`PdfVerifier`."""
     return PdfVerifier(trust_roots, revocation=revocation).verify(pdf, at=at)
-
-
-# --------------------------------------------------------------------------- PDFs in a package
-
-# Total bytes a package's zipped attachments may expand to; beyond it the zip is refused as
-# a possible zip bomb (docstore caps a package at 50 MiB, real archives compress PDFs little).
-MAX_UNZIPPED_BYTES = 256 * 1024 * 1024
-MAX_ZIP_ENTRIES = 1000
-_ZIP_TYPES = {"application/zip", "application/x-zip-compressed", "application/x-zip"}
-
-
-class AttachmentLike(Protocol):
-    """What an edXML attachment offers (lienthong_common.edxml.Attachment)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def data(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class CarriedPdf:
-    """A PDF found in a package: its name (``zip/inner.pdf`` when zipped) and bytes."""
-
-    name: str
-    data: bytes
-
-
-class AttachmentRefused(Exception):
-    """A zipped attachment that cannot be opened safely; the message says why."""
-
-
-def _is_pdf(name: str, content_type: str = "") -> bool:
-    return content_type.strip().lower() == "application/pdf" or name.lower().endswith(".pdf")
-
-
-def _is_zip(attachment: AttachmentLike) -> bool:
-    return attachment.content_type.strip().lower() in _ZIP_TYPES or attachment.name.lower().endswith(".zip")
-
-
-def pdfs_in_attachment(attachment: AttachmentLike, budget: UnzipBudget) -> list[CarriedPdf]:
-    """The PDFs an edXML attachment carries: itself, or those inside it when it is a zip.
-
-    What the bytes are decides over a PDF or zip (or generic) label and the name: a zip sent
-    as ``vb.pdf``/``application/pdf`` is unpacked and its PDFs verified, not handed whole to
-    the PDF verifier. Raises AttachmentRefused (the message says why) for a zip that cannot be
-    opened safely; every PDF of a zip is read before any is returned, so a refusal never
-    leaves half of them.
-    """
-    sniffed = sniff_content_type(attachment.data[:SNIFF_BYTES])
-    if sniffed is not None and attachment.content_type.strip().lower() in CORRECTABLE_LABELS:
-        if sniffed == PDF:
-            return [CarriedPdf(attachment.name, attachment.data)]
-        return list(_unzip_pdfs(attachment, budget))
-    if _is_pdf(attachment.name, attachment.content_type):
-        return [CarriedPdf(attachment.name, attachment.data)]
-    if _is_zip(attachment):
-        return list(_unzip_pdfs(attachment, budget))
-    return []
-
-
-class UnzipBudget:
-    """Uncompressed bytes still allowed across all zipped attachments of one package."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.remaining = limit
-
-
-def _unzip_pdfs(attachment: AttachmentLike, budget: UnzipBudget) -> Iterator[CarriedPdf]:
-    """The PDFs inside a zipped attachment, read with a cap on what they expand to."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(attachment.data))
-    except (zipfile.BadZipFile, ValueError, OSError) as error:
-        raise AttachmentRefused(f"not a readable zip archive: {error}") from error
-    with archive:
-        entries = archive.infolist()
-        if len(entries) > MAX_ZIP_ENTRIES:
-            raise AttachmentRefused(
-                f"the zip holds {len(entries)} entries; at most {MAX_ZIP_ENTRIES} allowed"
-            )
-        # Read everything before yielding: a refusal must not leave half the PDFs verified.
-        pdfs = []
-        for entry in entries:
-            if entry.is_dir() or not _is_pdf(entry.filename):
-                continue
-            if entry.flag_bits & 0x1:
-                raise AttachmentRefused(f"{entry.filename!r} in the zip is encrypted")
-            # Declared sizes can lie, so count what decompression actually produces.
-            if entry.file_size > budget.remaining:
-                raise _bomb(budget)
-            pdfs.append(
-                CarriedPdf(f"{attachment.name}/{entry.filename}", _read_capped(archive, entry, budget))
-            )
-    yield from pdfs
-
-
-def _read_capped(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, budget: UnzipBudget) -> bytes:
-    out = bytearray()
-    try:
-        with archive.open(entry) as stream:
-            while chunk := stream.read(min(1024 * 1024, budget.remaining + 1)):
-                out += chunk
-                if len(out) > budget.remaining:
-                    raise _bomb(budget)
-    except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError) as error:
-        raise AttachmentRefused(f"cannot extract {entry.filename!r}: {error}") from error
-    budget.remaining -= len(out)
-    return bytes(out)
-
-
-def _bomb(budget: UnzipBudget) -> AttachmentRefused:
-    return AttachmentRefused(
-        f"the zipped attachments expand beyond {budget.limit} bytes; refused as a possible zip bomb"
-    )
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,12 +1,15 @@
-"""Support for the test suites: a throw-away database on the repository's local PostgreSQL.
+"""Support for the test suites: a throw-away database on the repository's local PostgreSQL,
+and an independent XML-DSig signer (xmlsec1).
 
 Not used by the services. The server is the one `infra/postgres.sh` runs (started if it is not,
-idempotently) on `PGPORT` (default 55432), the same one the end-to-end tests use.
+idempotently) on `PGPORT` (default 55432), the same one the end-to-end tests use; xmlsec1 is
+Debian's, installed by `infra/xmlsec1.sh` (`make test` runs it).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -40,3 +43,56 @@ def throwaway_postgres(prefix: str, *, root: Path = REPOSITORY) -> Iterator[str]
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+_XMLSEC1_TEMPLATE = (
+    '<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>'
+    '<ds:CanonicalizationMethod Algorithm="http://www.w3.org/TR/2001/REC-xml-c14n-20010315"/>'
+    '<ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#{method}"/>'
+    '<ds:Reference URI=""><ds:Transforms>'
+    '<ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/>'
+    '</ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/>'
+    "<ds:DigestValue/></ds:Reference></ds:SignedInfo><ds:SignatureValue/>"
+    "<ds:KeyInfo><ds:X509Data/></ds:KeyInfo></ds:Signature>\n    "
+)
+
+
+def xmlsec1_sign(package: Path, identity: object, folder: Path, *, rsa: bool = False) -> Path:
+    """``package`` (an unsigned edXML file, as ``write_package`` writes it) signed by xmlsec1, the
+    independent signer the tests check the platform's verifier against: an enveloped signature
+    after TraceHeaderList, the signer's certificate and its issuing CA in X509Data. ``identity``
+    is a lienthong_common.pki.IssuedIdentity. Returns the signed file (in ``folder``)."""
+    from lienthong_common.pki import IssuedIdentity, split_pem_certificates
+
+    assert isinstance(identity, IssuedIdentity)
+    xmlsec1 = shutil.which("xmlsec1")
+    if xmlsec1 is None:
+        raise RuntimeError("xmlsec1 is required: bash infra/xmlsec1.sh installs it (make test does)")
+    template = folder / "xmlsec1-template.edxml"
+    anchor = b"</edXML:TraceHeaderList>\n    "
+    signature = _XMLSEC1_TEMPLATE.format(method="rsa-sha256" if rsa else "ecdsa-sha256").encode()
+    with package.open("rb") as source, template.open("wb") as out:
+        head = source.read(64 * 1024)
+        at = head.index(anchor) + len(anchor)
+        out.write(head[:at] + signature + head[at:])
+        shutil.copyfileobj(source, out)
+    keys = [folder / "xmlsec1-key.pem", folder / "xmlsec1-cert.pem", folder / "xmlsec1-issuing.pem"]
+    keys[0].write_bytes(identity.key_pem)
+    keys[1].write_bytes(identity.cert_pem)
+    keys[2].write_bytes(split_pem_certificates(identity.chain_pem[0])[0])
+    signed = folder / "xmlsec1-signed.edxml"
+    subprocess.run(
+        [
+            xmlsec1,
+            "--sign",
+            "--privkey-pem",
+            ",".join(map(str, keys)),
+            "--output",
+            str(signed),
+            str(template),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    template.unlink()
+    return signed

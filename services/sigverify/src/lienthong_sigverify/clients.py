@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,25 +19,41 @@ class PackageTooLarge(Exception):
 
 
 class DocstorePackages:
-    """Fetches a stored edXML package from docstore (streamed)."""
+    """Fetches a stored edXML package from docstore, streamed to a spool file."""
 
-    def __init__(self, channel: grpc.Channel, *, deadline_seconds: float, max_bytes: int) -> None:
+    def __init__(
+        self, channel: grpc.Channel, *, deadline_seconds: float, max_bytes: int, spool_dir: Path | None = None
+    ) -> None:
         self._stub = docstore_pb2_grpc.DocumentStoreStub(channel)
         self._deadline = deadline_seconds
         self._max_bytes = max_bytes
+        self._spool_dir = spool_dir
 
-    def __call__(self, document_id: str) -> bytes:
-        """The package bytes of `document_id`; grpc.RpcError when docstore cannot give them."""
-        chunks = self._stub.GetPackage(
-            docstore_pb2.GetDocumentRequest(id=document_id), timeout=self._deadline
-        )
-        data = bytearray()
-        for chunk in chunks:
-            data += chunk.data
-            if len(data) > self._max_bytes:
-                _stop(chunks)
-                raise PackageTooLarge(f"package of document {document_id} exceeds {self._max_bytes} bytes")
-        return bytes(data)
+    def __call__(self, document_id: str) -> Path:
+        """A new file holding the package of `document_id` (the caller removes it); grpc.RpcError
+        when docstore cannot give it, PackageTooLarge past the limit."""
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self._spool_dir, prefix="package-", suffix=".edxml")
+        path = Path(name)
+        try:
+            chunks = self._stub.GetPackage(
+                docstore_pb2.GetDocumentRequest(id=document_id), timeout=self._deadline
+            )
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in chunks:
+                    size += len(chunk.data)
+                    if size > self._max_bytes:
+                        _stop(chunks)
+                        raise PackageTooLarge(
+                            f"package of document {document_id} exceeds {self._max_bytes} bytes"
+                        )
+                    out.write(chunk.data)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return path
 
 
 def _stop(stream: Any) -> None:

@@ -1,25 +1,30 @@
 """The verification rules: every PDF signature valid, and every signer bound to the sender.
 
 Pure apart from the two collaborators it is given (the PDF verifier and the binding check),
-so the whole verdict can be tested without a network or a database.
+so the whole verdict can be tested without a network or a database. A package is read from its
+file and its PDFs decoded to files (PreparedPackage): never the package or a scan whole in
+memory, whatever their size (issue 24).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
-from lienthong_common.edxml import EdxmlError, parse_package
+from lienthong_common.edxml import EdxmlError, MessageHeader, read_package_file
 from lienthong_common.pades import (
     MAX_UNZIPPED_BYTES,
     AttachmentRefused,
     Indication,
+    PdfFile,
     PdfVerdict,
     SignatureVerdict,
     UnzipBudget,
-    pdfs_in_attachment,
+    pdf_files_in_attachment,
 )
 from lienthong_common.pki import certificate_fingerprint
 
@@ -27,9 +32,11 @@ __all__ = [
     "MAX_UNZIPPED_BYTES",
     "Binding",
     "BindingCheck",
+    "CarriedItem",
     "EnvelopeOutcome",
     "Indication",
     "PdfCheck",
+    "PreparedPackage",
     "Report",
     "SignatureCheck",
     "apply_envelope",
@@ -55,9 +62,10 @@ class Binding:
 
 
 class PdfCheck(Protocol):
-    """Anything that gives a verdict on one PDF (a PdfVerifier, or the service's worker pool)."""
+    """Anything that gives a verdict on one PDF, its bytes or its file (a PdfVerifier, or the
+    service's worker pool)."""
 
-    def verify(self, pdf: bytes) -> PdfVerdict: ...
+    def verify(self, pdf: bytes | Path) -> PdfVerdict: ...
 
 
 class BindingCheck(Protocol):
@@ -135,51 +143,125 @@ class Report:
         return self.indication is Indication.TOTAL_PASSED
 
 
-def pdfs_in_package(package_bytes: bytes, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> list[bytes]:
-    """Every PDF a package carries (zipped ones included); [] when it cannot be read."""
+@dataclass
+class CarriedItem:
+    """One attachment of a package as verification sees it: the PDFs it carries (on disk), or
+    why it was refused (a zip that cannot be opened safely)."""
+
+    attachment_name: str
+    pdfs: list[PdfFile]
+    refused: str | None = None
+
+
+class PreparedPackage:
+    """A package read once for verification, in bounded memory: its header, and every PDF it
+    carries (zipped ones included) decoded to files in a scratch folder, which :meth:`close`
+    removes. ``package_path`` is the package itself (the envelope signature is checked there).
+
+    The events handler prepares a polled batch's packages ahead (their PDFs start verifying in
+    the worker pool at once) and verifies each with the same files when its event comes."""
+
+    def __init__(
+        self,
+        package: bytes | Path,
+        *,
+        folder: Path | None = None,
+        max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
+        owns_package: bool = False,
+    ) -> None:
+        """Read ``package`` (its bytes, or its file); raises EdxmlError when it is not valid
+        edXML. ``owns_package``: remove the package file too on :meth:`close`."""
+        self._scratch = tempfile.TemporaryDirectory(dir=folder, prefix="verify-")
+        self.folder = Path(self._scratch.name)
+        self._owned = package if owns_package and isinstance(package, Path) else None
+        try:
+            if isinstance(package, bytes):
+                self.package_path = self.folder / "package.edxml"
+                self.package_path.write_bytes(package)
+            else:
+                self.package_path = package
+            self.size = self.package_path.stat().st_size
+            self.header, self.items = self._read(max_unzipped_bytes)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, max_unzipped_bytes: int) -> tuple[MessageHeader, list[CarriedItem]]:
+        budget = UnzipBudget(max_unzipped_bytes)
+        items: list[CarriedItem] = []
+        # Every attachment decoded to a file as the package streams past (kept: the folder is
+        # removed on close, not when the reading ends).
+        with read_package_file(self.package_path, attachment_dir=self.folder, spans=False) as read:
+            for attachment, stored in zip(read.package.attachments, read.attachments, strict=True):
+                assert stored.path is not None
+                kept = stored.path.with_name(f"attachment-{len(items) + 1}")
+                stored.path.rename(kept)
+                try:
+                    pdfs = pdf_files_in_attachment(
+                        attachment.name, attachment.content_type, kept, budget, self.folder
+                    )
+                    items.append(CarriedItem(attachment.name, pdfs))
+                except AttachmentRefused as refused:
+                    items.append(CarriedItem(attachment.name, [], str(refused)))
+        return read.package.header, items
+
+    @property
+    def pdfs(self) -> list[Path]:
+        return [pdf.path for item in self.items for pdf in item.pdfs]
+
+    def close(self) -> None:
+        self._scratch.cleanup()
+        if self._owned is not None:
+            self._owned.unlink(missing_ok=True)
+
+    def __enter__(self) -> PreparedPackage:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def pdfs_in_package(package: bytes | Path, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> list[bytes]:
+    """Every PDF a package carries (zipped ones included), as bytes; [] when it cannot be read."""
     try:
-        package = parse_package(package_bytes)
+        with PreparedPackage(package, max_unzipped_bytes=max_unzipped_bytes) as prepared:
+            return [pdf.read_bytes() for pdf in prepared.pdfs]
     except EdxmlError:
         return []
-    budget = UnzipBudget(max_unzipped_bytes)
-    found: list[bytes] = []
-    for attachment in package.attachments:
-        try:
-            found.extend(pdf.data for pdf in pdfs_in_attachment(attachment, budget))
-        except AttachmentRefused:
-            continue
-    return found
 
 
 def verify_package(
-    package_bytes: bytes,
+    package: bytes | Path | PreparedPackage,
     *,
     verifier: PdfCheck,
     binding_check: BindingCheck | None,
     max_unzipped_bytes: int = MAX_UNZIPPED_BYTES,
 ) -> Report:
-    """Verify every PDF signature in a package; `binding_check=None` skips the binding rule."""
-    try:
-        package = parse_package(package_bytes)
-    except EdxmlError as error:
-        return Report(Indication.TOTAL_FAILED, FORMAT_FAILURE, f"the package is not valid edXML: {error}")
+    """Verify every PDF signature in a package (its bytes, its file, or as prepared);
+    `binding_check=None` skips the binding rule."""
+    if not isinstance(package, PreparedPackage):
+        try:
+            prepared = PreparedPackage(package, max_unzipped_bytes=max_unzipped_bytes)
+        except EdxmlError as error:
+            return Report(Indication.TOTAL_FAILED, FORMAT_FAILURE, f"the package is not valid edXML: {error}")
+        with prepared:
+            return verify_package(prepared, verifier=verifier, binding_check=binding_check)
     sender = package.header.sender.organ_id
 
     checks: list[SignatureCheck] = []
     unsigned: list[str] = []
     pdf_count = 0
-    budget = UnzipBudget(max_unzipped_bytes)
-    for attachment in package.attachments:
-        try:
-            pdfs = pdfs_in_attachment(attachment, budget)
-        except AttachmentRefused as refused:
+    for item in package.items:
+        if item.refused is not None:
             checks.append(
-                SignatureCheck(attachment.name, "", Indication.TOTAL_FAILED, FORMAT_FAILURE, str(refused))
+                SignatureCheck(
+                    item.attachment_name, "", Indication.TOTAL_FAILED, FORMAT_FAILURE, item.refused
+                )
             )
             continue
-        for pdf in pdfs:
+        for pdf in item.pdfs:
             pdf_count += 1
-            verdict = verifier.verify(pdf.data)
+            verdict = verifier.verify(pdf.path)
             if verdict.signatures:
                 checks.extend(_from_signature(pdf.name, sig) for sig in verdict.signatures)
             elif verdict.sub_indication == NO_SIGNATURE:

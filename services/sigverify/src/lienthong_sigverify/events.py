@@ -7,23 +7,26 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 from opentelemetry import trace
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
+from lienthong_common.edxml import LENIENT, EdxmlError, ParsePolicy
 from lienthong_common.kafka import Handler, prepared
 from lienthong_common.outbox import TOPIC_VERIFIED, new_event, now_utc, timestamp
 from lienthong_sigverify import repository
 from lienthong_sigverify.domain import (
+    FORMAT_FAILURE,
     BindingCheck,
     EnvelopeOutcome,
     Indication,
     PdfCheck,
+    PreparedPackage,
     Report,
     SignatureCheck,
     apply_envelope,
-    pdfs_in_package,
     verify_package,
 )
 from lienthong_sigverify.models import OUTBOX
@@ -31,8 +34,9 @@ from lienthong_sigverify.verification import VerificationEngine
 
 log = logging.getLogger(__name__)
 
-# Fetches a stored package's bytes by platform document id.
-PackageSource = Callable[[str], bytes]
+# Fetches a stored package by platform document id: its bytes, or a file the handler then owns
+# (and removes once the package is verified).
+PackageSource = Callable[[str], bytes | Path]
 
 VERDICT_ATTRIBUTE = "lienthong.verdict.indication"
 
@@ -52,12 +56,14 @@ def on_document_submitted(
 class SubmittedDocuments:
     """Verifies submitted documents: `prefetch` a polled batch, then `handle` each event.
 
-    `prefetch` (the consumer's before_batch hook) fetches the batch's packages and starts their
-    PDFs in the worker pool; `handle` runs per event inside the transaction that records the
-    event, waits for that document's verdicts, and stores report and outbox row together.
+    `prefetch` (the consumer's before_batch hook) fetches the batch's packages, decodes their
+    PDFs to files (PreparedPackage) and starts them in the worker pool; `handle` runs per event
+    inside the transaction that records the event, waits for that document's verdicts, and
+    stores report and outbox row together. Packages and PDFs stay on disk (``spool_dir``): the
+    service holds none of them in memory, the workers read the PDF files as they validate.
     """
 
-    # Packages held between prefetch and handle; beyond this the rest are fetched again later.
+    # Packages prepared between prefetch and handle; beyond this the rest are fetched later.
     max_prefetched_bytes = 256 * 1024 * 1024
 
     def __init__(
@@ -69,6 +75,8 @@ class SubmittedDocuments:
         sessions: sessionmaker[Session] | None = None,
         envelope_policy: str = "if-present",
         allow_rsa_sha1: bool = True,
+        spool_dir: Path | None = None,
+        max_package_bytes: int = LENIENT.max_bytes,
     ) -> None:
         self._fetch_package = fetch_package
         self._envelope_policy = envelope_policy
@@ -76,8 +84,22 @@ class SubmittedDocuments:
         self._verifier = verifier
         self._binding_check = binding_check
         self._sessions = sessions
-        self._packages: dict[str, bytes] = {}
+        self._spool_dir = spool_dir
+        self._policy = dataclasses.replace(LENIENT, max_bytes=max(LENIENT.max_bytes, max_package_bytes))
+        self._packages: dict[str, PreparedPackage] = {}
         self._lock = threading.Lock()
+
+    def _prepare(self, document_id: str) -> PreparedPackage | Report:
+        """The package fetched and read, or the FORMAT_FAILURE report of one that is not edXML."""
+        fetched = self._fetch_package(document_id)
+        if self._spool_dir is not None:
+            self._spool_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return PreparedPackage(fetched, folder=self._spool_dir, owns_package=isinstance(fetched, Path))
+        except EdxmlError as error:
+            if isinstance(fetched, Path):
+                fetched.unlink(missing_ok=True)
+            return Report(Indication.TOTAL_FAILED, FORMAT_FAILURE, f"the package is not valid edXML: {error}")
 
     def prefetch(self, events: list[events_pb2.Event]) -> None:
         """Start verifying the PDFs of every not-yet-verified document in `events`."""
@@ -88,7 +110,11 @@ class SubmittedDocuments:
         if engine.workers == 0:
             return
         with self._lock:
-            self._packages.clear()  # left over from a batch whose events went elsewhere (rebalance)
+            # Left over from a batch whose events went elsewhere (rebalance). A worker still on
+            # one of their files keeps it open; the engine re-verifies what was removed first.
+            leftovers, self._packages = list(self._packages.values()), {}
+        for leftover in leftovers:
+            leftover.close()
         held = 0
         for event in events:
             if event.WhichOneof("payload") != "submitted" or event.document_id in self._packages:
@@ -99,29 +125,41 @@ class SubmittedDocuments:
                         continue
             try:
                 with prepared(event):  # the fetch joins the document's trace
-                    package = self._fetch_package(event.document_id)
+                    package = self._prepare(event.document_id)
             except Exception:
                 log.warning("prefetching document %s failed", event.document_id, exc_info=True)
                 continue
-            if held + len(package) > self.max_prefetched_bytes:
+            if isinstance(package, Report):
+                continue  # not edXML: handle() says so
+            if held + package.size > self.max_prefetched_bytes:
+                package.close()
                 break
-            held += len(package)
+            held += package.size
             with self._lock:
                 self._packages[event.document_id] = package
-            engine.prefetch(pdfs_in_package(package), snapshot)
+            engine.prefetch(package.pdfs, snapshot)
 
     def handle(self, session: Session, event: events_pb2.Event) -> None:
         if event.WhichOneof("payload") != "submitted":
             return
         with self._lock:
             package = self._packages.pop(event.document_id, None)
-        if repository.report_exists(session, document_id=event.document_id):
-            # Already verified under another event id: the first verdict stands.
-            log.info("document %s already verified; event %s ignored", event.document_id, event.event_id)
-            return
-        if package is None:
-            package = self._fetch_package(event.document_id)
-        report = self._verify(package, event.submitted.sender_code)
+        try:
+            if repository.report_exists(session, document_id=event.document_id):
+                # Already verified under another event id: the first verdict stands.
+                log.info("document %s already verified; event %s ignored", event.document_id, event.event_id)
+                return
+            if package is None:
+                prepared_or_report = self._prepare(event.document_id)
+                if isinstance(prepared_or_report, Report):
+                    report = prepared_or_report
+                else:
+                    package = prepared_or_report
+            if package is not None:
+                report = self._verify(package, event.submitted.sender_code)
+        finally:
+            if package is not None:
+                package.close()
         record_verification(session, submitted=event, report=report, verified_at=now_utc())
         trace.get_current_span().set_attribute(VERDICT_ATTRIBUTE, report.indication.value)
         log.info(
@@ -132,7 +170,7 @@ class SubmittedDocuments:
             report.reason,
         )
 
-    def _verify(self, package: bytes, sender: str) -> Report:
+    def _verify(self, package: PreparedPackage, sender: str) -> Report:
         verifier = self._verifier
         if not isinstance(verifier, VerificationEngine):
             return verify_package(package, verifier=verifier, binding_check=self._binding_check)
@@ -142,7 +180,7 @@ class SubmittedDocuments:
         if policy != "off":
             report = apply_envelope(
                 report,
-                _envelope_outcome(package, snapshot.anchors, verifier, self._allow_rsa_sha1),
+                _envelope_outcome(package, snapshot.anchors, verifier, self._allow_rsa_sha1, self._policy),
                 required=policy == "required",
                 sender=sender,
                 binding_check=self._binding_check,
@@ -153,15 +191,25 @@ class SubmittedDocuments:
 
 
 def _envelope_outcome(
-    package: bytes, anchors: tuple[bytes, ...], engine: VerificationEngine, allow_rsa_sha1: bool
+    package: PreparedPackage,
+    anchors: tuple[bytes, ...],
+    engine: VerificationEngine,
+    allow_rsa_sha1: bool,
+    policy: ParsePolicy,
 ) -> EnvelopeOutcome | None:
-    """The envelope's XML-DSig verdict (lienthong_common.edxml.signature); None if unavailable."""
+    """The envelope's XML-DSig verdict (lienthong_common.edxml.signature), read from the package
+    file in bounded memory; None if unavailable."""
     try:
         from lienthong_common.edxml.signature import verify_envelope
     except ImportError:  # an installation without the XML-DSig verifier: PDFs decide alone
         return None
     verdict = verify_envelope(
-        package, trust_roots=list(anchors), allow_rsa_sha1=allow_rsa_sha1, revocation=engine.revocation
+        package.package_path,
+        trust_roots=list(anchors),
+        allow_rsa_sha1=allow_rsa_sha1,
+        revocation=engine.revocation,
+        policy=policy,
+        spill_dir=package.folder,
     )
     return EnvelopeOutcome(
         indication=Indication(str(verdict.indication)),

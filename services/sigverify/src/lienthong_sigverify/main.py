@@ -30,10 +30,13 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     trust.check_usable()
     engine = VerificationEngine.from_settings(settings, trust=trust)
     deadline = settings.grpc.deadline_seconds
+    # Packages and the PDFs they carry wait on disk while they are verified, never in memory.
+    spool = settings.data_dir / "sigverify" / "spool"
     packages = DocstorePackages(
         channel_pool(settings.services.docstore, settings.grpc.client_connections),
         deadline_seconds=deadline,
         max_bytes=settings.docstore.max_package_bytes,
+        spool_dir=spool,
     )
     bindings = (
         DirectoryBindings(
@@ -50,6 +53,8 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
         sessions=runtime.sessions,
         envelope_policy=settings.sigverify.envelope_signature,
         allow_rsa_sha1=settings.sigverify.allow_rsa_sha1,
+        spool_dir=spool,
+        max_package_bytes=settings.docstore.max_package_bytes,
     )
     runtime.consume([TOPIC_SUBMITTED], documents.handle, before_batch=documents.prefetch)
     log.info(

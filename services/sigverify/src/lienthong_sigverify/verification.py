@@ -75,9 +75,10 @@ _worker_caches: dict[str | None, RevocationCache] = {}
 
 
 def verify_pdf_task(
-    pdf: bytes, version: int, anchors: tuple[bytes, ...], config: VerifierConfig
+    pdf: bytes | Path, version: int, anchors: tuple[bytes, ...], config: VerifierConfig
 ) -> PdfVerdict:
-    """Verify one PDF against a trust-store version (runs in a worker process, or inline)."""
+    """Verify one PDF (its bytes, or its file: only the path crosses to the worker, which reads
+    the file as validation needs it) against a trust-store version (in a worker, or inline)."""
     key = (version, anchors, config)
     with _worker_lock:
         verifier = _worker_verifiers.get(key)
@@ -194,7 +195,7 @@ class VerificationEngine:
         """A `verify(pdf)` object pinned to one trust-store snapshot (what a report records)."""
         return SnapshotVerifier(self, snapshot)
 
-    def prefetch(self, pdfs: Iterable[bytes], snapshot: TrustSnapshot | None = None) -> int:
+    def prefetch(self, pdfs: Iterable[bytes | Path], snapshot: TrustSnapshot | None = None) -> int:
         """Start verifying `pdfs` in the pool (no-op inline); returns how many were started."""
         if self._pool is None:
             return 0
@@ -209,8 +210,8 @@ class VerificationEngine:
             started += 1
         return started
 
-    def verify(self, pdf: bytes, snapshot: TrustSnapshot | None = None) -> PdfVerdict:
-        """The verdict on one PDF: cached, in flight, or computed now."""
+    def verify(self, pdf: bytes | Path, snapshot: TrustSnapshot | None = None) -> PdfVerdict:
+        """The verdict on one PDF (its bytes or its file): cached, in flight, or computed now."""
         snapshot = snapshot or self.snapshot()
         key = self._key(pdf, snapshot)
         with self._lock:
@@ -231,6 +232,13 @@ class VerificationEngine:
                 log.error("a verification worker died; restarting the pool and retrying once")
                 self._restart_pool()
                 verdict = self._submit(key, pdf, snapshot).result()
+            except FileNotFoundError:
+                # A prefetch's copy of these bytes was removed before a worker opened it (its
+                # document went to another consumer); verify this copy.
+                assert self._pool is not None
+                verdict = self._pool.submit(
+                    verify_pdf_task, pdf, snapshot.version, snapshot.anchors, self._config
+                ).result()
             finally:
                 with self._lock:
                     if self._inflight.get(key) is future:
@@ -256,7 +264,7 @@ class VerificationEngine:
             old.shutdown(wait=False, cancel_futures=True)
 
     def _submit(
-        self, key: _CacheKey, pdf: bytes, snapshot: TrustSnapshot
+        self, key: _CacheKey, pdf: bytes | Path, snapshot: TrustSnapshot
     ) -> concurrent.futures.Future[PdfVerdict]:
         assert self._pool is not None
         with self._lock:
@@ -268,8 +276,13 @@ class VerificationEngine:
                 self._inflight[key] = future
         return future
 
-    def _key(self, pdf: bytes, snapshot: TrustSnapshot) -> _CacheKey:
-        return (hashlib.sha256(pdf).hexdigest(), self._config.policy, snapshot.version)
+    def _key(self, pdf: bytes | Path, snapshot: TrustSnapshot) -> _CacheKey:
+        if isinstance(pdf, Path):
+            with pdf.open("rb") as stream:
+                digest = hashlib.file_digest(stream, "sha256").hexdigest()
+        else:
+            digest = hashlib.sha256(pdf).hexdigest()
+        return (digest, self._config.policy, snapshot.version)
 
     def _cached(self, key: _CacheKey) -> PdfVerdict | None:
         entry = self._verdicts.get(key)
@@ -303,7 +316,7 @@ class SnapshotVerifier:
         self._engine = engine
         self.snapshot = snapshot
 
-    def verify(self, pdf: bytes) -> PdfVerdict:
+    def verify(self, pdf: bytes | Path) -> PdfVerdict:
         return self._engine.verify(pdf, self.snapshot)
 
 
