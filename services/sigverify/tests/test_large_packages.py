@@ -99,8 +99,14 @@ def test_a_large_package_signed_by_xmlsec1_is_verified_from_disk(
 def test_a_prepared_package_holds_its_pdfs_on_disk_until_closed(signed_pdf: bytes, tmp_path: Path) -> None:
     docx = Attachment("cid:2", "x.docx", "application/vnd.openxmlformats-officedocument", b"PK-ish")
     package = make_package([pdf_attachment(signed_pdf), docx])
-    with PreparedPackage(package, folder=tmp_path) as prepared:
+    with PreparedPackage(package) as small:  # small: read in memory, as before
+        assert small.pdfs == [signed_pdf]
+    on_disk = tmp_path / "package.edxml"
+    on_disk.write_bytes(package)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with PreparedPackage(on_disk, folder=scratch, owns_package=True) as prepared:
         [pdf] = prepared.pdfs
-        assert pdf.read_bytes() == signed_pdf and pdf.is_relative_to(tmp_path)
+        assert isinstance(pdf, Path) and pdf.read_bytes() == signed_pdf and pdf.is_relative_to(scratch)
         assert [item.attachment_name for item in prepared.items] == ["cong-van.pdf", "x.docx"]
-    assert not list(tmp_path.iterdir())
+    assert not list(scratch.iterdir()) and not on_disk.exists()

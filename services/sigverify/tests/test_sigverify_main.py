@@ -69,13 +69,21 @@ def peers(signed_pdf: bytes, signer: IssuedIdentity) -> Iterator[Peers]:
 
 
 def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) -> None:
+    expected = peers.docstore.packages[DOCUMENT_ID]
     packages = DocstorePackages(
         channel(peers.address), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
     )
-    fetched = packages(DOCUMENT_ID)  # streamed to a file the caller owns
-    assert (
-        fetched.parent == tmp_path / "spool" and fetched.read_bytes() == peers.docstore.packages[DOCUMENT_ID]
+    assert packages(DOCUMENT_ID) == expected  # small: in memory
+    spooling = DocstorePackages(
+        channel(peers.address),
+        deadline_seconds=5,
+        max_bytes=10**7,
+        spool_dir=tmp_path / "spool",
+        in_memory_bytes=100,
     )
+    fetched = spooling(DOCUMENT_ID)  # large: streamed to a file the caller owns
+    assert isinstance(fetched, Path) and fetched.parent == tmp_path / "spool"
+    assert fetched.read_bytes() == expected
     with pytest.raises(grpc.RpcError) as raised:
         packages("no-such-document")
     assert raised.value.code() is grpc.StatusCode.NOT_FOUND
@@ -83,7 +91,11 @@ def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) ->
 
 def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Path) -> None:
     packages = DocstorePackages(
-        channel(peers.address), deadline_seconds=5, max_bytes=1500, spool_dir=tmp_path / "spool"
+        channel(peers.address),
+        deadline_seconds=5,
+        max_bytes=1500,
+        spool_dir=tmp_path / "spool",
+        in_memory_bytes=100,
     )
     with pytest.raises(PackageTooLarge):
         packages(DOCUMENT_ID)

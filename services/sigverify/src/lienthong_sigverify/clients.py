@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import grpc
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
-from lienthong_sigverify.domain import Binding
+from lienthong_sigverify.domain import IN_MEMORY_BYTES, Binding
 
 
 class PackageTooLarge(Exception):
@@ -19,41 +19,69 @@ class PackageTooLarge(Exception):
 
 
 class DocstorePackages:
-    """Fetches a stored edXML package from docstore, streamed to a spool file."""
+    """Fetches a stored edXML package from docstore: in memory when small, else streamed to a
+    spool file (the same threshold as PreparedPackage's)."""
 
     def __init__(
-        self, channel: grpc.Channel, *, deadline_seconds: float, max_bytes: int, spool_dir: Path | None = None
+        self,
+        channel: grpc.Channel,
+        *,
+        deadline_seconds: float,
+        max_bytes: int,
+        spool_dir: Path | None = None,
+        in_memory_bytes: int = IN_MEMORY_BYTES,
     ) -> None:
         self._stub = docstore_pb2_grpc.DocumentStoreStub(channel)
         self._deadline = deadline_seconds
         self._max_bytes = max_bytes
         self._spool_dir = spool_dir
+        self._in_memory_bytes = in_memory_bytes
 
-    def __call__(self, document_id: str) -> Path:
-        """A new file holding the package of `document_id` (the caller removes it); grpc.RpcError
-        when docstore cannot give it, PackageTooLarge past the limit."""
+    def __call__(self, document_id: str) -> bytes | Path:
+        """The package of `document_id`: its bytes when small, else a new file holding it (which
+        the caller removes); grpc.RpcError when docstore cannot give it, PackageTooLarge past the
+        limit."""
+        chunks = self._stub.GetPackage(
+            docstore_pb2.GetDocumentRequest(id=document_id), timeout=self._deadline
+        )
+        held: list[bytes] = []
+        size = 0
+        path: Path | None = None
+        out: BinaryIO | None = None
+        try:
+            for chunk in chunks:
+                size += len(chunk.data)
+                if size > self._max_bytes:
+                    _stop(chunks)
+                    raise PackageTooLarge(
+                        f"package of document {document_id} exceeds {self._max_bytes} bytes"
+                    )
+                if out is not None:
+                    out.write(chunk.data)
+                    continue
+                held.append(chunk.data)
+                if size > self._in_memory_bytes:  # large: on to disk, from here on
+                    path, out = self._spool()
+                    for data in held:
+                        out.write(data)
+                    held.clear()
+            if out is None:
+                return b"".join(held)
+            out.close()
+            assert path is not None
+            return path
+        except BaseException:
+            if out is not None:
+                out.close()
+            if path is not None:
+                path.unlink(missing_ok=True)
+            raise
+
+    def _spool(self) -> tuple[Path, BinaryIO]:
         if self._spool_dir is not None:
             self._spool_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self._spool_dir, prefix="package-", suffix=".edxml")
-        path = Path(name)
-        try:
-            chunks = self._stub.GetPackage(
-                docstore_pb2.GetDocumentRequest(id=document_id), timeout=self._deadline
-            )
-            size = 0
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    size += len(chunk.data)
-                    if size > self._max_bytes:
-                        _stop(chunks)
-                        raise PackageTooLarge(
-                            f"package of document {document_id} exceeds {self._max_bytes} bytes"
-                        )
-                    out.write(chunk.data)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return path
+        return Path(name), os.fdopen(fd, "wb")
 
 
 def _stop(stream: Any) -> None:

@@ -2,8 +2,8 @@
 
 Pure apart from the two collaborators it is given (the PDF verifier and the binding check),
 so the whole verdict can be tested without a network or a database. A package is read from its
-file and its PDFs decoded to files (PreparedPackage): never the package or a scan whole in
-memory, whatever their size (issue 24).
+file and its PDFs decoded to files when it is large (PreparedPackage): never the package or a
+scan whole in memory, whatever their size (issue 24).
 """
 
 from __future__ import annotations
@@ -15,16 +15,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from lienthong_common.edxml import EdxmlError, MessageHeader, read_package_file
+from lienthong_common.edxml import EdxmlError, MessageHeader, parse_package, read_package_file
 from lienthong_common.pades import (
     MAX_UNZIPPED_BYTES,
     AttachmentRefused,
+    CarriedPdf,
     Indication,
     PdfFile,
     PdfVerdict,
     SignatureVerdict,
     UnzipBudget,
     pdf_files_in_attachment,
+    pdfs_in_attachment,
 )
 from lienthong_common.pki import certificate_fingerprint
 
@@ -143,23 +145,30 @@ class Report:
         return self.indication is Indication.TOTAL_PASSED
 
 
+# Packages up to this size are read in memory, as they always were (the common case: a signed
+# letter of ~100 KB; files would cost a few milliseconds each); larger ones from disk.
+IN_MEMORY_BYTES = 4 * 1024 * 1024
+
+
 @dataclass
 class CarriedItem:
-    """One attachment of a package as verification sees it: the PDFs it carries (on disk), or
-    why it was refused (a zip that cannot be opened safely)."""
+    """One attachment of a package as verification sees it: the PDFs it carries (bytes, or on
+    disk for a large package), or why it was refused (a zip that cannot be opened safely)."""
 
     attachment_name: str
-    pdfs: list[PdfFile]
+    pdfs: list[CarriedPdf | PdfFile]
     refused: str | None = None
 
 
 class PreparedPackage:
-    """A package read once for verification, in bounded memory: its header, and every PDF it
-    carries (zipped ones included) decoded to files in a scratch folder, which :meth:`close`
-    removes. ``package_path`` is the package itself (the envelope signature is checked there).
+    """A package read once for verification: its header, and every PDF it carries (zipped ones
+    included). A package over ``IN_MEMORY_BYTES`` (or given as a file) is read from its file
+    with its PDFs decoded to files in a scratch folder, so neither the package nor a scan is
+    ever whole in memory; :meth:`close` removes them. ``package`` is what the envelope signature
+    is checked over: the bytes, or the file.
 
     The events handler prepares a polled batch's packages ahead (their PDFs start verifying in
-    the worker pool at once) and verifies each with the same files when its event comes."""
+    the worker pool at once) and verifies each with the same PDFs when its event comes."""
 
     def __init__(
         self,
@@ -171,27 +180,38 @@ class PreparedPackage:
     ) -> None:
         """Read ``package`` (its bytes, or its file); raises EdxmlError when it is not valid
         edXML. ``owns_package``: remove the package file too on :meth:`close`."""
-        self._scratch = tempfile.TemporaryDirectory(dir=folder, prefix="verify-")
-        self.folder = Path(self._scratch.name)
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
+        self._folder = folder
         self._owned = package if owns_package and isinstance(package, Path) else None
+        self.package: bytes | Path = package
+        budget = UnzipBudget(max_unzipped_bytes)
         try:
+            if isinstance(package, bytes) and len(package) <= IN_MEMORY_BYTES:
+                self.size = len(package)
+                self.header, self.items = _read_in_memory(package, budget)
+                return
             if isinstance(package, bytes):
-                self.package_path = self.folder / "package.edxml"
-                self.package_path.write_bytes(package)
-            else:
-                self.package_path = package
-            self.size = self.package_path.stat().st_size
-            self.header, self.items = self._read(max_unzipped_bytes)
+                self.package = self.folder / "package.edxml"
+                self.package.write_bytes(package)
+            assert isinstance(self.package, Path)
+            self.size = self.package.stat().st_size
+            self.header, self.items = self._read_from_disk(self.package, budget)
         except BaseException:
             self.close()
             raise
 
-    def _read(self, max_unzipped_bytes: int) -> tuple[MessageHeader, list[CarriedItem]]:
-        budget = UnzipBudget(max_unzipped_bytes)
+    @property
+    def folder(self) -> Path:
+        """The scratch folder (made on first use, removed on close)."""
+        if self._scratch is None:
+            self._scratch = tempfile.TemporaryDirectory(dir=self._folder, prefix="verify-")
+        return Path(self._scratch.name)
+
+    def _read_from_disk(self, package: Path, budget: UnzipBudget) -> tuple[MessageHeader, list[CarriedItem]]:
         items: list[CarriedItem] = []
         # Every attachment decoded to a file as the package streams past (kept: the folder is
         # removed on close, not when the reading ends).
-        with read_package_file(self.package_path, attachment_dir=self.folder, spans=False) as read:
+        with read_package_file(package, attachment_dir=self.folder, spans=False) as read:
             for attachment, stored in zip(read.package.attachments, read.attachments, strict=True):
                 assert stored.path is not None
                 kept = stored.path.with_name(f"attachment-{len(items) + 1}")
@@ -200,17 +220,19 @@ class PreparedPackage:
                     pdfs = pdf_files_in_attachment(
                         attachment.name, attachment.content_type, kept, budget, self.folder
                     )
-                    items.append(CarriedItem(attachment.name, pdfs))
+                    items.append(CarriedItem(attachment.name, list(pdfs)))
                 except AttachmentRefused as refused:
                     items.append(CarriedItem(attachment.name, [], str(refused)))
         return read.package.header, items
 
     @property
-    def pdfs(self) -> list[Path]:
-        return [pdf.path for item in self.items for pdf in item.pdfs]
+    def pdfs(self) -> list[bytes | Path]:
+        """Every PDF, as what a PdfCheck verifies: its bytes, or its file."""
+        return [_pdf_source(pdf) for item in self.items for pdf in item.pdfs]
 
     def close(self) -> None:
-        self._scratch.cleanup()
+        if self._scratch is not None:
+            self._scratch.cleanup()
         if self._owned is not None:
             self._owned.unlink(missing_ok=True)
 
@@ -221,11 +243,26 @@ class PreparedPackage:
         self.close()
 
 
+def _read_in_memory(package: bytes, budget: UnzipBudget) -> tuple[MessageHeader, list[CarriedItem]]:
+    parsed = parse_package(package)
+    items: list[CarriedItem] = []
+    for attachment in parsed.attachments:
+        try:
+            items.append(CarriedItem(attachment.name, list(pdfs_in_attachment(attachment, budget))))
+        except AttachmentRefused as refused:
+            items.append(CarriedItem(attachment.name, [], str(refused)))
+    return parsed.header, items
+
+
+def _pdf_source(pdf: CarriedPdf | PdfFile) -> bytes | Path:
+    return pdf.path if isinstance(pdf, PdfFile) else pdf.data
+
+
 def pdfs_in_package(package: bytes | Path, *, max_unzipped_bytes: int = MAX_UNZIPPED_BYTES) -> list[bytes]:
     """Every PDF a package carries (zipped ones included), as bytes; [] when it cannot be read."""
     try:
         with PreparedPackage(package, max_unzipped_bytes=max_unzipped_bytes) as prepared:
-            return [pdf.read_bytes() for pdf in prepared.pdfs]
+            return [pdf.read_bytes() if isinstance(pdf, Path) else pdf for pdf in prepared.pdfs]
     except EdxmlError:
         return []
 
@@ -261,7 +298,7 @@ def verify_package(
             continue
         for pdf in item.pdfs:
             pdf_count += 1
-            verdict = verifier.verify(pdf.path)
+            verdict = verifier.verify(_pdf_source(pdf))
             if verdict.signatures:
                 checks.extend(_from_signature(pdf.name, sig) for sig in verdict.signatures)
             elif verdict.sub_indication == NO_SIGNATURE:

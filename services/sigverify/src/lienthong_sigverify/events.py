@@ -204,12 +204,12 @@ def _envelope_outcome(
     except ImportError:  # an installation without the XML-DSig verifier: PDFs decide alone
         return None
     verdict = verify_envelope(
-        package.package_path,
+        package.package,
         trust_roots=list(anchors),
         allow_rsa_sha1=allow_rsa_sha1,
         revocation=engine.revocation,
         policy=policy,
-        spill_dir=package.folder,
+        spill_dir=package.folder if isinstance(package.package, Path) else None,
     )
     return EnvelopeOutcome(
         indication=Indication(str(verdict.indication)),
