@@ -143,7 +143,14 @@ def platform(
         http_port=base + 100,
         kafka_bootstrap=f"127.0.0.1:{KAFKA_PORT}",
         database_urls=databases,
-        extra_env={"LIENTHONG_DRAIN_SECONDS": "2", "OTEL_BSP_SCHEDULE_DELAY": "200"},
+        extra_env={
+            "LIENTHONG_DRAIN_SECONDS": "2",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+            # The tests' webhook receivers listen on loopback, which webhooks never reach by
+            # default: allowed here as an operator allows an agency's private network.
+            # `make run` keeps the secure default (no allow-list).
+            "LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS": '["127.0.0.0/8"]',
+        },
         otlp_endpoint=session_receiver().endpoint,
     )
     try:

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import column, create_engine, func, select, table
@@ -150,7 +151,9 @@ def test_500_documents_exactly_once_across_a_routing_sigkill(platform: RunningPl
 
 @pytest.mark.e2e
 def test_push_status_packages_and_deadlines(platform: RunningPlatform, signed_pdf) -> None:
-    """A webhook receives the delivery signed; the sender reads the status as an edXML package."""
+    """A webhook receives the delivery signed, by reference (the content's URL, not the package);
+    the sender's webhook receives the status by reference too and reads it as an edXML package.
+    The receivers listen on loopback: the harness allows 127.0.0.0/8 as an operator would."""
     import json
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -173,6 +176,7 @@ def test_push_status_packages_and_deadlines(platform: RunningPlatform, signed_pd
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         hook = platform.cli_json("webhook", "set", "--as", COMMUNE, "--url", url)
         secret = hook["secret"]
+        platform.cli_json("webhook", "set", "--as", PROVINCE, "--url", url + "/sender")
         pdf = signed_pdf(PROVINCE, "Kiểm thử đẩy").read_bytes()
         with platform.client(PROVINCE) as client:
             document_id = client.send_package(package(pdf, 1, f"PUSH-{uuid.uuid4().hex[:6]}"))["id"]
@@ -181,7 +185,11 @@ def test_push_status_packages_and_deadlines(platform: RunningPlatform, signed_pd
             return any(json.loads(body).get("document", {}).get("id") == document_id for _, body in received)
 
         eventually(pushed, timeout=60, what="the delivery pushed to the webhook")
-        headers, body = next((h, b) for h, b in received if json.loads(b)["document"]["id"] == document_id)
+        headers, body = next(
+            (h, b)
+            for h, b in received
+            if json.loads(b)["type"] == "delivery" and json.loads(b)["document"]["id"] == document_id
+        )
         from lienthong_routing.webhooks import verify_signature
 
         assert verify_signature(
@@ -190,13 +198,36 @@ def test_push_status_packages_and_deadlines(platform: RunningPlatform, signed_pd
             timestamp=headers["X-Lienthong-Timestamp"],
             signature=headers["X-Lienthong-Signature"],
         )
+        # By reference: the content's URL, fetched with the recipient's own token; no package inline.
+        delivery = json.loads(body)["document"]
+        assert delivery["content"] == f"/v1/documents/{document_id}/content"
+        assert b"edXML" not in body and b"base64" not in body
         # Pull works beside push, and the recipient's status reaches the sender as edXML.
         with platform.client(COMMUNE) as client:
             assert document_id in {i["id"] for i in client.inbox_all(limit=500)}
+            assert client._request("GET", delivery["content"]).content == client.content(document_id)
             client.post_status(document_id, "03", "Đã tiếp nhận")
+
+        def status_pushed() -> list[dict[str, Any]]:
+            return [
+                payload
+                for headers, b in received
+                if headers.get("X-Lienthong-Event") == "status"
+                and (payload := json.loads(b))["document"]["id"] == document_id
+                and payload["status"]["code"] == "03"
+            ]
+
+        status_push = eventually(status_pushed, timeout=60, what="the status pushed to the sender")[0]
+        assert "package_base64" not in status_push["status"]
+        with platform.client(PROVINCE) as client:
+            pushed_status = client._request("GET", status_push["status"]["url"]).content
+        assert edxml.parse_status_package(pushed_status).status_code == "03"
+        # Fetching the content recorded 01 (arrived) before the recipient's 03.
         statuses = platform.cli_json("statuses", document_id, "--as", PROVINCE)["statuses"]
-        assert [(s["from"], s["code"]) for s in statuses] == [(COMMUNE, "03")]
-        xml = platform.cli("statuses", document_id, "--as", PROVINCE, "--number", "1").stdout
+        assert [(s["from"], s["code"]) for s in statuses] == [(COMMUNE, "01"), (COMMUNE, "03")]
+        assert status_push["status"]["url"].endswith(f"/statuses/{statuses[-1]['number']}")
+        number = str(statuses[-1]["number"])
+        xml = platform.cli("statuses", document_id, "--as", PROVINCE, "--number", number).stdout
         assert edxml.parse_status_package(xml.encode()).status_code == "03"
         shown = platform.cli_json("webhook", "show", "--as", COMMUNE)
         assert shown["pushed"] >= 1 and "secret" not in shown
@@ -205,4 +236,5 @@ def test_push_status_packages_and_deadlines(platform: RunningPlatform, signed_pd
         assert isinstance(platform.cli_json("deadlines", "--as", DEPARTMENT)["overdue"], list)
     finally:
         platform.cli("webhook", "delete", "--as", COMMUNE, check=False)
+        platform.cli("webhook", "delete", "--as", PROVINCE, check=False)
         server.shutdown()

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.outbox import TOPIC_VERIFIED, install_after_commit_hooks
 from lienthong_common.settings import KafkaSettings
 from lienthong_routing import evidence, repository, webhooks
@@ -81,7 +82,10 @@ def test_nothing_cached_outlives_a_rollback(
 def test_a_webhook_registered_mid_transaction_is_used(session: Session, directory: FakeDirectory) -> None:
     route(session, directory, recipients=[HA_LONG])  # the webhooks are looked up: none
     route(session, directory, recipients=[QUANG_NINH])  # now every enabled one is read
-    webhooks.set_webhook(session=session, agency_code=HA_LONG, url="https://example.gov.vn/h", secret=SECRET)
+    public = OutboundPolicy(resolver=lambda host, port: ["8.8.8.8"])
+    webhooks.set_webhook(
+        session=session, agency_code=HA_LONG, url="https://example.gov.vn/h", secret=SECRET, policy=public
+    )
     pushed = route(session, directory, recipients=[HA_LONG, QUANG_NINH])
     webhooks.delete_webhook(session=session, agency_code=HA_LONG)
     after = route(session, directory, recipients=[HA_LONG])

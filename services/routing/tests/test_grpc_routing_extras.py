@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common.db import transaction
+from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.outbox import now_utc
 from lienthong_routing import repository
 from lienthong_routing.grpc_api import RoutingServicer
@@ -21,7 +22,8 @@ from lienthong_routing.grpc_api import RoutingServicer
 @pytest.fixture
 def stub(sessions: sessionmaker[Session]) -> Iterator[routing_pb2_grpc.RoutingStub]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(sessions), server)
+    public = OutboundPolicy(resolver=lambda host, port: ["8.8.8.8"] if host.endswith(".example") else [])
+    routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(sessions, outbound=public), server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -68,6 +70,13 @@ def test_webhook_rpcs(sessions: sessionmaker[Session], stub: routing_pb2_grpc.Ro
     with pytest.raises(grpc.RpcError) as bad:
         stub.SetWebhook(routing_pb2.SetWebhookRequest(agency_code=HA_LONG, url="not a url"))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as internal:
+        stub.SetWebhook(routing_pb2.SetWebhookRequest(agency_code=HA_LONG, url="http://169.254.169.254/"))
+    assert internal.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "webhook url refused" in (internal.value.details() or "")
+    assert (
+        stub.GetWebhook(routing_pb2.WebhookRequest(agency_code=HA_LONG)).url == "https://vanthu.example/hook"
+    )
 
 
 def test_overdue_rpcs(sessions: sessionmaker[Session], stub: routing_pb2_grpc.RoutingStub) -> None:

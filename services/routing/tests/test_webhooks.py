@@ -1,8 +1,12 @@
-"""Push: signed POSTs to a loopback receiver, retries with back-off, dead letters, re-drive."""
+"""Push: signed POSTs to a loopback receiver, retries with back-off, dead letters, re-drive.
+
+The receiver listens on loopback, which webhooks never reach by default: these tests allow
+127.0.0.0/8 the way an operator allows a private network (`allowed_cidrs`). The refusals
+themselves are in test_webhook_ssrf.py.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from collections.abc import Iterator
@@ -17,11 +21,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong_common import edxml
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import DomainError
-from lienthong_routing import deliveries, evidence, repository, webhooks
+from lienthong_common.outbound import OutboundPolicy
+from lienthong_routing import deliveries, evidence, repository, status_packages, webhooks
 from lienthong_routing.models import WebhookDelivery
 from lienthong_routing.settings import WebhookSettings
 
 SECRET = "s3cret-for-tests-0123456789"
+# The test receivers' network let through, as an operator's allow-list would; names resolve to
+# a public address without asking DNS.
+LOOPBACK = OutboundPolicy.from_cidrs(["127.0.0.0/8"], resolver=lambda host, port: ["203.0.113.7"])
+PUBLIC = OutboundPolicy(resolver=lambda host, port: ["8.8.8.8"])
 
 
 @dataclass
@@ -69,8 +78,15 @@ def fast(max_attempts: int = 5) -> WebhookSettings:
     )
 
 
-def drain(sessions: sessionmaker[Session], settings: WebhookSettings, rounds: int = 50) -> None:
-    dispatcher = webhooks.WebhookDispatcher(sessions, settings)
+def drain(
+    sessions: sessionmaker[Session],
+    settings: WebhookSettings,
+    rounds: int = 50,
+    policy: OutboundPolicy = LOOPBACK,
+    dispatcher: webhooks.WebhookDispatcher | None = None,
+) -> None:
+    owned = dispatcher is None
+    dispatcher = dispatcher or webhooks.WebhookDispatcher(sessions, settings, policy=policy)
     try:
         for _ in range(rounds):
             with transaction(sessions) as session:
@@ -82,7 +98,8 @@ def drain(sessions: sessionmaker[Session], settings: WebhookSettings, rounds: in
             dispatcher.run_once()
             threading.Event().wait(0.02)
     finally:
-        dispatcher.stop()
+        if owned:
+            dispatcher.stop()
 
 
 def test_signature_round_trip_and_replay_window() -> None:
@@ -105,16 +122,20 @@ def test_backoff_is_exponential_capped_and_jittered() -> None:
 
 
 def test_registration_rules(session: Session) -> None:
-    view = webhooks.set_webhook(session=session, agency_code=HA_LONG, url="https://example.gov.vn/hook")
+    view = webhooks.set_webhook(
+        session=session, agency_code=HA_LONG, url="https://example.gov.vn/hook", policy=PUBLIC
+    )
     assert len(view.generated_secret) >= 32 and view.webhook.secret == view.generated_secret
     again = webhooks.set_webhook(
-        session=session, agency_code=HA_LONG, url="https://example.gov.vn/h2", secret=SECRET
+        session=session, agency_code=HA_LONG, url="https://example.gov.vn/h2", secret=SECRET, policy=PUBLIC
     )
     assert again.generated_secret == "" and again.webhook.url.endswith("/h2")
     with pytest.raises(DomainError):
-        webhooks.set_webhook(session=session, agency_code=HA_LONG, url="ftp://x")
+        webhooks.set_webhook(session=session, agency_code=HA_LONG, url="ftp://x", policy=PUBLIC)
     with pytest.raises(DomainError):
-        webhooks.set_webhook(session=session, agency_code=HA_LONG, url="https://x", secret="short")
+        webhooks.set_webhook(
+            session=session, agency_code=HA_LONG, url="https://x", secret="short", policy=PUBLIC
+        )
     webhooks.delete_webhook(session=session, agency_code=HA_LONG)
     with pytest.raises(DomainError):
         webhooks.get_webhook(session=session, agency_code=HA_LONG)
@@ -125,7 +146,9 @@ def test_delivery_is_pushed_signed_after_retries(
 ) -> None:
     receiver.failures = 2
     with transaction(sessions) as session:
-        webhooks.set_webhook(session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET)
+        webhooks.set_webhook(
+            session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET, policy=LOOPBACK
+        )
         document_id = route(session, directory, recipients=[HA_LONG, QUANG_NINH])
     drain(sessions, fast())
 
@@ -144,6 +167,7 @@ def test_delivery_is_pushed_signed_after_retries(
     assert payload["type"] == "delivery" and payload["recipient"] == HA_LONG
     assert payload["document"]["id"] == document_id
     assert payload["document"]["content"] == f"/v1/documents/{document_id}/content"
+    assert b"base64" not in body and b"edXML" not in body  # by reference, never the package
 
     with transaction(sessions) as session:
         [item] = webhooks.list_deliveries(session=session, agency_code=HA_LONG)
@@ -166,19 +190,25 @@ def test_dead_letter_then_redrive(
 ) -> None:
     receiver.failures = 3
     with transaction(sessions) as session:
-        webhooks.set_webhook(session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET)
+        webhooks.set_webhook(
+            session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET, policy=LOOPBACK
+        )
         document_id = route(session, directory, recipients=[HA_LONG])
     drain(sessions, fast(max_attempts=3))
     assert len(receiver.requests) == 3
 
     with transaction(sessions) as session:
         [item] = webhooks.list_deliveries(session=session, state=webhooks.DEAD)
-        assert item.attempts == 3 and "HTTP 500" in item.last_error
+        assert (item.attempts, item.last_error) == (3, "HTTP 500")  # the receiver's words not kept
         timeline = repository.timeline_of(session=session, document_id=document_id)
         assert any(e.state == "push_dead_lettered" and "after 3 attempts" in e.description for e in timeline)
-        assert [e.kind for e in evidence.entries_of(session=session, document_id=document_id)][
-            -1
-        ] == "dead_lettered"
+        entries = evidence.entries_of(session=session, document_id=document_id)
+        assert entries[-1].kind == "dead_lettered"
+        # What the receiver wrote in its 500 replies is nowhere: not on the timeline, not in
+        # the evidence, not in the attempts.
+        attempts = webhooks.attempts_of(session=session, ids=[item.id])[item.id]
+        shown = [e.description for e in timeline] + [e.body for e in entries] + [a.error for a in attempts]
+        assert not any("receiver down" in text for text in shown)
         with pytest.raises(DomainError):
             webhooks.redrive(session=session)  # neither ids nor an agency
         assert webhooks.redrive(session=session, agency_code=HA_LONG) == [item.id]
@@ -198,7 +228,11 @@ def test_dead_letter_then_redrive(
 def test_unreachable_receiver_is_recorded(sessions: sessionmaker[Session], directory: FakeDirectory) -> None:
     with transaction(sessions) as session:
         webhooks.set_webhook(
-            session=session, agency_code=HA_LONG, url="http://127.0.0.1:9/hook", secret=SECRET
+            session=session,
+            agency_code=HA_LONG,
+            url="http://127.0.0.1:9/hook",
+            secret=SECRET,
+            policy=LOOPBACK,
         )
         route(session, directory, recipients=[HA_LONG])
     drain(sessions, fast(max_attempts=2))
@@ -206,14 +240,16 @@ def test_unreachable_receiver_is_recorded(sessions: sessionmaker[Session], direc
         [item] = webhooks.list_deliveries(session=session, agency_code=HA_LONG)
         assert item.state == "dead_lettered"
         history = webhooks.attempts_of(session=session, ids=[item.id])[item.id]
-        assert [a.http_status for a in history] == [0, 0] and history[0].error
+        assert [(a.http_status, a.error) for a in history] == [(0, "connection failed")] * 2
 
 
 def test_statuses_are_pushed_to_the_sender(
     sessions: sessionmaker[Session], directory: FakeDirectory, receiver: Receiver
 ) -> None:
     with transaction(sessions) as session:
-        webhooks.set_webhook(session=session, agency_code=SENDER, url=receiver.url, secret=SECRET)
+        webhooks.set_webhook(
+            session=session, agency_code=SENDER, url=receiver.url, secret=SECRET, policy=LOOPBACK
+        )
         document_id = route(session, directory, recipients=[HA_LONG])
         deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="03")
     drain(sessions, fast())
@@ -221,16 +257,23 @@ def test_statuses_are_pushed_to_the_sender(
     assert headers["X-Lienthong-Event"] == "status"
     payload = json.loads(body)
     assert payload["status"]["code"] == "03" and payload["status"]["from"] == HA_LONG
-    package = edxml.parse_status_package(base64.b64decode(payload["status"]["package_base64"]))
-    assert package.status_code == "03"
+    # By reference: the package's URL (and size), never the package inline.
+    assert "package_base64" not in payload["status"] and b"edXML" not in body
     assert payload["status"]["url"] == f"/v1/documents/{document_id}/statuses/1"
+    with transaction(sessions) as session:
+        kept = status_packages.get(session=session, document_id=document_id, number=1)
+        assert edxml.parse_status_package(kept.package).status_code == "03"
+        assert payload["status"]["size"] == len(kept.package)
+        assert payload["status"]["content_type"] == "application/xml"
 
 
 def test_disabled_webhook_is_not_pushed(
     sessions: sessionmaker[Session], directory: FakeDirectory, receiver: Receiver
 ) -> None:
     with transaction(sessions) as session:
-        webhooks.set_webhook(session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET)
+        webhooks.set_webhook(
+            session=session, agency_code=HA_LONG, url=receiver.url, secret=SECRET, policy=LOOPBACK
+        )
         webhooks.delete_webhook(session=session, agency_code=HA_LONG)
         route(session, directory, recipients=[HA_LONG])
         assert webhooks.list_deliveries(session=session) == []

@@ -1,7 +1,11 @@
 """Routing's agency and operator surface: webhooks (push), status packages, evidence, deadlines.
 
 - `PUT|GET|DELETE /v1/webhook` — the caller's push endpoint; `PUT` without a secret generates
-  one and returns it once.
+  one and returns it once. Routing refuses a URL whose host is, or resolves to, a loopback,
+  private, link-local, multicast or metadata address (422 `webhook-url-refused`), unless the
+  operator allowed that network; payloads carry references (the content's URL), never documents.
+- Pushes are listed with each attempt's HTTP status and a fixed reason (`HTTP 500`, `timed
+  out`, `refused: …`): what a receiver answered is never kept or shown.
 - `GET /v1/webhook/deliveries?state=` and `POST /v1/webhook/redrive` — the caller's pushed,
   pending and dead-lettered payloads (with every attempt), and re-driving its dead letters.
 - `GET /v1/admin/webhooks/deliveries`, `POST /v1/admin/webhooks/redrive` — the same for operators,
@@ -21,6 +25,7 @@ import asyncio
 from datetime import UTC
 from typing import Any, Literal
 
+import grpc
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import BaseModel, Field
@@ -92,7 +97,11 @@ async def call(ctx: GatewayContext, method: Any, request: Any) -> Any:
 
 # -- webhooks ------------------------------------------------------------------------------------
 class WebhookBody(BaseModel):
-    url: str = Field(examples=["https://vanthu.quangninh.gov.vn/lienthong/webhook"])
+    url: str = Field(
+        examples=["https://vanthu.quangninh.gov.vn/lienthong/webhook"],
+        max_length=2000,
+        description="absolute http(s) URL on a public address (or a network the operator allowed)",
+    )
     secret: str = Field(default="", description="at least 16 characters; empty: the platform generates one")
 
 
@@ -101,11 +110,18 @@ async def set_webhook(
     request: Request, body: WebhookBody = Body(...), caller: Caller = Depends(caller_dependency)
 ) -> dict[str, Any]:
     ctx = gateway(request)
-    hook = await call(
-        ctx,
-        ctx.clients.routing.SetWebhook,
-        routing_pb2.SetWebhookRequest(agency_code=caller.code, url=body.url, secret=body.secret),
-    )
+    try:
+        hook = await call(
+            ctx,
+            ctx.clients.routing.SetWebhook,
+            routing_pb2.SetWebhookRequest(agency_code=caller.code, url=body.url, secret=body.secret),
+        )
+    except grpc.RpcError as error:
+        if error.code() == grpc.StatusCode.INVALID_ARGUMENT and (error.details() or "").startswith(
+            "webhook url"
+        ):
+            raise Problem(422, error.details() or "webhook url refused", kind="webhook-url-refused") from None
+        raise
     return webhook_view(hook)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, translate_errors
+from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.outbox import now_utc, timestamp
 from lienthong_routing import (
     deliveries,
@@ -192,8 +193,10 @@ def webhook_delivery_message(
 
 
 class RoutingServicer(routing_pb2_grpc.RoutingServicer):
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, outbound: OutboundPolicy | None = None) -> None:
         self._sessions = sessions
+        # What a registered webhook URL may reach (public addresses unless allow-listed).
+        self._outbound = outbound or OutboundPolicy()
 
     @translate_errors
     def GetDocumentState(
@@ -289,7 +292,11 @@ class RoutingServicer(routing_pb2_grpc.RoutingServicer):
     ) -> routing_pb2.Webhook:
         with transaction(self._sessions) as session:
             view = webhooks.set_webhook(
-                session=session, agency_code=request.agency_code, url=request.url, secret=request.secret
+                session=session,
+                agency_code=request.agency_code,
+                url=request.url,
+                secret=request.secret,
+                policy=self._outbound,
             )
             return webhook_message(view)
 

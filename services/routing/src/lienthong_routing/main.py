@@ -17,7 +17,7 @@ from lienthong_routing.directory import GrpcRecipientDirectory, RecipientDirecto
 from lienthong_routing.grpc_api import SERVICE_NAME, RoutingServicer
 from lienthong_routing.models import OUTBOX, Base
 from lienthong_routing.settings import RoutingSettings, routing_settings
-from lienthong_routing.webhooks import WebhookDispatcher
+from lienthong_routing.webhooks import WebhookDispatcher, policy_from
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -39,11 +39,13 @@ def build(
     runtime.consume(
         [TOPIC_VERIFIED], functools.partial(events.handle_event, directory=resolver, calendar=calendar)
     )
+    outbound = policy_from(own.webhooks)
     if own.webhooks.enabled:
-        runtime.workers.append(WebhookDispatcher(runtime.sessions, own.webhooks))
+        runtime.workers.append(WebhookDispatcher(runtime.sessions, own.webhooks, policy=outbound))
 
     def register(server: grpc.Server) -> list[str]:
-        routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(runtime.sessions), server)
+        servicer = RoutingServicer(runtime.sessions, outbound=outbound)
+        routing_pb2_grpc.add_RoutingServicer_to_server(servicer, server)
         return [SERVICE_NAME]
 
     return register

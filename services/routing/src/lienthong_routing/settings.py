@@ -1,16 +1,18 @@
 """Routing's own settings (prefix LIENTHONG_ROUTING__, nested with `__`), read once per process.
 
 LIENTHONG_ROUTING__WEBHOOKS__MAX_ATTEMPTS=8
+LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS='["10.20.0.0/16"]'   # private receivers let through
 LIENTHONG_ROUTING__DEADLINES__WORKING_DAYS='[0,1,2,3,4]'     # Monday = 0
 LIENTHONG_ROUTING__DEADLINES__HOLIDAYS='["2026-09-02","2027-01-01"]'
 """
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import date
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +32,22 @@ class WebhookSettings(BaseModel):
     lease_seconds: float = Field(default=60.0, gt=0)
     # Receivers should refuse signatures older than this (documented, and used by verify_signature).
     signature_tolerance_seconds: int = 300
+    # Webhooks reach only public addresses (lienthong_common.outbound): these CIDRs are let through
+    # as well, for agencies whose receivers really are on a private network, e.g.
+    # LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS='["10.20.0.0/16"]'. Cloud metadata never is.
+    allowed_cidrs: list[str] = Field(default_factory=list)
+
+    @field_validator("allowed_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as error:
+                raise ValueError(
+                    f"LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS: {cidr!r} is not a network ({error})"
+                ) from None
+        return value
 
 
 class DeadlineSettings(BaseModel):

@@ -4,14 +4,14 @@ Routing builds one package per status it records (with lienthong_common.edxml), 
 1, 2, … per document, and keeps it: the sender (and every party of the document) lists them
 with ListStatusPackages and fetches one with GetStatusPackage — REST
 `GET /v1/documents/{id}/statuses` and `/statuses/{n}` — and an agency with a webhook
-receives each one pushed (`type: status`, the package base64 in the body). A document whose
+receives each one pushed by reference (`type: status`, the URL of the package in the body,
+fetched with the agency's token; never the package inline). A document whose
 DocumentId is not of the standard form gets no packages (the strict writer refuses it); its
 statuses are still on the timeline.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from datetime import date, datetime
@@ -129,7 +129,9 @@ def webhook_payload(document: RoutedDocument, entry: StatusPackageRecord, payloa
             "code": entry.status_code,
             "description": entry.description,
             "at": entry.at.isoformat(),
+            # The package by reference: GET it with the agency's token (parties only).
             "url": f"/v1/documents/{document.id}/statuses/{entry.number}",
-            "package_base64": base64.b64encode(entry.package).decode(),
+            "content_type": "application/xml",
+            "size": len(entry.package),
         },
     }

@@ -9,6 +9,15 @@ either the agency or an operator re-drives it. Delivery to the receiver is at le
 the `X-Lienthong-Delivery` header (also sent as `Idempotency-Key`) is the same on every
 retry of one payload, so the receiver drops duplicates by it.
 
+Payloads carry references, never documents: a delivery names the document (id, metadata) and
+the URL its content is fetched from with the recipient's own token
+(`/v1/documents/{id}/content`); a status names the URL of its edXML Status package. A webhook
+URL reaches only public addresses, checked when it is registered and again on every connection
+(lienthong_common.outbound: no private, loopback, link-local or metadata address, no DNS
+rebinding, no redirects), with an operator allow-list of CIDRs for receivers on a private
+network. What a receiver answers is kept as its status code and a fixed reason only: its body
+is never read, stored or shown.
+
 Signature: `X-Lienthong-Signature: sha256=<hex>` where hex is HMAC-SHA256 with the agency's
 secret over `<X-Lienthong-Timestamp>.<raw body>` (the Unix seconds in the timestamp header, a
 dot, then the body bytes). Covering the timestamp lets the receiver refuse replays: reject a
@@ -30,7 +39,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import bindparam, func, select
@@ -39,6 +47,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, not_found
 from lienthong_common.ids import new_id
+from lienthong_common.outbound import (
+    OutboundPolicy,
+    OutboundRefused,
+    checked_client,
+    failure_reason,
+    status_reason,
+)
 from lienthong_common.outbox import now_utc
 from lienthong_routing import evidence, repository
 from lienthong_routing.domain import NewDelivery
@@ -90,10 +105,19 @@ def backoff_seconds(
 
 
 # -- registration ----------------------------------------------------------------------------
-def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise invalid(f"webhook url {url!r} must be an absolute http(s) URL")
+def policy_from(settings: WebhookSettings) -> OutboundPolicy:
+    """What webhook URLs may reach: public addresses plus the operator's allowed CIDRs."""
+    return OutboundPolicy.from_cidrs(settings.allowed_cidrs)
+
+
+def check_url(url: str, policy: OutboundPolicy) -> None:
+    """Refuse a webhook URL that is not absolute http(s) or whose host is not reachable by policy."""
+    if len(url) > 2000:
+        raise invalid("webhook url is longer than 2000 characters")
+    try:
+        policy.check_url(url)
+    except OutboundRefused as refused:
+        raise invalid(f"webhook url refused: {refused.reason}") from None
 
 
 @dataclass(frozen=True)
@@ -103,11 +127,16 @@ class WebhookView:
     counts: dict[str, int]
 
 
-def set_webhook(*, session: Session, agency_code: str, url: str, secret: str = "") -> WebhookView:
-    """Register or change an agency's webhook; generates a secret when none is given."""
+def set_webhook(
+    *, session: Session, agency_code: str, url: str, policy: OutboundPolicy, secret: str = ""
+) -> WebhookView:
+    """Register or change an agency's webhook; generates a secret when none is given.
+
+    The URL's host is resolved and every address checked against `policy` before anything is
+    written (and before this transaction touches the database)."""
     if not agency_code:
         raise invalid("agency_code is required")
-    _check_url(url)
+    check_url(url, policy)
     if secret and len(secret) < 16:
         raise invalid("a webhook secret must be at least 16 characters")
     generated = "" if secret else secrets.token_urlsafe(32)
@@ -193,6 +222,7 @@ def active_webhooks(*, session: Session, agency_codes: list[str]) -> set[str]:
 
 # -- queueing (in the caller's transaction) ---------------------------------------------------
 def delivery_payload(document: RoutedDocument, delivery: NewDelivery, payload_id: str) -> dict[str, Any]:
+    """The document by reference: its id, metadata and the URL of its content, never the package."""
     return {
         "type": KIND_DELIVERY,
         "id": payload_id,
@@ -207,7 +237,9 @@ def delivery_payload(document: RoutedDocument, delivery: NewDelivery, payload_id
             "state": delivery.state,
             "delivered_at": delivery.delivered_at.isoformat(),
             "ack_deadline": delivery.ack_deadline.isoformat() if delivery.ack_deadline else None,
+            # GET it with the recipient's own token (the package as stored, edXML).
             "content": f"/v1/documents/{document.id}/content",
+            "content_type": "application/xml",
             **({"requested_code": delivery.requested_code} if delivery.requested_code else {}),
         },
     }
@@ -345,11 +377,15 @@ class WebhookDispatcher:
         settings: WebhookSettings,
         *,
         client: httpx.Client | None = None,
+        policy: OutboundPolicy | None = None,
         clock: Callable[[], datetime] = now_utc,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._client = client or httpx.Client(timeout=settings.timeout_seconds, follow_redirects=False)
+        # Every connection re-resolves and re-checks the host (a name may point elsewhere now).
+        self._client = client or checked_client(
+            policy or policy_from(settings), timeout=settings.timeout_seconds
+        )
         self._clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -427,12 +463,13 @@ class WebhookDispatcher:
         }
         started = time.perf_counter()
         try:
-            response = self._client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as error:
-            return Outcome(False, 0, f"{type(error).__name__}: {error}"[:500], _ms(started))
-        ok = 200 <= response.status_code < 300
-        problem = "" if ok else f"HTTP {response.status_code}: {response.text[:200]}"
-        return Outcome(ok, response.status_code, problem, _ms(started))
+            # Streamed and closed unread: the receiver's body is never read, kept or shown.
+            with self._client.stream("POST", url, content=body, headers=headers) as response:
+                status = response.status_code
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OutboundRefused, ValueError) as error:
+            return Outcome(False, 0, failure_reason(error), _ms(started))
+        ok = 200 <= status < 300
+        return Outcome(ok, status, "" if ok else status_reason(status), _ms(started))
 
     def _record(self, session: Session, item_id: str, attempt: int, outcome: Outcome) -> None:
         item = session.get(WebhookDelivery, item_id)
