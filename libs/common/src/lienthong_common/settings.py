@@ -16,7 +16,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105 - refused in production
+# Refused in production, and by the gateway unless it listens only on loopback (anyone who
+# knows it, which is everyone, could mint tokens); `lienthong run` generates a secret instead.
+PLACEHOLDER_SECRET = "change-me-development-only"  # noqa: S105
 
 
 class KafkaSettings(BaseModel):
@@ -138,6 +140,9 @@ class DirectorySettings(BaseModel):
 
 class GatewaySettings(BaseModel):
     jwt_secret: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    # The `kid` of tokens signed with jwt_secret (e.g. "2027-01"); empty: a random id chosen when
+    # the gateway starts. Never derived from the secret: it only says which key to try first.
+    jwt_key_id: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9._-]*$")
     # Keys that still verify tokens during a rotation (the newest, jwt_secret, signs).
     previous_jwt_secrets: list[SecretStr] = Field(default_factory=list)
     token_ttl_seconds: int = 900

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -50,6 +51,33 @@ def repo_root() -> Path:
             if (candidate / "infra" / "kafka.sh").exists():
                 return candidate
     raise SystemExit("cannot find the lienthong checkout (infra/kafka.sh); set LIENTHONG_HOME")
+
+
+GATEWAY_JWT_FILE = "gateway-jwt.json"
+
+
+def gateway_jwt(data_dir: Path) -> dict[str, str]:
+    """The gateway's token-signing secret and key id for this data directory: generated once,
+    random, in a file only its owner reads (0600). The development placeholder is public, and
+    tokens signed with it could be forged by anyone who reaches the gateway."""
+    path = data_dir / GATEWAY_JWT_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        try:
+            stored: dict[str, str] = json.loads(path.read_text())
+            if stored.get("secret") and stored.get("key_id"):
+                return stored
+        except ValueError:
+            pass
+        raise SystemExit(
+            f"{path} is damaged: delete it and start again (tokens issued before then end)"
+        ) from None
+    key = {"secret": secrets.token_urlsafe(48), "key_id": f"local-{secrets.token_hex(4)}"}
+    with os.fdopen(fd, "w") as handle:
+        json.dump(key, handle)
+    return key
 
 
 def bin_path(name: str) -> str:
@@ -139,6 +167,12 @@ class LocalPlatform:
             env[f"LIENTHONG_SERVICES__{peer.upper()}"] = self.grpc_address(peer)
         if service in GRPC_SERVICES:
             env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port(name))
+        if service == "gateway" and not (
+            env.get("LIENTHONG_GATEWAY__JWT_SECRET") or self.extra_env.get("LIENTHONG_GATEWAY__JWT_SECRET")
+        ):
+            key = gateway_jwt(self.data_dir)  # a secret of the operator's own wins
+            env["LIENTHONG_GATEWAY__JWT_SECRET"] = key["secret"]
+            env.setdefault("LIENTHONG_GATEWAY__JWT_KEY_ID", key["key_id"])
         if service in self.database_urls:
             env["DATABASE_URL"] = self.database_urls[service]
         metrics_port = self.metrics_port(name)

@@ -384,7 +384,8 @@ def verify_credential(
 @dataclass(frozen=True)
 class Rotation:
     version: int
-    previous_valid_until: datetime
+    # When the previous secret stops; None when it stopped at once (an overlap of 0).
+    previous_valid_until: datetime | None
 
 
 DEFAULT_OVERLAP = timedelta(days=1)
@@ -395,8 +396,10 @@ def rotate_credential(
 ) -> Rotation:
     """Replace an active client's secret; the old one stays valid for `overlap` (default a day).
 
-    The version is kept, so tokens issued before the rotation stay valid to their expiry;
-    revocation (an empty secret in SetCredential) bumps it and ends them at once.
+    With an overlap the version is kept, so tokens issued before the rotation stay valid to
+    their expiry (a smooth hand-over). An overlap of 0 is the emergency rotation: the old secret
+    stops now and the version is bumped, so every token issued before dies at once too (as on a
+    revocation, an empty secret in SetCredential).
     """
     client_id = client_id.strip()
     stored = repository.get_credential(session=session, client_id=client_id)
@@ -412,6 +415,14 @@ def rotate_credential(
         raise invalid(f"client {client_id}: overlap must be between 0 and 90 days")
     if credentials.secret_matches(new_secret, stored.secret_hash):
         raise invalid(f"client {client_id}: the new secret is the current one")
+    if not overlap:
+        stored.previous_secret_hash = None
+        stored.previous_valid_until = None
+        stored.secret_hash = credentials.hash_secret(new_secret)
+        stored.version += 1
+        stored.updated_at = now_utc()
+        session.flush()
+        return Rotation(version=stored.version, previous_valid_until=None)
     until = now_utc() + overlap
     stored.previous_secret_hash = stored.secret_hash
     stored.previous_valid_until = until

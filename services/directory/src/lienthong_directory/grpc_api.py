@@ -307,7 +307,10 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
     def RotateCredential(
         self, request: directory_pb2.RotateCredentialRequest, context: grpc.ServicerContext
     ) -> directory_pb2.RotateCredentialResponse:
-        overlap = timedelta(seconds=request.overlap_seconds) if request.overlap_seconds else None
+        # Absent: the default overlap (a day); 0: the old secret and its tokens stop now.
+        overlap = (
+            timedelta(seconds=request.overlap_seconds) if request.HasField("overlap_seconds") else None
+        )
         with transaction(self.sessions) as session:
             rotation = domain.rotate_credential(
                 session=session,
@@ -315,9 +318,9 @@ class DirectoryServicer(directory_pb2_grpc.DirectoryServiceServicer):
                 new_secret=request.new_secret,
                 overlap=overlap,
             )
+        until = rotation.previous_valid_until
         return directory_pb2.RotateCredentialResponse(
-            version=rotation.version,
-            previous_valid_until=rotation.previous_valid_until.isoformat(),
+            version=rotation.version, previous_valid_until=until.isoformat() if until else ""
         )
 
     @translate_errors

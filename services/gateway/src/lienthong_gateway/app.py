@@ -30,7 +30,13 @@ from lienthong_gateway import (
     vdxp_systems_api,
     webhooks_api,
 )
-from lienthong_gateway.auth import Caller, CredentialVersions, TokenIssuer, client_credentials_from
+from lienthong_gateway.auth import (
+    Caller,
+    CredentialVersions,
+    TokenIssuer,
+    client_credentials_from,
+    signing_keys,
+)
 from lienthong_gateway.body_limits import BodyLimitMiddleware
 from lienthong_gateway.clients import PlatformClients
 from lienthong_gateway.context import (
@@ -271,15 +277,11 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
         platform = clients or PlatformClients.connect(
             settings.services, connections=settings.grpc.client_connections
         )
-        secrets = [
-            settings.gateway.jwt_secret.get_secret_value(),
-            *[s.get_secret_value() for s in settings.gateway.previous_jwt_secrets],
-        ]
         app.state.gateway = GatewayContext(
             settings=settings,
             clients=platform,
             issuer=TokenIssuer(
-                secrets=secrets,
+                keys=signing_keys(settings.gateway),
                 ttl_seconds=settings.gateway.token_ttl_seconds,
                 deadline=settings.grpc.deadline_seconds,
             ),

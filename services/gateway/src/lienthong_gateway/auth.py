@@ -6,12 +6,18 @@ confirmed as current is remembered for `gateway.credential_cache_seconds` (5 s b
 revocation made elsewhere takes effect within that time; a refusal is always asked of the
 directory afresh, and a rotation through this gateway forgets the remembered version at once.
 Signing keys rotate without downtime: the newest key signs, every configured key verifies.
+A token's `kid` names the key that signed it (configured, or random per gateway process: never
+derived from the secret); it only says which key to try first.
+
+The development placeholder secret is public (it is in this repository): a gateway holding it
+refuses to start unless it listens only on loopback (`refuse_placeholder_secret`).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import ipaddress
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -21,6 +27,7 @@ from fastapi import Request
 
 from lienthong.directory.v1 import directory_pb2
 from lienthong_common.ids import new_id
+from lienthong_common.settings import PLACEHOLDER_SECRET, GatewaySettings
 from lienthong_gateway.clients import PlatformClients
 from lienthong_gateway.problems import Problem
 
@@ -37,13 +44,54 @@ class Caller:
         return "admin" in self.roles
 
 
-def key_id(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()[:12]
+@dataclass(frozen=True)
+class SigningKey:
+    key_id: str
+    secret: str
+
+
+def random_key_id() -> str:
+    """A key id that says nothing about the key."""
+    return secrets.token_hex(6)
+
+
+def signing_keys(gateway: GatewaySettings) -> list[SigningKey]:
+    """The gateway's keys, the signing one first: its id configured or random, earlier ones random."""
+    current = SigningKey(gateway.jwt_key_id or random_key_id(), gateway.jwt_secret.get_secret_value())
+    earlier = [SigningKey(random_key_id(), s.get_secret_value()) for s in gateway.previous_jwt_secrets]
+    return [current, *earlier]
+
+
+def listens_only_on_loopback(host: str) -> bool:
+    """Whether an HTTP listen address is reachable from this machine only."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class PlaceholderSecretError(RuntimeError):
+    pass
+
+
+def refuse_placeholder_secret(gateway: GatewaySettings, host: str) -> None:
+    """Refuse the public development secret (signing or still verifying) on a gateway others can reach."""
+    keys = [gateway.jwt_secret, *gateway.previous_jwt_secrets]
+    if listens_only_on_loopback(host) or all(k.get_secret_value() != PLACEHOLDER_SECRET for k in keys):
+        return
+    raise PlaceholderSecretError(
+        "LIENTHONG_GATEWAY__JWT_SECRET (or one of …__PREVIOUS_JWT_SECRETS) is the development "
+        f"placeholder, which anyone can sign tokens with, and the gateway would listen on {host!r}: "
+        "set a random secret (e.g. `openssl rand -hex 32`), or listen on 127.0.0.1 only. "
+        "`lienthong run` generates one per data directory."
+    )
 
 
 @dataclass
 class TokenIssuer:
-    secrets: list[str]  # newest first
+    keys: list[SigningKey]  # the signing key first
     ttl_seconds: int
     deadline: float
 
@@ -58,9 +106,8 @@ class TokenIssuer:
             "exp": now + self.ttl_seconds,
             "jti": new_id(),
         }
-        token = jwt.encode(
-            claims, self.secrets[0], algorithm="HS256", headers={"kid": key_id(self.secrets[0])}
-        )
+        signing = self.keys[0]
+        token = jwt.encode(claims, signing.secret, algorithm="HS256", headers={"kid": signing.key_id})
         return token, self.ttl_seconds
 
     def decode(self, token: str) -> dict[str, object]:
@@ -68,24 +115,26 @@ class TokenIssuer:
             kid = jwt.get_unverified_header(token).get("kid")
         except jwt.PyJWTError as error:
             raise Problem(401, f"bearer token is malformed: {error}", kind="invalid-token") from error
-        for secret in self.secrets:
-            if kid is None or kid == key_id(secret):
-                try:
-                    return dict(
-                        jwt.decode(
-                            token,
-                            secret,
-                            algorithms=["HS256"],
-                            issuer=ISSUER,
-                            options={"require": ["exp", "sub", "ver"]},
-                        )
+        # The key the kid names first; then the others (another replica, or this one before a
+        # restart, named the same key by another random id).
+        keys = sorted(self.keys, key=lambda k: k.key_id != kid)
+        for key in keys:
+            try:
+                return dict(
+                    jwt.decode(
+                        token,
+                        key.secret,
+                        algorithms=["HS256"],
+                        issuer=ISSUER,
+                        options={"require": ["exp", "sub", "ver"]},
                     )
-                except jwt.ExpiredSignatureError as error:
-                    raise Problem(
-                        401, "bearer token has expired; request a new one", kind="invalid-token"
-                    ) from error
-                except jwt.PyJWTError:
-                    continue
+                )
+            except jwt.ExpiredSignatureError as error:  # only after the signature checked out
+                raise Problem(
+                    401, "bearer token has expired; request a new one", kind="invalid-token"
+                ) from error
+            except jwt.PyJWTError:
+                continue
         raise Problem(401, "bearer token is not valid", kind="invalid-token")
 
 

@@ -182,10 +182,28 @@ def delete_group(code: str, request: Request, caller: Caller = Depends(caller_de
     return _message_view(reply)
 
 
+def _overlap_seconds(body: dict[str, Any]) -> int | None:
+    """`overlap_seconds` from a rotation's body: absent or null = the default (a day), 0 = now."""
+    value = body.get("overlap_seconds")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Problem(
+            422,
+            "overlap_seconds must be a whole number of seconds (0: the old secret stops now)",
+            kind="invalid-request",
+        )
+    return value
+
+
 @router.post(
     "/v1/credentials/{client_id}/rotate",
     tags=["directory"],
-    summary="Rotate a client secret; the old one stays valid for the overlap (admin)",
+    summary="Rotate a client secret; the old one stays valid for the overlap, or stops now with 0 (admin)",
+    description="`{new_secret, overlap_seconds}`. Without `overlap_seconds` the old secret keeps "
+    "working a day and tokens already issued live to their expiry. `overlap_seconds: 0` is the "
+    "emergency rotation: the old secret stops now and the credential's version is bumped, so every "
+    "token issued before is refused too.",
 )
 def rotate_credential(
     client_id: str,
@@ -199,13 +217,38 @@ def rotate_credential(
         directory_pb2.RotateCredentialRequest(
             client_id=client_id,
             new_secret=str(body.get("new_secret", "")),
-            overlap_seconds=int(body.get("overlap_seconds", 0)),
+            overlap_seconds=_overlap_seconds(body),
         ),
         timeout=ctx.deadline,
     )
     ctx.credentials.forget(client_id)  # this gateway refuses the old version's tokens at once
     ctx.signin.forget(client_id)  # the new secret is checked afresh, even if just guessed wrong
     return _message_view(reply)
+
+
+@router.post(
+    "/v1/credentials/{client_id}/revoke",
+    tags=["directory"],
+    summary="Revoke a client's credential: its secret and every token stop now (admin, or the client itself)",
+    description="For a stolen secret or token. The credential is deactivated and its version bumped: "
+    "the secret (and a rotation's previous one) no longer gets a token, and every token already "
+    "issued is refused (at once on this gateway, within `credential_cache_seconds` on the others). "
+    "Only an administrator sets a new secret afterwards. VDXP systems acting for the agency have "
+    "secrets of their own (`/v1/vdxp/systems`).",
+)
+def revoke_credential(
+    client_id: str, request: Request, caller: Caller = Depends(caller_dependency)
+) -> dict[str, Any]:
+    if not caller.is_admin and client_id.strip() != caller.code:
+        raise Problem(
+            403, "an agency may revoke only its own credential; administrators revoke any", kind="admin-only"
+        )
+    ctx = gateway(request)
+    reply = ctx.clients.directory.SetCredential(
+        directory_pb2.SetCredentialRequest(client_id=client_id.strip(), secret=""), timeout=ctx.deadline
+    )
+    ctx.credentials.forget(client_id.strip())  # this gateway refuses its tokens from now
+    return {"client_id": client_id.strip(), "active": False, "version": reply.version}
 
 
 @router.put(

@@ -25,10 +25,15 @@ def main() -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     from lienthong_gateway.app import create_app
+    from lienthong_gateway.auth import PlaceholderSecretError, refuse_placeholder_secret
     from lienthong_gateway.mtls import ssl_options
 
-    app = create_app(settings)
     gw = settings.gateway
+    try:
+        refuse_placeholder_secret(gw, settings.http.host)
+    except PlaceholderSecretError as refused:
+        raise SystemExit(f"lienthong-gateway: {refused}") from None
+    app = create_app(settings)
     tls = ssl_options(
         cert=str(gw.tls_cert_file) if gw.tls_cert_file else None,
         key=str(gw.tls_key_file) if gw.tls_key_file else None,

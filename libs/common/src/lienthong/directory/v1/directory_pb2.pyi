@@ -942,19 +942,23 @@ class RotateCredentialRequest(_message.Message):
     client_id: _builtins.str
     new_secret: _builtins.str
     overlap_seconds: _builtins.int
-    """the previous secret stays valid this long (default 86400)"""
+    """The previous secret stays valid this long; absent: 86400; 0: it stops now, and the
+    credential's version is bumped so tokens issued before die too.
+    """
     def __init__(
         self,
         *,
         client_id: _builtins.str = ...,
         new_secret: _builtins.str = ...,
-        overlap_seconds: _builtins.int = ...,
+        overlap_seconds: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "new_secret", b"new_secret", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds", "client_id", b"client_id", "new_secret", b"new_secret", "overlap_seconds", b"overlap_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__overlap_seconds: _TypeAlias = _typing.Literal["overlap_seconds"]  # noqa: Y015
+    _WhichOneofArgType__overlap_seconds: _TypeAlias = _typing.Literal["_overlap_seconds", b"_overlap_seconds"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__overlap_seconds) -> _WhichOneofReturnType__overlap_seconds | None: ...
 
 Global___RotateCredentialRequest: _TypeAlias = RotateCredentialRequest  # noqa: Y015
 
@@ -966,7 +970,7 @@ class RotateCredentialResponse(_message.Message):
     PREVIOUS_VALID_UNTIL_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     previous_valid_until: _builtins.str
-    """ISO date-time (UTC)"""
+    """ISO date-time (UTC); empty when the previous secret stopped now"""
     def __init__(
         self,
         *,
