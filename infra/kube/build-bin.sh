@@ -57,10 +57,12 @@ build_kubernetes() {
 }
 
 build_helm() {
-  if stamp_ok helm "$HELM_VERSION"; then say "helm $HELM_VERSION present"; return; fi
+  if stamp_ok helm "$HELM_VERSION+ld"; then say "helm $HELM_VERSION present"; return; fi
   say "helm $HELM_VERSION: go install (cold: ~8 min)"
-  GOBIN="$KUBE_BIN" CGO_ENABLED=0 "${NICE[@]}" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
+  GOBIN="$KUBE_BIN" CGO_ENABLED=0 "${NICE[@]}" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  stamp helm "$HELM_VERSION+ld"
 }
 
 build_coredns() {
@@ -73,8 +75,9 @@ build_coredns() {
 build_knp() {
   if stamp_ok kube-network-policies "$KNP_VERSION"; then say "kube-network-policies $KNP_VERSION present"; return; fi
   say "kube-network-policies $KNP_VERSION: go install"
-  GOBIN="$KUBE_BIN" CGO_ENABLED=0 "${NICE[@]}" go install -trimpath -ldflags "-s -w" \
-    "sigs.k8s.io/kube-network-policies/cmd/kube-network-policies@$KNP_VERSION"
+  GOBIN="$KUBE_CACHE/src/knp-bin" CGO_ENABLED=0 "${NICE[@]}" go install -trimpath -ldflags "-s -w" \
+    "sigs.k8s.io/kube-network-policies/cmd@$KNP_VERSION"
+  mv "$KUBE_CACHE/src/knp-bin/cmd" "$KUBE_BIN/kube-network-policies"
   stamp kube-network-policies "$KNP_VERSION"
 }
 

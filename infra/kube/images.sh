@@ -93,10 +93,11 @@ import_images() {
   local sock="$CONTAINERD_SOCK"
   [[ -S "$sock" ]] || die "containerd is not running ($sock); infra/kube/up.sh starts it"
   local img id have
+  have="$(ctr --address "$sock" -n k8s.io images ls -q 2>/dev/null || true)"
   while read -r img; do
     id="$(podman image inspect --format '{{.Id}}' "$img")"
     if [[ -f "$KUBE_CACHE/imported/${img//[\/:]/_}" && "$(cat "$KUBE_CACHE/imported/${img//[\/:]/_}")" == "$id" ]] \
-        && ctr --address "$sock" -n k8s.io images ls -q | grep -qx "$img"; then
+        && grep -qx "$img" <<<"$have"; then
       continue
     fi
     say "import $img into containerd"
