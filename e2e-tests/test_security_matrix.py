@@ -10,6 +10,7 @@ import datetime as dt
 import http.client
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import grpc
 import httpx
+import jwt
 import pytest
 
 from harness import COMMUNE, DEPARTMENT, OUTSIDER, PROVINCE, RunningPlatform, eventually
@@ -321,3 +323,146 @@ def test_the_reports_page_refuses_forged_sign_ins_and_framing(platform: RunningP
     )
     assert problem(forged, 403)["type"].endswith("csrf-refused")
     assert "lienthong_report_token" not in forged.headers.get("set-cookie", "")
+
+
+# -- credentials (issue 20, item 3) ------------------------------------------------------------------
+
+
+def restore(platform: RunningPlatform, code: str, secret: str) -> None:
+    """Give `code` back the secret the rest of the session uses (a new version)."""
+    with grpc.insecure_channel(platform.local.grpc_address("directory")) as channel:
+        directory_pb2_grpc.DirectoryServiceStub(channel).SetCredential(
+            directory_pb2.SetCredentialRequest(client_id=code, secret=secret, roles=["agency"]), timeout=10
+        )
+
+
+# Agencies no other flow uses, one per test: a refused secret is remembered by the gateway's
+# sign-in guard for 30 s, so each test's restored secret must be one no test just tried.
+SELF_REVOKED = "000.01.04.H49"
+ROTATED = "000.46.24.H44"
+
+
+def test_an_agency_revokes_its_own_credential_and_every_token_dies_now(platform: RunningPlatform) -> None:
+    url = platform.local.gateway_url
+    secret = load_credentials(platform.local.data_dir)[SELF_REVOKED]
+    first, second = bearer(platform, SELF_REVOKED), bearer(platform, SELF_REVOKED)
+    assert httpx.get(f"{url}/v1/inbox", headers=first).status_code == 200
+    try:
+        other = httpx.post(f"{url}/v1/credentials/{SELF_REVOKED}/revoke", headers=bearer(platform, COMMUNE))
+        assert problem(other, 403)["type"].endswith("admin-only")
+        revoked = httpx.post(f"{url}/v1/credentials/{SELF_REVOKED}/revoke", headers=second)
+        assert revoked.status_code == 200 and revoked.json()["active"] is False, revoked.text
+        for headers in (first, second):  # at once: this gateway forgot the version it trusted
+            assert problem(httpx.get(f"{url}/v1/inbox", headers=headers), 401)["detail"]
+        stale = httpx.post(
+            f"{url}/v1/oauth/token",
+            data={"grant_type": "client_credentials", "client_id": SELF_REVOKED, "client_secret": secret},
+        )
+        assert stale.status_code == 401
+    finally:
+        restore(platform, SELF_REVOKED, secret)
+
+
+def test_an_emergency_rotation_stops_the_old_secret_and_its_tokens_now(platform: RunningPlatform) -> None:
+    url = platform.local.gateway_url
+    secret = load_credentials(platform.local.data_dir)[ROTATED]
+    old = bearer(platform, ROTATED)
+    assert httpx.get(f"{url}/v1/inbox", headers=old).status_code == 200
+    new_secret = f"rotated-{uuid.uuid4().hex}"
+    try:
+        rotated = httpx.post(
+            f"{url}/v1/credentials/{ROTATED}/rotate",
+            json={"new_secret": new_secret, "overlap_seconds": 0},
+            headers=bearer(platform, "admin"),
+        )
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["previous_valid_until"] == ""
+        assert problem(httpx.get(f"{url}/v1/inbox", headers=old), 401)["detail"]
+        token = f"{url}/v1/oauth/token"
+        form = {"grant_type": "client_credentials", "client_id": ROTATED}
+        assert httpx.post(token, data={**form, "client_secret": secret}).status_code == 401
+        fresh = httpx.post(token, data={**form, "client_secret": new_secret})
+        assert fresh.status_code == 200, fresh.text
+        # The key id is the one `lienthong run` generated with the data directory's secret.
+        assert jwt.get_unverified_header(fresh.json()["access_token"])["kid"].startswith("local-")
+    finally:
+        restore(platform, ROTATED, secret)
+
+
+# -- webhooks (issue 20, item 1) -----------------------------------------------------------------------
+
+# The harness allows 127.0.0.0/8 (its receivers); everything else internal stays refused.
+INTERNAL_WEBHOOK_URLS = [
+    "http://10.0.0.1/hook",
+    "http://172.16.0.1/hook",
+    "http://192.168.1.1/hook",
+    "http://100.64.0.1/hook",
+    "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    "http://metadata.google.internal/computeMetadata/v1/",
+    "http://[fd00::1]/hook",
+    "http://[fe80::1]/hook",
+    "http://[::ffff:10.0.0.1]/hook",
+    "http://[::1]:8080/hook",
+    "http://localhost:8080/hook",
+    "http://0.0.0.0:8080/hook",
+    "http://224.0.0.1/hook",
+    "ftp://vanthu.example/hook",
+]
+
+
+def test_webhooks_to_internal_addresses_are_refused(platform: RunningPlatform) -> None:
+    url = platform.local.gateway_url
+    headers = bearer(platform, OUTSIDER)
+    for target in INTERNAL_WEBHOOK_URLS:
+        refused = httpx.put(f"{url}/v1/webhook", json={"url": target}, headers=headers)
+        assert problem(refused, 422)["type"].endswith("webhook-url-refused"), target
+    assert httpx.get(f"{url}/v1/webhook", headers=headers).status_code == 404
+
+
+def test_a_receivers_reply_is_never_shown(platform: RunningPlatform, delivered: dict[str, Any]) -> None:
+    """The probe read an internal service's reply back through the push's error; now only its status."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Internal(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            hits.append(self.path)
+            body = b"root:x:0:0:INTERNAL-SECRET-REPLY"
+            self.send_response(500)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Internal)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = platform.local.gateway_url
+    outsider = bearer(platform, OUTSIDER)
+    try:
+        hook = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        assert httpx.put(f"{url}/v1/webhook", json={"url": hook}, headers=outsider).status_code == 200
+        with platform.client(PROVINCE) as client:
+            sent = client.send_package(package(PROVINCE, [OUTSIDER], delivered["pdf"], "Phản hồi nội bộ"))
+
+        def attempted() -> list[dict[str, Any]]:
+            reply = httpx.get(
+                f"{url}/v1/webhook/deliveries", params={"document": sent["id"]}, headers=outsider
+            ).json()
+            return [d for d in reply["deliveries"] if d["history"]]
+
+        [item] = eventually(attempted, timeout=120, what="a push attempt to the internal receiver")
+        assert hits and item["last_error"] == "HTTP 500"
+        first = item["history"][0]
+        assert (first["http_status"], first["error"]) == (500, "HTTP 500")
+        listed = httpx.get(f"{url}/v1/webhook/deliveries", headers=outsider).text
+        document = httpx.get(f"{url}/v1/documents/{sent['id']}", headers=bearer(platform, PROVINCE)).text
+        evidence = httpx.get(f"{url}/v1/documents/{sent['id']}/evidence", headers=outsider).text
+        for shown in (listed, document, evidence):
+            assert "INTERNAL-SECRET" not in shown
+    finally:
+        httpx.delete(f"{url}/v1/webhook", headers=outsider)
+        server.shutdown()
+        server.server_close()
