@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TEST_KAFKA_PORT ?= 19092
 TEST_PGPORT ?= 55432
 
-.PHONY: help setup run test test-unit test-e2e lint proto proto-check chart-check bench chaos fuzz clean kube-up kube-e2e kube-down
+.PHONY: help setup run test test-tools test-unit test-e2e lint proto proto-check chart-check bench chaos fuzz clean kube-up kube-e2e kube-down
 
 help:
 	@echo "make run          start Kafka and the six services locally, seed the demo (Ctrl-C stops)"
@@ -53,10 +53,14 @@ lint: setup
 	$(BIN)/ruff check libs services e2e-tests
 	$(BIN)/mypy -p lienthong_common -p lienthong_sdk $(foreach s,gateway directory docstore sigverify routing statistics,-p lienthong_$(s))
 
-test-unit: setup
+# xmlsec1 (Debian's) signs and verifies envelopes independently of the platform in the tests.
+test-tools:
+	@bash infra/xmlsec1.sh ensure >/dev/null
+
+test-unit: setup test-tools
 	$(BIN)/python -m pytest -q libs services fuzz
 
-test-e2e: setup
+test-e2e: setup test-tools
 	@# The harness starts (and resets) its own broker and PostgreSQL through infra/; stop both after.
 	@trap 'KAFKA_PORT=$(TEST_KAFKA_PORT) KAFKA_CONTROLLER_PORT=$$(( $(TEST_KAFKA_PORT) + 1 )) bash infra/kafka.sh stop >/dev/null 2>&1; PGPORT=$(TEST_PGPORT) bash infra/postgres.sh stop >/dev/null 2>&1' EXIT; \
 	LIENTHONG_TEST_KAFKA_PORT=$(TEST_KAFKA_PORT) LIENTHONG_TEST_PGPORT=$(TEST_PGPORT) \
