@@ -285,34 +285,21 @@ class Prober:
         self._thread.join(timeout=30)
 
 
-class JobWatcher:
-    """Records the migration hook Jobs seen while a helm command runs, and whether they succeeded."""
-
-    def __init__(self, env: Env) -> None:
-        self.env = env
-        self.jobs: dict[str, bool] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                items = json.loads(self.env.kubectl("get", "jobs", "-o", "json", check=False) or "{}").get("items", [])
-            except json.JSONDecodeError:
-                items = []
-            for job in items:
-                name = job["metadata"]["name"]
-                if name.endswith("-migrate"):
-                    self.jobs[name] = self.jobs.get(name, False) or bool(job.get("status", {}).get("succeeded"))
-            self._stop.wait(0.5)
-
-    def __enter__(self) -> JobWatcher:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
+def migration_jobs_completed(env: Env, since: dt.datetime) -> dict[str, bool]:
+    """Per migration hook Job since `since`: created, and completed (from the Jobs' events, which
+    outlive the Jobs helm deletes on success)."""
+    events = json.loads(env.kubectl("get", "events", "--field-selector", "involvedObject.kind=Job", "-o", "json"))
+    jobs: dict[str, bool] = {}
+    for event in events["items"]:
+        name = event["involvedObject"]["name"]
+        stamp = event.get("lastTimestamp") or event.get("eventTime") or ""
+        if not name.endswith("-migrate") or not stamp:
+            continue
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00").split(".")[0].removesuffix("+00:00") + "+00:00")
+        if when < since:
+            continue
+        jobs[name] = jobs.get(name, False) or event["reason"] == "Completed"
+    return jobs
 
 
 def chart_args(env: Env) -> list[str]:
@@ -320,27 +307,39 @@ def chart_args(env: Env) -> list[str]:
             str(ROOT / "charts" / "lienthong" / "examples" / "kube-local.yaml")]
 
 
-def gateway_env(env: Env) -> dict[str, str]:
-    dep = json.loads(env.kubectl("get", "deployment", f"{env.release}-gateway", "-o", "json"))
-    container = dep["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e.get("value", "") for e in container.get("env", []) if "value" in e}
+def gateway_revisions(env: Env) -> set[str]:
+    """LIENTHONG_KUBE_E2E_REVISION as each live gateway pod sees it ("" = unset)."""
+    pods = json.loads(env.kubectl(
+        "get", "pods", "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
+        "-o", "json"))["items"]
+    seen = set()
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") != "Running":
+            continue
+        out = env.kubectl("exec", pod["metadata"]["name"], "--", "sh", "-c",
+                          "printenv LIENTHONG_KUBE_E2E_REVISION || true", check=False, timeout=60)
+        seen.add(out.strip())
+    return seen
 
 
 def check_upgrade(env: Env) -> str:
     revision = f"kube-e2e-{int(time.time())}"
-    with Prober(env) as prober, JobWatcher(env) as jobs:
+    since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=1)
+    with Prober(env) as prober:
         env.helm("upgrade", *chart_args(env), "--wait", "--timeout", "10m",
                  "--set", "components.gateway.settings.rate_limit_burst=300",
                  "--set", f"components.gateway.env.LIENTHONG_KUBE_E2E_REVISION={revision}")
         time.sleep(3)
-    assert gateway_env(env).get("LIENTHONG_KUBE_E2E_REVISION") == revision, "the upgrade did not reach the gateway"
+    seen = gateway_revisions(env)
+    assert seen == {revision}, f"the upgraded configuration is not what the gateways run: {seen}"
     assert prober.ok > 0, "no request was made during the upgrade"
     assert not prober.failed, f"{len(prober.failed)} failed requests during the upgrade, e.g. {prober.failed[:2]}"
+    jobs = migration_jobs_completed(env, since)
     expected = {f"{env.release}-{s}-migrate" for s in SERVICES if s != "gateway"}
-    assert expected <= set(jobs.jobs), f"migration Jobs seen {sorted(jobs.jobs)}, expected {sorted(expected)}"
-    failed_jobs = [j for j, ok in jobs.jobs.items() if not ok]
+    assert expected <= set(jobs), f"migration Jobs run {sorted(jobs)}, expected {sorted(expected)}"
+    failed_jobs = [j for j, ok in jobs.items() if not ok]
     assert not failed_jobs, f"migration Jobs without success: {failed_jobs}"
-    return f"helm upgrade: {prober.ok} requests, 0 failed; migration Jobs succeeded: {', '.join(sorted(jobs.jobs))}"
+    return f"helm upgrade: {prober.ok} requests, 0 failed; {len(jobs)} migration hook Jobs completed"
 
 
 def check_rollback(env: Env) -> str:
@@ -349,7 +348,8 @@ def check_rollback(env: Env) -> str:
     with Prober(env) as prober:
         env.helm("rollback", env.release, str(previous), "--wait", "--timeout", "10m")
         time.sleep(3)
-    assert "LIENTHONG_KUBE_E2E_REVISION" not in gateway_env(env), "the rollback left the upgraded gateway config"
+    seen = gateway_revisions(env)
+    assert seen == {""}, f"after the rollback the gateways still run the upgraded configuration: {seen}"
     assert not prober.failed, f"{len(prober.failed)} failed requests during the rollback, e.g. {prober.failed[:2]}"
     return f"helm rollback to revision {previous}: {prober.ok} requests, 0 failed"
 
