@@ -63,11 +63,11 @@ for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_pid
 
 # 4. Network namespaces of our sandboxes (named cni-*, made by our containerd), mounts.
 if [[ -d "$KUBE_STATE/kubelet" ]]; then
-  grep " $KUBE_STATE/kubelet" /proc/self/mounts | awk '{print $2}' | sort -r | while read -r m; do
+  { grep " $KUBE_STATE/kubelet" /proc/self/mounts || true; } | awk '{print $2}' | sort -r | while read -r m; do
     umount -l "$(printf '%b' "$m")" 2>/dev/null || true
   done
 fi
-for m in $(grep " $KUBE_RUN" /proc/self/mounts | awk '{print $2}' | sort -r); do umount -l "$m" 2>/dev/null || true; done
+for m in $({ grep " $KUBE_RUN" /proc/self/mounts || true; } | awk '{print $2}' | sort -r); do umount -l "$m" 2>/dev/null || true; done
 # A sandbox netns the kubelet did not get to delete is ours when it holds an address of POD_CIDR.
 for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
   if ip netns exec "$ns" ip -4 -o addr show 2>/dev/null | grep -q " ${POD_CIDR%.*}\."; then
@@ -83,7 +83,7 @@ for tool in iptables ip6tables; do
   command -v "$tool" >/dev/null || continue
   for table in filter nat mangle; do
     # Jumps into KUBE-* chains from the built-in chains, then the chains themselves.
-    "$tool" -w -t "$table" -S 2>/dev/null | grep -E '^-A [A-Z]+ .*-j KUBE-' | grep -vE '^-A KUBE-' | while read -r rule; do
+    { "$tool" -w -t "$table" -S 2>/dev/null || true; } | { grep -E '^-A [A-Z]+ .*-j KUBE-' || true; } | while read -r rule; do
       eval "$tool -w -t $table ${rule/-A/-D}" 2>/dev/null || true
     done
     for chain in $("$tool" -w -t "$table" -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do

@@ -38,7 +38,8 @@ build_base() {
 # Build args and mounts common to every build. The host CA bundle goes in only where egress TLS
 # is intercepted (the host configures a custom bundle), so pip and apt in the build trust it.
 build_flags() {
-  local flags=(--layers --build-arg "PYTHON_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
+  # Host networking: no podman bridge, NAT or firewall chains are left on the machine by a build.
+  local flags=(--layers --network host --build-arg "PYTHON_IMAGE=$BASE_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE")
   local ca; ca="$(host_ca_bundle)"
   [[ -n "$ca" ]] && flags+=(-v "$ca:/etc/ssl/certs/ca-certificates.crt:ro")
   printf '%s\n' "${flags[@]}"
