@@ -58,7 +58,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory, transaction, upgrade_database
-from lienthong_directory import events, transfer
+from lienthong_directory import transfer
+from lienthong_directory.consumers import DeliveryEvents
 from lienthong_directory.grpc_api import DirectoryServicer
 from lienthong_directory.main import MIGRATIONS
 
@@ -207,7 +208,7 @@ def bench_calls(servicer: DirectoryServicer, count: int) -> dict[str, dict[str, 
         event.delivery_updated.recipient_code = RECIPIENTS[i % len(RECIPIENTS)]
         event.delivery_updated.state = "delivered"
         with transaction(servicer.sessions) as session:
-            events.handle_delivery_event(session, event)
+            DeliveryEvents().handle(session, event)
 
     return {
         "get_credential_version": _per_call(

@@ -30,7 +30,6 @@ Writes bench/results/routing.json.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -51,9 +50,9 @@ from lienthong_common.ids import new_id
 from lienthong_common.kafka import EventConsumer
 from lienthong_common.outbox import TOPIC_VERIFIED, install_after_commit_hooks, new_event
 from lienthong_common.settings import KafkaSettings
-from lienthong_routing import events
+from lienthong_routing.clients import Resolution
+from lienthong_routing.consumers import VerifiedDocuments
 from lienthong_routing.deadlines import WorkingCalendar
-from lienthong_routing.directory import Resolution
 from lienthong_routing.evidence import verify
 from lienthong_routing.main import MIGRATIONS_DIR
 from lienthong_routing.models import OUTBOX, Delivery, EvidenceEntry
@@ -109,11 +108,9 @@ def run(url: str, mode: str, documents: int, recipients: int) -> dict[str, Any]:
         settings=KafkaSettings(),
         sessions=sessions,
         outbox=OUTBOX,
-        handler=functools.partial(
-            events.handle_event,
-            directory=SelfDirectory(),
-            calendar=WorkingCalendar.of("Asia/Ho_Chi_Minh", range(5)),
-        ),
+        handler=VerifiedDocuments(
+            directory=SelfDirectory(), calendar=WorkingCalendar.of("Asia/Ho_Chi_Minh", range(5))
+        ).handle,
     )
     poll = int(getattr(consumer, "max_poll_records", 100))
     # 200 agencies; each document goes to `recipients` of them, round robin.

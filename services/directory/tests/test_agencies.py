@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-import grpc
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.outbox import TOPIC_DIRECTORY
 from lienthong_directory import domain
 from lienthong_directory.domain import AgencyRecord
@@ -44,7 +43,7 @@ def _outbox_rows(session: Session) -> list[tuple[str, str, bytes]]:
 def test_upsert_names_the_wrong_segment(session: Session, code: str, message: str) -> None:
     with pytest.raises(DomainError) as caught:
         add_agency(session, code, 3)
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind is ErrorKind.INVALID
     assert message in caught.value.message
 
 
@@ -62,7 +61,7 @@ def test_parent_is_derived_and_province_taken_from_level1(session: Session) -> N
 def test_non_root_needs_its_parent(session: Session) -> None:
     with pytest.raises(DomainError) as caught:
         add_agency(session, "000.46.24.H44", 4)
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert caught.value.kind is ErrorKind.NOT_FOUND
     assert "parent 000.00.24.H44 is not in the directory" in caught.value.message
 
 
@@ -145,7 +144,7 @@ def test_change_may_not_predate_current_version(
         add_agency(session, "000.00.03.H49", 3, "Tên mới", on=REORG)
     with transaction(sessions) as session, pytest.raises(DomainError) as caught:
         add_agency(session, "000.00.03.H49", 3, "Tên khác", on=date(2024, 1, 1))
-    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.kind is ErrorKind.CONFLICT
 
 
 def test_list_filters_by_province_tier_and_date(

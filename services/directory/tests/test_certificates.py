@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, date, datetime, timedelta
 
-import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -14,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_directory import domain
 
 
@@ -73,10 +72,10 @@ def test_unknown_agency_and_malformed_der(sessions: sessionmaker[Session], quang
     der = make_certificate().public_bytes(serialization.Encoding.DER)
     with pytest.raises(DomainError) as caught:
         _register(sessions, "000.00.00.H98", der)
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert caught.value.kind is ErrorKind.NOT_FOUND
     with pytest.raises(DomainError) as caught:
         _register(sessions, "000.00.00.H49", b"\x30\x03not a certificate")
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind is ErrorKind.INVALID
     assert "not a well-formed X.509 certificate" in caught.value.message
     with pytest.raises(DomainError, match="not a SHA-256 hex digest"):
         _check(sessions, "000.00.00.H49", "abc")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_directory import credentials, domain
 from lienthong_directory.models import Credential
 
@@ -72,13 +71,13 @@ def test_revocation_and_versions(sessions: sessionmaker[Session], quang_ninh: No
 @pytest.mark.parametrize(
     ("client_id", "secret", "roles", "code", "message"),
     [
-        ("000.00.00.H98", SECRET, ["agency"], grpc.StatusCode.NOT_FOUND, "not in the directory"),
-        ("000.00.00.H49", "short", [], grpc.StatusCode.INVALID_ARGUMENT, "at least 12"),
-        ("000.00.00.H49", SECRET, ["root"], grpc.StatusCode.INVALID_ARGUMENT, "unknown roles root"),
-        ("ops", SECRET, [], grpc.StatusCode.INVALID_ARGUMENT, "roles are required"),
-        ("ops", SECRET, ["agency"], grpc.StatusCode.INVALID_ARGUMENT, "segment"),
-        ("bad id!", SECRET, ["admin"], grpc.StatusCode.INVALID_ARGUMENT, "client_id"),
-        ("000.00.03.H49", "", [], grpc.StatusCode.NOT_FOUND, "no credential to revoke"),
+        ("000.00.00.H98", SECRET, ["agency"], ErrorKind.NOT_FOUND, "not in the directory"),
+        ("000.00.00.H49", "short", [], ErrorKind.INVALID, "at least 12"),
+        ("000.00.00.H49", SECRET, ["root"], ErrorKind.INVALID, "unknown roles root"),
+        ("ops", SECRET, [], ErrorKind.INVALID, "roles are required"),
+        ("ops", SECRET, ["agency"], ErrorKind.INVALID, "segment"),
+        ("bad id!", SECRET, ["admin"], ErrorKind.INVALID, "client_id"),
+        ("000.00.03.H49", "", [], ErrorKind.NOT_FOUND, "no credential to revoke"),
     ],
 )
 def test_rejected_credentials(
@@ -87,12 +86,12 @@ def test_rejected_credentials(
     client_id: str,
     secret: str,
     roles: list[str],
-    code: grpc.StatusCode,
+    code: ErrorKind,
     message: str,
 ) -> None:
     with pytest.raises(DomainError) as caught:
         _set(sessions, client_id, secret, roles)
-    assert caught.value.code == code
+    assert caught.value.kind is code
     assert message in caught.value.message
 
 

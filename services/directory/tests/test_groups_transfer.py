@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 
-import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import func, select
@@ -13,8 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
-from lienthong_directory import connections, domain, events, groups, transfer
+from lienthong_common.errors import DomainError, ErrorKind
+from lienthong_directory import connections, domain, groups, transfer
+from lienthong_directory.consumers import DeliveryEvents
 from lienthong_directory.models import OUTBOX, AgencyVersion
 
 from .conftest import add_agency
@@ -89,7 +89,7 @@ def test_group_definitions_are_checked(sessions: sessionmaker[Session], province
     for definition in cases:
         with pytest.raises(DomainError) as caught, transaction(sessions) as session:
             groups.define_group(session=session, definition=definition)
-        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.kind is ErrorKind.INVALID
     with pytest.raises(DomainError, match="reserved for recipient groups"), transaction(sessions) as session:
         add_agency(session, "000.00.00.X00", 1)
 
@@ -217,12 +217,12 @@ def test_connection_status_from_delivery_events(sessions: sessionmaker[Session],
     with transaction(sessions) as session:
         domain.set_credential(session=session, client_id="000.00.00.H49", secret="secret-secret-1", roles=[])
         domain.set_credential(session=session, client_id="000.00.03.H49", secret="secret-secret-2", roles=[])
-        events.handle_delivery_event(session, _delivery_event("000.00.00.H49", "000.01.03.H49", now))
+        DeliveryEvents().handle(session, _delivery_event("000.00.00.H49", "000.01.03.H49", now))
         # A replayed older event does not move the time back.
-        events.handle_delivery_event(
+        DeliveryEvents().handle(
             session, _delivery_event("000.00.00.H49", "000.01.03.H49", now - timedelta(days=90))
         )
-        events.handle_delivery_event(
+        DeliveryEvents().handle(
             session, _delivery_event("000.00.03.H49", "000.02.03.H49", now - timedelta(days=40))
         )
     with transaction(sessions) as session:

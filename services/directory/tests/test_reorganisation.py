@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import grpc
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_directory import domain, groups, reorganize, transfer
 from lienthong_directory.domain import AgencyRecord
 
@@ -151,7 +150,7 @@ def test_reorganisation_errors_name_the_change(sessions: sessionmaker[Session], 
                 (reorganize.Dissolve("000.00.03.H49", ""), date(2024, 1, 1)),
             ],
         )
-    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.kind is ErrorKind.CONFLICT
     assert "change #2 (dissolve)" in caught.value.message
     assert "000.01.03.H49" in caught.value.message  # the ward still under it
     with transaction(sessions) as session:

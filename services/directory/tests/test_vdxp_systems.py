@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import grpc
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
-from lienthong_common.outbox import now_utc
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_directory import repository, vdxp_systems
 from lienthong_directory.envelope import MasterKeyRing, new_master_key_text
 from lienthong_directory.models import VdxpSystemSecret
@@ -180,7 +179,7 @@ def test_adding_an_existing_system_id_is_already_exists(
     add(sessions, keys, secret=WORKED_SECRET)
     with pytest.raises(DomainError) as caught:
         add(sessions, keys, secret="another-secret")
-    assert caught.value.code == grpc.StatusCode.ALREADY_EXISTS
+    assert caught.value.kind is ErrorKind.ALREADY_EXISTS
     assert caught.value.message == "VDXP system vxp.saas.03 already exists"
     assert verify(sessions, keys, WORKED_HASH).valid  # the first secret is untouched
 
@@ -190,11 +189,11 @@ def test_every_agency_must_be_in_the_directory(
 ) -> None:
     with pytest.raises(DomainError) as caught:
         add(sessions, keys, agencies=(PROVINCE, "000.00.00.H98"))
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert caught.value.kind is ErrorKind.NOT_FOUND
     assert caught.value.message == "VDXP system vxp.saas.03: agency 000.00.00.H98 is not in the directory"
     with pytest.raises(DomainError) as caught:
         add(sessions, keys, agencies=("000.00.XX.H49",))
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind is ErrorKind.INVALID
     with pytest.raises(DomainError) as caught:
         add(sessions, keys, agencies=())
     assert "at least one agency" in caught.value.message
@@ -207,7 +206,7 @@ def test_system_id_syntax_is_enforced(
 ) -> None:
     with pytest.raises(DomainError) as caught:
         add(sessions, keys, system_id)
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind is ErrorKind.INVALID
     assert "must be 1-64 letters, digits, '.', '_' or '-'" in caught.value.message
 
 
@@ -280,7 +279,7 @@ def test_rotation_refuses_a_secret_the_system_already_has_and_bad_overlaps(
     for overlap in (-1, 90 * 86400 + 1, 2**62):
         with pytest.raises(DomainError) as caught:
             rotate(sessions, keys, overlap_seconds=overlap)
-        assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert caught.value.kind is ErrorKind.INVALID
     given = rotate(sessions, keys, new_secret="an-imported-secret", overlap_seconds=0)
     assert given.secret == "an-imported-secret"
     assert verify(sessions, keys, sign("an-imported-secret")).valid
@@ -302,12 +301,12 @@ def test_update_replaces_agencies_and_admin_and_list_filters_by_agency(
     assert verify(sessions, keys, WORKED_HASH).valid  # secrets stay
     with pytest.raises(DomainError) as caught, transaction(sessions) as session:
         vdxp_systems.update_system(session=session, system_id="vxp.saas.03", agency_codes=[], admin=False)
-    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert caught.value.kind is ErrorKind.INVALID
     with pytest.raises(DomainError) as caught, transaction(sessions) as session:
         vdxp_systems.update_system(
             session=session, system_id="vxp.saas.99", agency_codes=[PROVINCE], admin=False
         )
-    assert caught.value.code == grpc.StatusCode.NOT_FOUND
+    assert caught.value.kind is ErrorKind.NOT_FOUND
 
 
 def test_remove_deletes_the_system_its_agencies_and_its_secrets(
@@ -330,7 +329,7 @@ def test_without_a_master_key_secret_operations_are_refused_with_the_reason(
 ) -> None:
     with pytest.raises(DomainError) as caught:
         add(sessions, None)
-    assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.kind is ErrorKind.CONFLICT
     assert "LIENTHONG_DIRECTORY__MASTER_KEYS" in caught.value.message
     with pytest.raises(DomainError):
         verify(sessions, None, WORKED_HASH)
@@ -343,7 +342,7 @@ def test_wrong_master_key_fails_clearly_and_never_shows_the_secret(
     impostor = ring("k1")  # same id, other key material
     with caplog.at_level(logging.DEBUG), pytest.raises(DomainError) as caught:
         verify(sessions, impostor, WORKED_HASH)
-    assert caught.value.code == grpc.StatusCode.INTERNAL
+    assert caught.value.kind is ErrorKind.INTERNAL
     assert "master key 'k1' does not unwrap the data key of vxp.saas.03's secret" in caught.value.message
     with pytest.raises(DomainError) as caught:
         verify(sessions, ring("k2"), WORKED_HASH)

@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong.events.v1 import events_pb2
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
 from lienthong_common.edxml import BUSINESS_RECALL, Business
 from lienthong_common.ids import new_id
-from lienthong_common.outbox import TOPIC_SUBMITTED, now_utc
+from lienthong_common.outbox import TOPIC_SUBMITTED
 from lienthong_docstore import domain, grpc_api
 from lienthong_docstore.blobstore import FilesystemBlobStore
 from lienthong_docstore.models import OUTBOX, DocumentAttachment

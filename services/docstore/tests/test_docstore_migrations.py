@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 from lienthong_common import db
-from lienthong_common.outbox import now_utc
+from lienthong_common.clock import now_utc
 from lienthong_docstore.main import MIGRATIONS
 from lienthong_docstore.models import Base, Document, DocumentAttachment
 

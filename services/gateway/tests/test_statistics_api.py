@@ -36,8 +36,8 @@ from lienthong_gateway.statistics_api import PAPER_FIELDS, sees_paper_of
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "statistics" / "tests"))
 from statistics_support import FakeDirectory, exchange
 
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.domain import VIETNAM, AgencyInfo
-from lienthong_statistics.events import handle_event
 from lienthong_statistics.grpc_api import StatisticsServicer
 from lienthong_statistics.models import Base
 
@@ -51,7 +51,7 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
         for event in exchange(PROVINCE, [DEPARTMENT, COMMUNE], f"{MONTH}-01T05:00:00Z"):
-            handle_event(session, event)
+            ExchangeEvents().handle(session, event)
     directory = FakeDirectory(
         [AgencyInfo(PROVINCE, 2, "H49"), AgencyInfo(DEPARTMENT, 3, "H49"), AgencyInfo(COMMUNE, 4, "H49")]
     )

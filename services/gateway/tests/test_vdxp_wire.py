@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lienthong_common.timezones import VIETNAM
+from lienthong_common.clock import VIETNAM
 from lienthong_gateway.vdxp_wire import (
     WireError,
     match_hash_file,

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from lienthong.events.v1 import events_pb2
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import new_event
-from lienthong_routing.directory import Resolution
-from lienthong_routing.events import route_verified_document
+from lienthong_routing.clients import Resolution
 from lienthong_routing.models import OUTBOX
+from lienthong_routing.routed_documents import route_verified_document
 
 SENDER = "000.00.00.G22"
 HA_LONG = "000.00.01.H49"

@@ -19,7 +19,7 @@ from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.outbox import TOPIC_VERIFIED, install_after_commit_hooks
 from lienthong_common.settings import KafkaSettings
 from lienthong_routing import evidence, repository, webhooks
-from lienthong_routing.events import handle_event
+from lienthong_routing.consumers import VerifiedDocuments
 from lienthong_routing.models import OUTBOX, Delivery, EvidenceEntry, WebhookDelivery
 
 AGENCIES = [f"000.00.{i:02d}.H49" for i in range(1, 8)]
@@ -137,7 +137,7 @@ def test_a_consumer_batch_routes_each_document_once(
         settings=KafkaSettings(),
         sessions=sessions,
         outbox=OUTBOX,
-        handler=lambda session, event: handle_event(session, event, directory=directory),
+        handler=VerifiedDocuments(directory=directory).handle,
     )
     events = [verified_event(recipients=AGENCIES[n % 5 : n % 5 + 3]) for n in range(40)]
     records = [

@@ -9,9 +9,9 @@ import pytest
 from routing_support import HA_LONG, QUANG_NINH, SENDER, FakeDirectory, outbox_events, route
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError
 from lienthong_routing import deliveries, repository
-from lienthong_routing.directory import Resolution
+from lienthong_routing.clients import Resolution
 
 OLD_ID = f"{SENDER},2026/11/20,100/VPCP-TTĐT"
 NEW_ID = f"{SENDER},2026/11/25,101/VPCP-TTĐT"

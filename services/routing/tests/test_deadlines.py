@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from lienthong_routing import deliveries, repository
 from lienthong_routing.deadlines import WorkingCalendar
-from lienthong_routing.events import route_verified_document
+from lienthong_routing.routed_documents import route_verified_document
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 WEEKDAYS = WorkingCalendar.of("Asia/Ho_Chi_Minh", range(5))

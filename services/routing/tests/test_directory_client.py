@@ -10,7 +10,7 @@ from datetime import date
 import grpc
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
-from lienthong_routing.directory import GrpcRecipientDirectory, Resolution
+from lienthong_routing.clients import GrpcRecipientDirectory, Resolution
 
 
 class StandInDirectory(directory_pb2_grpc.DirectoryServiceServicer):

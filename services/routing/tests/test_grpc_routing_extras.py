@@ -12,9 +12,9 @@ from routing_support import HA_LONG, SENDER, FakeDirectory, route
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
 from lienthong_common.outbound import OutboundPolicy
-from lienthong_common.outbox import now_utc
 from lienthong_routing import repository
 from lienthong_routing.grpc_api import RoutingServicer
 

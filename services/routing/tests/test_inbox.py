@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from routing_support import HA_LONG, QUANG_NINH, SENDER, FakeDirectory, route
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_routing import deliveries
 
 
@@ -62,14 +61,14 @@ def test_default_limit_is_50(session: Session, directory: FakeDirectory) -> None
 def test_limit_out_of_range_is_invalid(session: Session, limit: int) -> None:
     with pytest.raises(DomainError) as raised:
         deliveries.inbox(session=session, agency_code=HA_LONG, limit=limit)
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
 
 
 @pytest.mark.parametrize("cursor", ["garbage!", "c2VxOng=", deliveries.encode_cursor(-3)])
 def test_foreign_cursor_is_invalid(session: Session, cursor: str) -> None:
     with pytest.raises(DomainError) as raised:
         deliveries.inbox(session=session, agency_code=HA_LONG, cursor=cursor)
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
     assert "cursor" in raised.value.message
 
 

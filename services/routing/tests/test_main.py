@@ -10,10 +10,9 @@ from routing_support import FakeDirectory
 
 from lienthong_common.outbox import TOPIC_VERIFIED
 from lienthong_common.service import ServiceRuntime
-from lienthong_common.settings import Settings
+from lienthong_common.settings import RoutingSettings, Settings, WebhookSettings
 from lienthong_routing.main import build
 from lienthong_routing.models import OUTBOX, Base
-from lienthong_routing.settings import RoutingSettings, WebhookSettings
 from lienthong_routing.webhooks import WebhookDispatcher
 
 

@@ -20,9 +20,9 @@ from sqlalchemy import select
 
 from lienthong_common import db
 from lienthong_common.testing import throwaway_postgres
-from lienthong_routing.events import route_verified_document
 from lienthong_routing.main import MIGRATIONS_DIR as MIGRATIONS
 from lienthong_routing.models import Delivery
+from lienthong_routing.routed_documents import route_verified_document
 
 ROOT = Path(__file__).resolve().parents[3]
 PGPORT = os.environ.get("PGPORT", "55432")

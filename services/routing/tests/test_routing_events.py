@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from lienthong_common.outbox import TOPIC_DELIVERIES
 from lienthong_routing import deliveries, repository
-from lienthong_routing.events import handle_event, route_verified_document
+from lienthong_routing.consumers import VerifiedDocuments
+from lienthong_routing.routed_documents import route_verified_document
 
 
 def test_passed_document_is_delivered_to_each_recipient_with_events(
@@ -167,7 +168,7 @@ def test_second_verdict_for_the_same_document_changes_nothing(
 def test_handler_ignores_other_payloads(session: Session, directory: FakeDirectory) -> None:
     event = verified_event(recipients=[HA_LONG])
     event.ClearField("verified")
-    handle_event(session, event, directory=directory)
+    VerifiedDocuments(directory=directory).handle(session, event)
     assert repository.get_document(session=session, document_id=event.document_id) is None
 
 
@@ -176,5 +177,5 @@ def test_handler_resolves_as_of_the_verification_date_in_vietnam(
 ) -> None:
     event = verified_event(recipients=[HA_LONG])
     event.occurred_at.FromJsonString("2025-06-30T18:30:00Z")  # 1 July 01:30 in Hà Nội
-    handle_event(session, event, directory=directory)
+    VerifiedDocuments(directory=directory).handle(session, event)
     assert directory.calls[0][1].isoformat() == "2025-07-01"

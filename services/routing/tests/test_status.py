@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import grpc
 import pytest
 from routing_support import HA_LONG, QUANG_NINH, SENDER, FakeDirectory, clear_outbox, outbox_events, route
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.outbox import TOPIC_DELIVERIES
 from lienthong_routing import deliveries, repository
 from lienthong_routing.domain import TRANSITIONS, DeliveryState, StatusCode
@@ -96,7 +95,7 @@ def test_illegal_transition(session: Session, directory: FakeDirectory, state: s
     with pytest.raises(DomainError) as raised:
         deliveries.post_status(session=session, document_id=document_id, actor_code=_actor(code), code=code)
 
-    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.kind is ErrorKind.CONFLICT
     if code == "13":
         assert f"no delivery of document {document_id} can take status 13" in raised.value.message
         assert f"'{state}'" in raised.value.message
@@ -121,7 +120,7 @@ def test_only_a_recipient_may_post_recipient_codes(
     for outsider in (SENDER, QUANG_NINH):
         with pytest.raises(DomainError) as raised:
             deliveries.post_status(session=session, document_id=document_id, actor_code=outsider, code=code)
-        assert raised.value.code == grpc.StatusCode.PERMISSION_DENIED
+        assert raised.value.kind is ErrorKind.FORBIDDEN
         assert raised.value.message == f"agency {outsider} is not a recipient of document {document_id}"
 
 
@@ -129,7 +128,7 @@ def test_only_the_sender_may_ask_to_recall(session: Session, directory: FakeDire
     document_id = route(session, directory, recipients=[HA_LONG])
     with pytest.raises(DomainError) as raised:
         deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="13")
-    assert raised.value.code == grpc.StatusCode.PERMISSION_DENIED
+    assert raised.value.kind is ErrorKind.FORBIDDEN
     assert raised.value.message == f"only the sender {SENDER} may post status 13 for document {document_id}"
 
 
@@ -168,7 +167,7 @@ def test_unknown_code_lists_the_valid_ones(session: Session, directory: FakeDire
     document_id = route(session, directory, recipients=[HA_LONG])
     with pytest.raises(DomainError) as raised:
         deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="07")
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
     assert raised.value.message == (
         "unknown status code '07'; valid codes are 01, 02, 03, 04, 05, 06, 13, 15, 16"
     )
@@ -177,7 +176,7 @@ def test_unknown_code_lists_the_valid_ones(session: Session, directory: FakeDire
 def test_unknown_document_is_not_found(session: Session) -> None:
     with pytest.raises(DomainError) as raised:
         deliveries.post_status(session=session, document_id="nope", actor_code=HA_LONG, code="01")
-    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    assert raised.value.kind is ErrorKind.NOT_FOUND
     assert "document nope" in raised.value.message
 
 
@@ -187,5 +186,5 @@ def test_refused_document_takes_no_status(session: Session, directory: FakeDirec
     )
     with pytest.raises(DomainError) as raised:
         deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="01")
-    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.kind is ErrorKind.CONFLICT
     assert "refused before delivery (bad seal)" in raised.value.message

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import grpc
 import pytest
 from routing_support import HA_LONG, QUANG_NINH, SENDER, FakeDirectory, route, verified_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lienthong_common import edxml
+from lienthong_common.clock import now_utc
 from lienthong_common.edxml import BUSINESS_RECALL
-from lienthong_common.grpcutil import DomainError
-from lienthong_common.outbox import now_utc
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_routing import deliveries, repository, vdxp_pending
-from lienthong_routing.events import route_verified_document
 from lienthong_routing.models import StatusMessage
+from lienthong_routing.routed_documents import route_verified_document
 
 THIRD = "000.00.02.H49"
 DOCUMENT_ID = f"{SENDER},2025/07/15,7816/VPCP-TTĐT"
@@ -117,7 +116,7 @@ def test_only_the_latest_identical_status_is_a_repeat(session: Session, director
         deliveries.post_status(
             session=session, document_id=document_id, actor_code=HA_LONG, code="03", description="khác"
         )
-    assert other_text.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert other_text.value.kind is ErrorKind.CONFLICT
     deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="05")
     with pytest.raises(DomainError) as older:
         deliveries.post_status(session=session, document_id=document_id, actor_code=HA_LONG, code="03")
@@ -140,7 +139,7 @@ def test_fail_and_processing_keep_it_pending(
     assert ack(session, message_id, "done", SENDER).state == "done"
     with pytest.raises(DomainError) as reopened:
         ack(session, message_id, outcome, SENDER)
-    assert reopened.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert reopened.value.kind is ErrorKind.CONFLICT
     assert "already acknowledged done" in reopened.value.message
 
 
@@ -151,7 +150,7 @@ def test_an_unknown_outcome_is_invalid(session: Session, directory: FakeDirector
     ).status_message_ids
     with pytest.raises(DomainError) as raised:
         ack(session, message_id, "received", SENDER)
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
     assert raised.value.message == "outcome 'received' is not one of done, fail, processing"
 
 
@@ -167,7 +166,7 @@ def test_someone_elses_message_is_not_found(session: Session, directory: FakeDir
     ):
         with pytest.raises(DomainError) as raised:
             attempt()
-        assert raised.value.code == grpc.StatusCode.NOT_FOUND
+        assert raised.value.kind is ErrorKind.NOT_FOUND
     assert pending(session, SENDER).total == 1  # untouched
 
 
@@ -250,7 +249,7 @@ def test_bad_pending_requests_are_invalid(
 ) -> None:
     with pytest.raises(DomainError) as raised:
         pending(session, *codes, kind=kind, limit=limit)
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
     assert raised.value.message == message
 
 
@@ -307,5 +306,5 @@ def test_a_package_the_writer_refuses_is_a_failed_precondition(
     session.flush()
     with pytest.raises(DomainError) as raised:
         vdxp_pending.status_message(session=session, message_id=message_id, agency_codes=[SENDER])
-    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.kind is ErrorKind.CONFLICT
     assert f"status message {message_id} cannot be written as a VNPT status package" in raised.value.message

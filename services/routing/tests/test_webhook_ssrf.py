@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,10 +27,10 @@ from routing_support import HA_LONG, FakeDirectory, route
 from sqlalchemy.orm import Session, sessionmaker
 from test_webhooks import SECRET, drain, fast
 
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.outbound import OutboundPolicy, checked_client
-from lienthong_common.outbox import now_utc
 from lienthong_routing import evidence, repository, webhooks
 from lienthong_routing.grpc_api import webhook_delivery_message
 from lienthong_routing.models import Webhook
@@ -167,7 +166,7 @@ def test_every_internal_address_form_is_refused_at_registration(session: Session
     for url in [*internal_urls(8080), "https://nowhere.agency.vn/hook", "gopher://vanthu.agency.vn/"]:
         with pytest.raises(DomainError) as refused:
             webhooks.set_webhook(session=session, agency_code=HA_LONG, url=url, policy=policy)
-        assert refused.value.code == grpc.StatusCode.INVALID_ARGUMENT, url
+        assert refused.value.kind is ErrorKind.INVALID, url
         assert refused.value.message.startswith("webhook url"), (url, refused.value.message)
     assert session.get(Webhook, HA_LONG) is None
     # A public name is accepted, and so is a private network the operator allowed.
@@ -382,7 +381,7 @@ def test_tls_checks_the_certificate_for_the_name_while_connecting_to_the_checked
 
 
 def test_policy_from_settings_reads_the_allow_list() -> None:
-    from lienthong_routing.settings import WebhookSettings
+    from lienthong_common.settings import WebhookSettings
 
     policy = webhooks.policy_from(WebhookSettings(allowed_cidrs=["10.20.0.0/16", "fd12::/16"]))
     assert policy.address_problem(ipaddress.ip_address("10.20.1.1")) is None

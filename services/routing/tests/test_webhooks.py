@@ -20,11 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common import edxml
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError
 from lienthong_common.outbound import OutboundPolicy
+from lienthong_common.settings import WebhookSettings
 from lienthong_routing import deliveries, evidence, repository, status_packages, webhooks
 from lienthong_routing.models import WebhookDelivery
-from lienthong_routing.settings import WebhookSettings
 
 SECRET = "s3cret-for-tests-0123456789"
 # The test receivers' network let through, as an operator's allow-list would; names resolve to

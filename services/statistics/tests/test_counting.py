@@ -13,8 +13,8 @@ from lienthong_common.kafka import EventConsumer
 from lienthong_common.outbox import TOPIC_DELIVERIES, TOPIC_SUBMITTED, TOPIC_VERIFIED, new_event
 from lienthong_common.settings import KafkaSettings
 from lienthong_statistics import repository
+from lienthong_statistics.consumers import CONSUMER_GROUP, ExchangeEvents
 from lienthong_statistics.domain import month_of
-from lienthong_statistics.events import CONSUMER_GROUP, handle_event
 from lienthong_statistics.models import OUTBOX, AgencyMonthCount
 
 
@@ -33,7 +33,7 @@ def topic_of(event: events_pb2.Event) -> str:
 
 def test_one_sent_and_two_received_for_a_two_recipient_document(session: Session) -> None:
     for event in exchange(SENDER, [DEPARTMENT, COMMUNE], "2025-08-04T02:00:00Z"):
-        handle_event(session, event)
+        ExchangeEvents().handle(session, event)
 
     assert counts(session) == {
         (SENDER, "2025-08"): (1, 0, 0, 0),
@@ -50,7 +50,7 @@ def test_duplicates_are_not_double_counted(sessions: sessionmaker[Session]) -> N
         settings=KafkaSettings(),
         sessions=sessions,
         outbox=OUTBOX,
-        handler=handle_event,
+        handler=ExchangeEvents().handle,
     )
     events = exchange(SENDER, [DEPARTMENT, COMMUNE], "2025-08-04T02:00:00Z")
     handled = [consumer.handle(topic_of(e), e.SerializeToString(), []) for e in events + events]
@@ -62,23 +62,24 @@ def test_duplicates_are_not_double_counted(sessions: sessionmaker[Session]) -> N
 
 
 def test_month_is_read_in_vietnam(session: Session) -> None:
-    handle_event(session, verified(SENDER, [DEPARTMENT], "2025-06-30T17:30:00Z"))  # 1 July 00:30 ICT
-    handle_event(session, verified(SENDER, [DEPARTMENT], "2025-06-30T16:59:59Z"))  # 30 June 23:59 ICT
+    handle = ExchangeEvents().handle
+    handle(session, verified(SENDER, [DEPARTMENT], "2025-06-30T17:30:00Z"))  # 1 July 00:30 ICT
+    handle(session, verified(SENDER, [DEPARTMENT], "2025-06-30T16:59:59Z"))  # 30 June 23:59 ICT
     assert counts(session) == {(SENDER, "2025-07"): (1, 0, 0, 0), (SENDER, "2025-06"): (1, 0, 0, 0)}
 
 
 def test_refusals_statuses_and_what_counts_nothing(session: Session) -> None:
     when = "2025-08-10T03:00:00Z"
-    handle_event(session, refused(SENDER, [DEPARTMENT], when))
-    handle_event(session, verified(SENDER, [DEPARTMENT], when, indication="TOTAL_FAILED"))
-    handle_event(session, verified(SENDER, [DEPARTMENT], when, indication="INDETERMINATE"))
-    handle_event(
+    ExchangeEvents().handle(session, refused(SENDER, [DEPARTMENT], when))
+    ExchangeEvents().handle(session, verified(SENDER, [DEPARTMENT], when, indication="TOTAL_FAILED"))
+    ExchangeEvents().handle(session, verified(SENDER, [DEPARTMENT], when, indication="INDETERMINATE"))
+    ExchangeEvents().handle(
         session,
         delivery(
             SENDER, DEPARTMENT, when, state="accepted", previous="delivered", code="03", actor=DEPARTMENT
         ),
     )
-    handle_event(
+    ExchangeEvents().handle(
         session,
         delivery(
             SENDER, DEPARTMENT, when, state="recall_requested", previous="accepted", code="13", actor=SENDER
@@ -86,7 +87,7 @@ def test_refusals_statuses_and_what_counts_nothing(session: Session) -> None:
     )
     submitted = new_event("doc")
     submitted.submitted.sender_code = SENDER
-    handle_event(session, submitted)
+    ExchangeEvents().handle(session, submitted)
 
     submitted_month = month_of(submitted.occurred_at.ToDatetime(tzinfo=UTC))
     assert counts(session) == {

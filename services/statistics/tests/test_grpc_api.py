@@ -12,9 +12,9 @@ from statistics_support import COMMUNE, DEPARTMENT, SENDER, demo_directory, exch
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong.statistics.v1 import statistics_pb2, statistics_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_statistics.directory import GrpcAgencyDirectory
+from lienthong_statistics.clients import GrpcAgencyDirectory
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.domain import AgencyInfo
-from lienthong_statistics.events import handle_event
 from lienthong_statistics.grpc_api import StatisticsServicer
 
 
@@ -29,7 +29,7 @@ def serve(register: object) -> tuple[grpc.Server, int]:
 def test_get_report_over_grpc(sessions: sessionmaker[Session]) -> None:
     with transaction(sessions) as session:
         for event in exchange(SENDER, [DEPARTMENT, COMMUNE], "2025-08-04T02:00:00Z"):
-            handle_event(session, event)
+            ExchangeEvents().handle(session, event)
     servicer = StatisticsServicer(sessions, demo_directory())
     server, port = serve(lambda s: statistics_pb2_grpc.add_StatisticsServicer_to_server(servicer, s))
     try:

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from statistics_support import COMMUNE, SENDER, demo_directory, exchange
 
 from lienthong_common.db import make_engine, make_session_factory, transaction, upgrade_database
-from lienthong_statistics.events import handle_event
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.main import MIGRATIONS_DIR
 from lienthong_statistics.models import Base
 from lienthong_statistics.report import get_report
@@ -27,7 +27,7 @@ def test_upgrade_on_a_fresh_database_then_use_it(tmp_path: Path) -> None:
         sessions = make_session_factory(engine)
         with transaction(sessions) as session:
             for event in exchange(SENDER, [COMMUNE], "2025-08-04T02:00:00Z"):
-                handle_event(session, event)
+                ExchangeEvents().handle(session, event)
         with transaction(sessions) as session:
             report = get_report(
                 session=session,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import grpc
 import pytest
 from sqlalchemy.orm import Session
 from statistics_support import COMMUNE, DEPARTMENT, SENDER, delivery, demo_directory, exchange, verified
 
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.domain import PaperCount
-from lienthong_statistics.events import handle_event
 from lienthong_statistics.report import get_report, live_metrics, paper_history, report_paper
 
 NOW = datetime(2025, 8, 20, 3, 0, tzinfo=UTC)
@@ -45,36 +44,36 @@ def test_same_report_again_changes_nothing_and_a_correction_is_kept(session: Ses
 @pytest.mark.parametrize(
     ("report", "by", "code", "needle"),
     [
-        (paper(DEPARTMENT, 1, 1), COMMUNE, grpc.StatusCode.PERMISSION_DENIED, "only its own"),
-        (paper(DEPARTMENT, -1, 1), DEPARTMENT, grpc.StatusCode.INVALID_ARGUMENT, "paper_issued must be"),
+        (paper(DEPARTMENT, 1, 1), COMMUNE, ErrorKind.FORBIDDEN, "only its own"),
+        (paper(DEPARTMENT, -1, 1), DEPARTMENT, ErrorKind.INVALID, "paper_issued must be"),
         (
             paper(DEPARTMENT, 1, 1, month="2025-13"),
             DEPARTMENT,
-            grpc.StatusCode.INVALID_ARGUMENT,
+            ErrorKind.INVALID,
             "not a month",
         ),
         (
             paper(DEPARTMENT, 1, 1, month="2025-09"),
             DEPARTMENT,
-            grpc.StatusCode.INVALID_ARGUMENT,
+            ErrorKind.INVALID,
             "has not begun",
         ),
     ],
 )
 def test_bad_paper_reports_are_refused(
-    session: Session, report: PaperCount, by: str, code: grpc.StatusCode, needle: str
+    session: Session, report: PaperCount, by: str, code: ErrorKind, needle: str
 ) -> None:
     with pytest.raises(DomainError) as raised:
         report_paper(session=session, paper=report, note="", reported_by=by, now=NOW)
-    assert raised.value.code == code and needle in str(raised.value)
+    assert raised.value.kind is code and needle in str(raised.value)
 
 
 def test_rates_combine_electronic_and_paper_exactly(session: Session) -> None:
     # Department: 13 sent electronically, 37 on paper -> 26 %; 49 received, 1 on paper -> 98 %.
     for _ in range(13):
-        handle_event(session, verified(DEPARTMENT, [COMMUNE], AUG))
+        ExchangeEvents().handle(session, verified(DEPARTMENT, [COMMUNE], AUG))
     for _ in range(49):
-        handle_event(session, delivery(SENDER, DEPARTMENT, AUG))
+        ExchangeEvents().handle(session, delivery(SENDER, DEPARTMENT, AUG))
     report_paper(
         session=session, paper=paper(DEPARTMENT, 37, 1, other=24), note="", reported_by=DEPARTMENT, now=NOW
     )
@@ -100,7 +99,7 @@ def test_rates_combine_electronic_and_paper_exactly(session: Session) -> None:
 
 def test_agency_months_and_paper_only_agencies(session: Session) -> None:
     for event in exchange(SENDER, [DEPARTMENT], AUG):
-        handle_event(session, event)
+        ExchangeEvents().handle(session, event)
     report_paper(session=session, paper=paper(COMMUNE, 5, 5), note="", reported_by=COMMUNE, now=NOW)
     report = get_report(
         session=session,
@@ -120,17 +119,17 @@ def test_acknowledgements_pending_late_and_overdue_per_tier(session: Session) ->
     day1, day1_later, day2 = "2025-08-04T02:00:00Z", "2025-08-04T09:00:00Z", "2025-08-05T02:00:00Z"
     for event in exchange(SENDER, [DEPARTMENT, COMMUNE], day1):
         event.document_id = "doc-1"
-        handle_event(session, event)
+        ExchangeEvents().handle(session, event)
     on_time = delivery(
         SENDER, DEPARTMENT, day1_later, state="arrived", previous="delivered", code="01", actor=DEPARTMENT
     )
     on_time.document_id = "doc-1"
-    handle_event(session, on_time)
+    ExchangeEvents().handle(session, on_time)
     recall = delivery(
         SENDER, COMMUNE, day1_later, state="recall_requested", previous="delivered", code="13", actor=SENDER
     )
     recall.document_id = "doc-1"
-    handle_event(session, recall)  # the sender speaking is no acknowledgement
+    ExchangeEvents().handle(session, recall)  # the sender speaking is no acknowledgement
     metrics = {
         m.tier: m
         for m in live_metrics(
@@ -149,7 +148,7 @@ def test_acknowledgements_pending_late_and_overdue_per_tier(session: Session) ->
         SENDER, COMMUNE, day2, state="accepted", previous="recall_requested", code="03", actor=COMMUNE
     )
     late.document_id = "doc-1"
-    handle_event(session, late)
+    ExchangeEvents().handle(session, late)
     final = {
         m.tier: m
         for m in live_metrics(

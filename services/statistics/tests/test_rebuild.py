@@ -6,7 +6,6 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,9 +13,9 @@ from statistics_support import COMMUNE, DEPARTMENT, SENDER, delivery, exchange, 
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_statistics import repository
-from lienthong_statistics.events import handle_event
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.models import OUTBOX, AgencyMonthCount
 from lienthong_statistics.rebuild import Partition, Rebuilder, Record
 
@@ -59,7 +58,7 @@ def live_from(sessions: sessionmaker[Session], events: list[events_pb2.Event]) -
     for event in events:
         with transaction(sessions) as session:
             if OUTBOX.claim_first_time(session, consumer="lienthong-statistics", event_id=event.event_id):
-                handle_event(session, event)
+                ExchangeEvents().handle(session, event)
 
 
 def test_rebuild_equals_live_with_duplicates_on_the_topic(
@@ -98,4 +97,4 @@ def test_only_one_rebuild_at_a_time(sessions: sessionmaker[Session], tmp_path: P
     rebuilder._running.acquire()
     with pytest.raises(DomainError) as raised:
         rebuilder.rebuild()
-    assert raised.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert raised.value.kind is ErrorKind.CONFLICT

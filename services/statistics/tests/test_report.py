@@ -24,10 +24,10 @@ from statistics_support import (
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError
-from lienthong_statistics.directory import CachedAgencyDirectory
+from lienthong_common.errors import DomainError, ErrorKind
+from lienthong_statistics.clients import CachedAgencyDirectory
+from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.domain import AgencyInfo
-from lienthong_statistics.events import handle_event
 from lienthong_statistics.report import get_report
 
 DISSOLVED = "000.00.24.H49"
@@ -68,7 +68,7 @@ def table(report: object) -> list[tuple[object, ...]]:
 @pytest.fixture
 def counted(session: Session) -> Session:
     for event in history():
-        handle_event(session, event)
+        ExchangeEvents().handle(session, event)
     return session
 
 
@@ -135,7 +135,7 @@ def test_replay_in_any_order_gives_identical_numbers(counted: Session, tmp_path:
     replayed = fresh_sessions(tmp_path / "replay.db")
     with transaction(replayed) as session:
         for event in events:
-            handle_event(session, event)
+            ExchangeEvents().handle(session, event)
     with transaction(replayed) as session:
         again = get_report(session=session, directory=demo_directory(), now=NOW)
     original = get_report(session=counted, directory=demo_directory(), now=NOW)
@@ -155,7 +155,7 @@ def test_replay_in_any_order_gives_identical_numbers(counted: Session, tmp_path:
 def test_bad_months_are_invalid(session: Session, from_month: str, to_month: str, needle: str) -> None:
     with pytest.raises(DomainError) as raised:
         get_report(session=session, directory=demo_directory(), from_month=from_month, to_month=to_month)
-    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert raised.value.kind is ErrorKind.INVALID
     assert needle in raised.value.message
 
 
@@ -174,7 +174,7 @@ def test_unreachable_directory_is_unavailable(session: Session) -> None:
 
     with pytest.raises(DomainError) as raised:
         get_report(session=session, directory=Down(), now=NOW)
-    assert raised.value.code == grpc.StatusCode.UNAVAILABLE
+    assert raised.value.kind is ErrorKind.UNAVAILABLE
 
 
 def test_directory_answers_are_cached_for_a_minute() -> None:

@@ -13,11 +13,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+
+# The errors are the domain's (lienthong_common.errors); re-exported for callers not yet moved.
+from lienthong_common.errors import DomainError as DomainError
+from lienthong_common.errors import ErrorKind
+from lienthong_common.errors import conflict as conflict
+from lienthong_common.errors import forbidden as forbidden
+from lienthong_common.errors import invalid as invalid
+from lienthong_common.errors import not_found as not_found
 
 T = TypeVar("T")
 
@@ -317,29 +325,26 @@ def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
         yield data[offset : offset + size]
 
 
-class DomainError(Exception):
-    """An error with a gRPC status code and a message meant for the caller."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def not_found(message: str) -> DomainError:
-    return DomainError(grpc.StatusCode.NOT_FOUND, message)
-
-
-def invalid(message: str) -> DomainError:
-    return DomainError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
-def conflict(message: str) -> DomainError:
-    return DomainError(grpc.StatusCode.FAILED_PRECONDITION, message)
+# The one mapping from the domain's error kinds to gRPC status codes.
+GRPC_STATUS: dict[ErrorKind, grpc.StatusCode] = {
+    ErrorKind.INVALID: grpc.StatusCode.INVALID_ARGUMENT,
+    ErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    ErrorKind.ALREADY_EXISTS: grpc.StatusCode.ALREADY_EXISTS,
+    ErrorKind.CONFLICT: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorKind.FORBIDDEN: grpc.StatusCode.PERMISSION_DENIED,
+    ErrorKind.TOO_LARGE: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ErrorKind.DAMAGED: grpc.StatusCode.DATA_LOSS,
+    ErrorKind.UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
+    ErrorKind.TIMED_OUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    ErrorKind.UNSUPPORTED: grpc.StatusCode.UNIMPLEMENTED,
+    ErrorKind.INTERNAL: grpc.StatusCode.INTERNAL,
+}
 
 
-def forbidden(message: str) -> DomainError:
-    return DomainError(grpc.StatusCode.PERMISSION_DENIED, message)
+def abort(context: grpc.ServicerContext, error: DomainError) -> NoReturn:
+    """End the call with the gRPC status of the error's kind and its message."""
+    context.abort(GRPC_STATUS[error.kind], error.message)
+    raise error  # unreachable: abort raises
 
 
 def translate_errors(method: Callable[..., T]) -> Callable[..., T]:
@@ -351,7 +356,6 @@ def translate_errors(method: Callable[..., T]) -> Callable[..., T]:
         try:
             return method(self, request, context)
         except DomainError as error:
-            context.abort(error.code, error.message)
-            raise  # unreachable: abort raises
+            abort(context, error)
 
     return wrapper

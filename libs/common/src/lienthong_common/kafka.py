@@ -28,7 +28,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common import metrics
-from lienthong_common.outbox import ALL_TOPICS, PARKED, DeadLetter, Outbox, now_utc
+from lienthong_common.clock import now_utc
+from lienthong_common.outbox import ALL_TOPICS, PARKED, DeadLetter, Outbox
 from lienthong_common.settings import KafkaSettings
 from lienthong_common.telemetry import event_attributes
 
@@ -429,6 +430,7 @@ class EventConsumer:
         handler: Handler,
         max_attempts: int = 8,
         before_batch: BatchHook | None = None,
+        guard: AbstractContextManager[Any] | None = None,
         max_poll_records: int = 500,
         max_batch_events: int = 500,
         max_batch_bytes: int = 8 * 1024 * 1024,
@@ -444,6 +446,7 @@ class EventConsumer:
         self.outbox = outbox
         self.handler = handler
         self.before_batch = before_batch
+        self.guard = guard
         self.max_attempts = max_attempts
         self.max_poll_records = max_poll_records
         self.max_batch_events = max(1, max_batch_events)
@@ -533,10 +536,10 @@ class EventConsumer:
     def transaction_guard(self) -> AbstractContextManager[Any]:
         """Held around each of the consumer's transactions (a batch, or one event).
 
-        A subclass that must hold something between two transactions, never inside one (a
-        rebuild pausing the live consumer), overrides this rather than handle().
+        `guard` is for a caller that must hold the consumer between two transactions, never
+        inside one (statistics' rebuild pausing the live consumer): a re-entrant lock, say.
         """
-        return nullcontext()
+        return self.guard if self.guard is not None else nullcontext()
 
     def _batched(self) -> bool:
         # A subclass that wraps handle() (e.g. to hold a lock around each event) relies on every

@@ -37,6 +37,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
+
+# Re-exported: callers not yet moved to lienthong_common.clock import it from here.
+from lienthong_common.clock import now_utc as now_utc
 from lienthong_common.ids import new_id
 
 log = logging.getLogger(__name__)
@@ -118,10 +121,6 @@ def infrastructure_tables(metadata: MetaData) -> tuple[Table, Table]:
     )
     Table(DEAD_LETTERS, metadata, *dead_letter_columns())
     return outbox, processed
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def timestamp(at: datetime) -> Timestamp:

@@ -16,9 +16,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -80,19 +81,25 @@ class ServiceRuntime:
         group: str | None = None,
         *,
         before_batch: BatchHook | None = None,
-    ) -> None:
-        self.consumers.append(
-            EventConsumer(
-                service=self.name,
-                group=group or f"lienthong-{self.name}",
-                topics=topics,
-                settings=self.settings.kafka,
-                sessions=self.sessions,
-                outbox=self.outbox,
-                handler=handler,
-                before_batch=before_batch,
-            )
+        guard: AbstractContextManager[Any] | None = None,
+    ) -> EventConsumer:
+        """Consume `topics` as the service's group: handler(session, event) runs in the
+        transaction that records the event id (the one way a service consumes). `before_batch`
+        sees each polled batch first; `guard` is held around each transaction. The runtime
+        starts and stops the consumer; it is returned for callers that hand it events."""
+        consumer = EventConsumer(
+            service=self.name,
+            group=group or f"lienthong-{self.name}",
+            topics=topics,
+            settings=self.settings.kafka,
+            sessions=self.sessions,
+            outbox=self.outbox,
+            handler=handler,
+            before_batch=before_batch,
+            guard=guard,
         )
+        self.consumers.append(consumer)
+        return consumer
 
     def ready(self) -> bool:
         return (

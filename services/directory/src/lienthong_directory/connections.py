@@ -1,6 +1,6 @@
 """Connection status: an agency is connected when it has an active credential (a /v1 client
 secret, or a VDXP system acting for it) and took part in an exchange within the window.
-Exchanges are learnt from delivery events (see events.py)."""
+Exchanges are learnt from delivery events (see consumers.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import invalid
-from lienthong_common.timezones import VIETNAM
+from lienthong_common.clock import VIETNAM
+from lienthong_common.errors import invalid
 from lienthong_directory import domain, repository
 
 

@@ -18,10 +18,9 @@ from sqlalchemy.orm import Session
 
 from lienthong_common import agency_codes
 from lienthong_common.agency_codes import AgencyCodeError
-from lienthong_common.grpcutil import conflict, invalid, not_found
-from lienthong_common.outbox import now_utc
+from lienthong_common.clock import VIETNAM, now_utc
+from lienthong_common.errors import conflict, invalid, not_found
 from lienthong_common.pki import certificate_fingerprint
-from lienthong_common.timezones import VIETNAM
 from lienthong_directory import credentials, events, repository
 from lienthong_directory.models import Agency, AgencyCertificate, AgencyVersion, Credential
 

@@ -20,8 +20,8 @@ from datetime import date
 from sqlalchemy.orm import Session
 
 from lienthong_common import agency_codes
-from lienthong_common.grpcutil import DomainError, invalid, not_found
-from lienthong_common.outbox import now_utc
+from lienthong_common.clock import now_utc
+from lienthong_common.errors import DomainError, invalid, not_found
 from lienthong_directory import domain, repository
 from lienthong_directory.domain import ACTIVE, Resolution
 from lienthong_directory.models import AgencyGroup, AgencyVersion

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import invalid, not_found, translate_errors
+from lienthong_common.errors import invalid, not_found
+from lienthong_common.grpcutil import translate_errors
 from lienthong_directory import (
     connections,
     domain,

@@ -14,12 +14,11 @@ from sqlalchemy.exc import DBAPIError
 
 from lienthong.directory.v1 import directory_pb2_grpc
 from lienthong_common.db import make_engine, make_session_factory, transaction
-from lienthong_common.outbox import TOPIC_DELIVERIES
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_common.settings import Settings, load_settings
 from lienthong_directory import vdxp_systems
+from lienthong_directory.consumers import DeliveryEvents
 from lienthong_directory.envelope import MasterKeyError, MasterKeyRing, load_master_keys
-from lienthong_directory.events import handle_delivery_event
 from lienthong_directory.grpc_api import SERVICE_NAME, DirectoryServicer
 from lienthong_directory.models import OUTBOX, Base
 
@@ -48,7 +47,8 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
         connection_window_days=runtime.settings.directory.connection_window_days,
         master_keys=master_keys(runtime.settings),
     )
-    runtime.consume([TOPIC_DELIVERIES], handle_delivery_event)
+    deliveries = DeliveryEvents()
+    runtime.consume(deliveries.topics, deliveries.handle)
 
     def register(server: grpc.Server) -> list[str]:
         directory_pb2_grpc.add_DirectoryServiceServicer_to_server(servicer, server)

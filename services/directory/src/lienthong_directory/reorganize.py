@@ -9,7 +9,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError, conflict, invalid, not_found
+from lienthong_common.errors import DomainError, conflict, invalid, not_found
 from lienthong_directory import domain, repository
 from lienthong_directory.domain import ACTIVE, DISSOLVED, AgencyRecord
 from lienthong_directory.models import AgencyVersion
@@ -158,5 +158,5 @@ def reorganize(*, session: Session, changes: list[tuple[Change, date]]) -> list[
             if len(changes) == 1:
                 raise
             kind = type(change).__name__.lower()
-            raise DomainError(error.code, f"change #{index} ({kind}): {error.message}") from None
+            raise DomainError(error.kind, f"change #{index} ({kind}): {error.message}") from None
     return applied.versions

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from lienthong_common import agency_codes
-from lienthong_common.grpcutil import DomainError, invalid
+from lienthong_common.errors import DomainError, invalid
 from lienthong_directory import domain, groups, reorganize, repository
 from lienthong_directory.domain import AgencyRecord
 from lienthong_directory.models import AgencyVersion

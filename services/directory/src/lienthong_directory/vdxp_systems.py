@@ -23,12 +23,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import grpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError, invalid, not_found
-from lienthong_common.outbox import now_utc
+from lienthong_common.clock import now_utc
+from lienthong_common.errors import DomainError, ErrorKind, invalid, not_found
 from lienthong_directory import domain, envelope, repository
 from lienthong_directory.envelope import MasterKeyError, MasterKeyRing
 from lienthong_directory.models import VdxpSystem, VdxpSystemAgency, VdxpSystemSecret
@@ -91,7 +90,7 @@ class RewrapReport:
 
 def _ring(keys: MasterKeyRing | None) -> MasterKeyRing:
     if keys is None:
-        raise DomainError(grpc.StatusCode.FAILED_PRECONDITION, NO_MASTER_KEY)
+        raise DomainError(ErrorKind.CONFLICT, NO_MASTER_KEY)
     return keys
 
 
@@ -157,7 +156,7 @@ def _plaintext(ring: MasterKeyRing, row: VdxpSystemSecret) -> str:
     except MasterKeyError as error:
         # The operators' problem, not the caller's: INTERNAL reaches clients as a generic failure.
         log.error("VDXP system %s: %s", row.system_id, error)
-        raise DomainError(grpc.StatusCode.INTERNAL, f"VDXP system {row.system_id}: {error}") from None
+        raise DomainError(ErrorKind.INTERNAL, f"VDXP system {row.system_id}: {error}") from None
 
 
 def _view(system: VdxpSystem, now: datetime) -> SystemView:
@@ -197,7 +196,7 @@ def add_system(
     """Register a system with its agencies and a secret (generated unless given)."""
     ring = _ring(keys)
     system_id = _system_id(system_id)
-    exists = DomainError(grpc.StatusCode.ALREADY_EXISTS, f"VDXP system {system_id} already exists")
+    exists = DomainError(ErrorKind.ALREADY_EXISTS, f"VDXP system {system_id} already exists")
     if repository.vdxp_system(session=session, system_id=system_id) is not None:
         raise exists
     codes = _agency_codes(session, agency_codes, system_id)

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-import grpc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
 from lienthong_common.edxml import (
     LENIENT,
@@ -27,8 +27,7 @@ from lienthong_common.edxml import (
     decode_base64_span,
     read_package_file,
 )
-from lienthong_common.grpcutil import DomainError, invalid, not_found
-from lienthong_common.outbox import now_utc
+from lienthong_common.errors import DomainError, ErrorKind, invalid, not_found
 from lienthong_common.telemetry import current_traceparent
 from lienthong_docstore import repository
 from lienthong_docstore.blobstore import BlobStore, is_digest
@@ -68,7 +67,7 @@ class Submission:
 def too_large(size: int, limit: int, *, at_least: bool = False) -> DomainError:
     qualifier = "at least " if at_least else ""
     return DomainError(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        ErrorKind.TOO_LARGE,
         f"package is {qualifier}{size} bytes; the limit is {limit} bytes",
     )
 
@@ -318,7 +317,7 @@ def decode_attachment(stream: BinaryIO, stored: StoredAttachment, chunk_bytes: i
 
 
 def _damaged(attachment: DocumentAttachment, reason: str) -> DomainError:
-    return DomainError(grpc.StatusCode.DATA_LOSS, f"attachment {attachment.sha256} is damaged: {reason}")
+    return DomainError(ErrorKind.DAMAGED, f"attachment {attachment.sha256} is damaged: {reason}")
 
 
 def _check_header(header: PackageHeader) -> None:
@@ -359,7 +358,7 @@ def _replay(session: Session, *, header: PackageHeader, package: SpooledPackage)
         return None
     if earlier.package_sha256 != package.sha256:
         raise DomainError(
-            grpc.StatusCode.ALREADY_EXISTS,
+            ErrorKind.ALREADY_EXISTS,
             f"Idempotency-Key {header.idempotency_key} was used with a different body "
             f"(document {earlier.id})",
         )
@@ -401,4 +400,4 @@ def _recipients(header: PackageHeader, edxml: EdxmlPackage) -> list[str]:
 
 
 def _id_taken(id: str) -> DomainError:
-    return DomainError(grpc.StatusCode.ALREADY_EXISTS, f"document {id} is already in the store")
+    return DomainError(ErrorKind.ALREADY_EXISTS, f"document {id} is already in the store")

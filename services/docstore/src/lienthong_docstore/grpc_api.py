@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError, invalid, not_found, translate_errors
+from lienthong_common.errors import DomainError, invalid, not_found
+from lienthong_common.grpcutil import abort, translate_errors
 from lienthong_common.outbox import timestamp
 from lienthong_common.settings import DocstoreSettings
 from lienthong_docstore import domain, repository
@@ -212,7 +213,7 @@ def _decoded(data: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[d
         for chunk in data:
             yield docstore_pb2.Chunk(data=chunk)
     except DomainError as error:
-        context.abort(error.code, error.message)
+        abort(context, error)
 
 
 def _stream(stream: BinaryIO, chunk_bytes: int) -> Iterator[docstore_pb2.Chunk]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from lienthong_common.timezones import VIETNAM
+from lienthong_common.clock import VIETNAM
 
 PREFIX = "xroadvnpt-"
 SIGN_HEADER = "xroadvnpt-sign-header"

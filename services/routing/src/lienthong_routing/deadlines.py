@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from lienthong_routing.settings import DeadlineSettings
+from lienthong_common.settings import DeadlineSettings
 
 # Codes that acknowledge receipt, and the states that can only follow an acknowledgement.
 ACKNOWLEDGING_CODES = frozenset({"01", "02", "03", "04", "05", "06", "15", "16"})

@@ -14,17 +14,17 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-import grpc
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError, conflict, forbidden, invalid, not_found
-from lienthong_common.outbox import now_utc
+from lienthong_common.clock import now_utc
+from lienthong_common.errors import DomainError, ErrorKind, conflict, forbidden, invalid, not_found
 from lienthong_routing import ledger, repository, status_messages, webhooks
 from lienthong_routing.deadlines import AWAITING_ACK_STATES, is_overdue
 from lienthong_routing.domain import (
     DESCRIPTIONS,
     POSTED_BY,
+    REFUSED,
     DeliveryState,
     Party,
     StatusCode,
@@ -32,7 +32,6 @@ from lienthong_routing.domain import (
     next_state,
     parse_status_code,
 )
-from lienthong_routing.events import REFUSED
 from lienthong_routing.models import Delivery, RoutedDocument, StatusEntry, WebhookDelivery
 
 DEFAULT_INBOX_LIMIT = 50
@@ -109,7 +108,7 @@ def post_status(
             document=document, deliveries=deliveries, status=status, actor_code=actor_code
         )
     except DomainError as error:
-        if error.code != grpc.StatusCode.FAILED_PRECONDITION:
+        if error.kind is not ErrorKind.CONFLICT:
             raise
         repeat = status_messages.repeat_of(
             session=session,

@@ -14,7 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from lienthong_common.grpcutil import DomainError, conflict, invalid
+from lienthong_common.errors import DomainError, conflict, invalid
+
+# A routed document's own state: delivered to its recipients, or refused as a whole.
+ROUTED = "routed"
+REFUSED = "refused"
 
 
 class DeliveryState(StrEnum):

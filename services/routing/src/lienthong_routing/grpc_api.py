@@ -8,10 +8,12 @@ import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import invalid, translate_errors
+from lienthong_common.errors import invalid
+from lienthong_common.grpcutil import translate_errors
 from lienthong_common.outbound import OutboundPolicy
-from lienthong_common.outbox import now_utc, timestamp
+from lienthong_common.outbox import timestamp
 from lienthong_routing import (
     deliveries,
     evidence,

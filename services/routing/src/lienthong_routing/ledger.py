@@ -13,86 +13,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from lienthong.events.v1 import events_pb2
-from lienthong_common.outbox import TOPIC_DELIVERIES, new_event
 from lienthong_routing import evidence, repository, status_messages, status_packages, webhooks
 from lienthong_routing.deadlines import ACKNOWLEDGING_CODES
 from lienthong_routing.domain import DeliveryState, StatusCode, next_state
-from lienthong_routing.models import OUTBOX, Delivery, RoutedDocument
-
-
-def delivery_updated(
-    *,
-    document: RoutedDocument,
-    delivery: Delivery,
-    previous_state: str,
-    status_code: str,
-    description: str,
-    actor_code: str,
-    at: datetime,
-) -> events_pb2.Event:
-    """The DeliveryUpdated event of a delivery just created or changed."""
-    return delivery_event(
-        document=document,
-        recipient_code=delivery.recipient_code,
-        state=delivery.state,
-        requested_code=delivery.requested_code,
-        previous_state=previous_state,
-        status_code=status_code,
-        description=description,
-        actor_code=actor_code,
-        at=at,
-    )
-
-
-def delivery_event(
-    *,
-    document: RoutedDocument,
-    recipient_code: str,
-    state: str,
-    requested_code: str,
-    previous_state: str,
-    status_code: str,
-    description: str,
-    actor_code: str,
-    at: datetime,
-) -> events_pb2.Event:
-    """The DeliveryUpdated event of one delivery, from its fields."""
-    event = new_event(document.id, at)
-    update = event.delivery_updated
-    update.sender_code = document.sender_code
-    update.recipient_code = recipient_code
-    update.state = state
-    update.previous_state = previous_state
-    update.status_code = status_code
-    update.description = description
-    update.actor_code = actor_code
-    update.requested_code = requested_code
-    return event
-
-
-def emit_delivery_updated(
-    *,
-    session: Session,
-    document: RoutedDocument,
-    delivery: Delivery,
-    previous_state: str,
-    status_code: str,
-    description: str,
-    actor_code: str,
-    at: datetime,
-) -> None:
-    """Queue DeliveryUpdated for a delivery just created or changed, in the caller's transaction."""
-    event = delivery_updated(
-        document=document,
-        delivery=delivery,
-        previous_state=previous_state,
-        status_code=status_code,
-        description=description,
-        actor_code=actor_code,
-        at=at,
-    )
-    OUTBOX.add(session, topic=TOPIC_DELIVERIES, key=document.id, event=event)
+from lienthong_routing.events import emit_delivery_updated
+from lienthong_routing.models import Delivery, RoutedDocument
 
 
 def record_change(

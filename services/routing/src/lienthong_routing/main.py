@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 
 from lienthong.routing.v1 import routing_pb2_grpc
-from lienthong_common.outbox import TOPIC_VERIFIED
 from lienthong_common.service import ServiceRuntime, service_main
-from lienthong_routing import events
+from lienthong_common.settings import RoutingSettings
+from lienthong_routing.clients import GrpcRecipientDirectory, RecipientDirectory
+from lienthong_routing.consumers import VerifiedDocuments
 from lienthong_routing.deadlines import WorkingCalendar
-from lienthong_routing.directory import GrpcRecipientDirectory, RecipientDirectory
 from lienthong_routing.grpc_api import SERVICE_NAME, RoutingServicer
 from lienthong_routing.models import OUTBOX, Base
-from lienthong_routing.settings import RoutingSettings, routing_settings
 from lienthong_routing.webhooks import WebhookDispatcher, policy_from
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -29,16 +27,15 @@ def build(
     settings: RoutingSettings | None = None,
 ) -> Callable[[grpc.Server], list[str]]:
     """Wire the consumer, the webhook dispatcher and the servicer; returns the server registrar."""
-    own = settings or routing_settings()
+    own = settings or runtime.settings.routing
     resolver = directory or GrpcRecipientDirectory(
         runtime.settings.services.directory,
         deadline_seconds=runtime.settings.grpc.deadline_seconds,
         connections=runtime.settings.grpc.client_connections,
     )
     calendar = WorkingCalendar.from_settings(own.deadlines)
-    runtime.consume(
-        [TOPIC_VERIFIED], functools.partial(events.handle_event, directory=resolver, calendar=calendar)
-    )
+    verified = VerifiedDocuments(directory=resolver, calendar=calendar)
+    runtime.consume(verified.topics, verified.handle)
     outbound = policy_from(own.webhooks)
     if own.webhooks.enabled:
         runtime.workers.append(WebhookDispatcher(runtime.sessions, own.webhooks, policy=outbound))

@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import invalid, not_found
+from lienthong_common.errors import invalid, not_found
 from lienthong_routing.deliveries import DocumentView, document_views
 from lienthong_routing.models import Delivery, RoutedDocument
 from lienthong_routing.vdxp_pending import agency_codes_given

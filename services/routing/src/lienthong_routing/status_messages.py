@@ -33,9 +33,9 @@ from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from lienthong_common import edxml
-from lienthong_common.grpcutil import conflict, invalid, not_found
+from lienthong_common.clock import now_utc
+from lienthong_common.errors import conflict, invalid, not_found
 from lienthong_common.ids import new_id
-from lienthong_common.outbox import now_utc
 from lienthong_routing.models import RoutedDocument, StatusMessage
 from lienthong_routing.status_packages import response_for
 

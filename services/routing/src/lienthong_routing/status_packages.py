@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lienthong_common import edxml
-from lienthong_common.grpcutil import not_found
+from lienthong_common.errors import not_found
 from lienthong_routing.models import RoutedDocument, StatusPackageRecord
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, literal_column, select
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import invalid, not_found
+from lienthong_common.errors import invalid, not_found
 from lienthong_routing import status_messages
 from lienthong_routing.models import Delivery, RoutedDocument, StatusMessage
 

@@ -44,8 +44,9 @@ import httpx
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from lienthong_common.clock import now_utc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import invalid, not_found
+from lienthong_common.errors import invalid, not_found
 from lienthong_common.ids import new_id
 from lienthong_common.outbound import (
     OutboundPolicy,
@@ -54,11 +55,10 @@ from lienthong_common.outbound import (
     failure_reason,
     status_reason,
 )
-from lienthong_common.outbox import now_utc
+from lienthong_common.settings import WebhookSettings
 from lienthong_routing import evidence, repository
 from lienthong_routing.domain import NewDelivery
 from lienthong_routing.models import RoutedDocument, Webhook, WebhookAttempt, WebhookDelivery
-from lienthong_routing.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,8 @@
 
 One consumer group ("lienthong-statistics") reads all three topics; the consumer helper records
 each event id in the same transaction as the counts, so a redelivered event counts nothing.
-The same handler rebuilds a fresh store from offset 0 (rebuild.py), so the two cannot diverge.
+The same handler rebuilds a fresh store from offset 0 (rebuild.py), so the two cannot diverge;
+the rebuild pauses this consumer through the guard main.py gives it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ TOPICS = [TOPIC_SUBMITTED, TOPIC_VERIFIED, TOPIC_DELIVERIES]
 CONSUMER_GROUP = "lienthong-statistics"
 
 
-def handle_event(session: Session, event: events_pb2.Event) -> None:
+class ExchangeEvents:
+    """Consumer of the submitted, verified and delivery topics: each event counted once."""
+
+    topics = TOPICS
+
+    def handle(self, session: Session, event: events_pb2.Event) -> None:
+        count_event(session=session, event=event)
+
+
+def count_event(*, session: Session, event: events_pb2.Event) -> None:
     """Apply the event's effects (see domain.effects_for) to the counts and pending
     acknowledgements: set-based, one statement for the awaited deliveries, one per
     acknowledgement (it needs the delivery day back) and one upsert for every counter."""

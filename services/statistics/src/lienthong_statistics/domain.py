@@ -39,8 +39,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 
 from lienthong.events.v1 import events_pb2
-from lienthong_common.grpcutil import invalid
-from lienthong_common.timezones import VIETNAM
+from lienthong_common.clock import VIETNAM
+from lienthong_common.errors import invalid
 
 PASSED = "TOTAL_PASSED"
 CUMULATIVE = "cumulative"

@@ -9,9 +9,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.statistics.v1 import statistics_pb2, statistics_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_common.grpcutil import DomainError, translate_errors
+from lienthong_common.errors import DomainError, ErrorKind
+from lienthong_common.grpcutil import translate_errors
 from lienthong_statistics import report as use_cases
-from lienthong_statistics.directory import AgencyDirectory
+from lienthong_statistics.clients import AgencyDirectory
 from lienthong_statistics.domain import AgencyTotal, Measures, PaperCount, ReportRow
 from lienthong_statistics.models import PaperReport, PaperReportRevision
 from lienthong_statistics.rebuild import Rebuilder
@@ -165,6 +166,6 @@ class StatisticsServicer(statistics_pb2_grpc.StatisticsServicer):
         self, request: statistics_pb2.RebuildRequest, context: grpc.ServicerContext
     ) -> statistics_pb2.RebuildResponse:
         if self._rebuilder is None:
-            raise DomainError(grpc.StatusCode.UNIMPLEMENTED, "this statistics server cannot rebuild")
+            raise DomainError(ErrorKind.UNSUPPORTED, "this statistics server cannot rebuild")
         result = self._rebuilder.rebuild(apply=request.apply)
         return statistics_pb2.RebuildResponse(**vars(result))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,11 +10,11 @@ import grpc
 
 from lienthong.statistics.v1 import statistics_pb2_grpc
 from lienthong_common.service import ServiceRuntime, service_main
-from lienthong_statistics import events
-from lienthong_statistics.directory import AgencyDirectory, CachedAgencyDirectory, GrpcAgencyDirectory
+from lienthong_statistics.clients import AgencyDirectory, CachedAgencyDirectory, GrpcAgencyDirectory
+from lienthong_statistics.consumers import CONSUMER_GROUP, ExchangeEvents
 from lienthong_statistics.grpc_api import SERVICE_NAME, StatisticsServicer
 from lienthong_statistics.models import OUTBOX, Base
-from lienthong_statistics.rebuild import GatedConsumer, Rebuilder, kafka_replay_opener
+from lienthong_statistics.rebuild import Rebuilder, kafka_replay_opener
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 DIRECTORY_CACHE_SECONDS = 60.0
@@ -31,17 +32,11 @@ def build(
         ),
         ttl_seconds=DIRECTORY_CACHE_SECONDS,
     )
-    # The runtime starts and stops it like any consumer; a rebuild can pause it between events.
-    consumer = GatedConsumer(
-        service=runtime.name,
-        group=events.CONSUMER_GROUP,
-        topics=events.TOPICS,
-        settings=runtime.settings.kafka,
-        sessions=runtime.sessions,
-        outbox=runtime.outbox,
-        handler=events.handle_event,
-    )
-    runtime.consumers.append(consumer)
+    exchanges = ExchangeEvents()
+    # A rebuild holds this lock to pause the live consumer between two transactions (never
+    # inside one); re-entrant, since the rebuild then hands the consumer events itself.
+    pause = threading.RLock()
+    consumer = runtime.consume(exchanges.topics, exchanges.handle, group=CONSUMER_GROUP, guard=pause)
     rebuilder = Rebuilder(
         sessions=runtime.sessions, open_replay=kafka_replay_opener(runtime.settings.kafka), consumer=consumer
     )

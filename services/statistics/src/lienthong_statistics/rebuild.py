@@ -21,21 +21,20 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import grpc
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory, transaction
-from lienthong_common.grpcutil import DomainError
+from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.kafka import EventConsumer
 from lienthong_common.settings import KafkaSettings
 from lienthong_statistics import repository
-from lienthong_statistics.events import CONSUMER_GROUP, TOPICS, handle_event
+from lienthong_statistics.consumers import CONSUMER_GROUP, TOPICS, ExchangeEvents
 from lienthong_statistics.models import OUTBOX, Base
 
 log = logging.getLogger(__name__)
@@ -69,19 +68,6 @@ class Replay(Protocol):
     def close(self) -> None: ...
 
 
-class GatedConsumer(EventConsumer):
-    """The live consumer, which a rebuild can hold between two events (never inside one)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Re-entrant: the rebuild, holding it, hands this consumer events itself.
-        self.gate = threading.RLock()
-
-    def transaction_guard(self) -> AbstractContextManager[Any]:
-        # Held around each transaction (a whole poll batch, or one event), never inside one.
-        return self.gate
-
-
 class KafkaReplay:
     """Reads the statistics topics from offset 0 to their end as of opening, with no group."""
 
@@ -109,7 +95,7 @@ class KafkaReplay:
         if lost:
             self.close()
             raise DomainError(
-                grpc.StatusCode.FAILED_PRECONDITION,
+                ErrorKind.CONFLICT,
                 f"events were deleted by retention (first offsets {lost}); a replay could not be "
                 "exact — keep the topics with retention.ms=-1",
             )
@@ -142,7 +128,7 @@ class KafkaReplay:
         while remaining:
             if time.monotonic() > deadline:
                 raise DomainError(
-                    grpc.StatusCode.DEADLINE_EXCEEDED, "the replay did not reach the end in time"
+                    ErrorKind.TIMED_OUT, "the replay did not reach the end in time"
                 )
             batches = self._consumer.poll(timeout_ms=500, max_records=BATCH)
             for tp, batch in batches.items():
@@ -196,7 +182,7 @@ class Rebuilder:
         *,
         sessions: sessionmaker[Session],
         open_replay: Callable[[], Replay],
-        consumer: GatedConsumer | None = None,
+        consumer: EventConsumer | None = None,
         workdir: Path | None = None,
     ) -> None:
         self._sessions = sessions
@@ -204,13 +190,16 @@ class Rebuilder:
         self._consumer = consumer
         self._workdir = workdir
         self._running = threading.Lock()
+        self._count = ExchangeEvents().handle
 
     def rebuild(self, *, apply: bool = False) -> RebuildResult:
         if not self._running.acquire(blocking=False):
-            raise DomainError(grpc.StatusCode.FAILED_PRECONDITION, "a rebuild is already running")
+            raise DomainError(ErrorKind.CONFLICT, "a rebuild is already running")
         started = time.monotonic()
         try:
-            gate = self._consumer.gate if self._consumer is not None else threading.RLock()
+            # The live consumer's guard (a re-entrant lock, see main.py): held, the consumer waits
+            # between two transactions while this thread hands it events itself.
+            gate = self._consumer.transaction_guard() if self._consumer is not None else nullcontext()
             with gate, tempfile.TemporaryDirectory(prefix="lienthong-rebuild-", dir=self._workdir) as folder:
                 result = self._rebuild_into(Path(folder) / "rebuilt.db", apply=apply)
         finally:
@@ -272,7 +261,7 @@ class Rebuilder:
             for record in records:
                 event = events_pb2.Event.FromString(record.value)
                 if OUTBOX.claim_first_time(session, consumer=REBUILD_CONSUMER, event_id=event.event_id):
-                    handle_event(session, event)
+                    self._count(session, event)
                     counted += 1
         if self._consumer is not None:
             for record in records:

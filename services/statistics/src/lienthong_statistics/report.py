@@ -9,11 +9,10 @@ from datetime import datetime
 import grpc
 from sqlalchemy.orm import Session
 
-from lienthong_common.grpcutil import DomainError, forbidden, invalid
-from lienthong_common.outbox import now_utc
-from lienthong_common.timezones import VIETNAM
+from lienthong_common.clock import VIETNAM, now_utc
+from lienthong_common.errors import DomainError, ErrorKind, forbidden, invalid
 from lienthong_statistics import repository
-from lienthong_statistics.directory import AgencyDirectory
+from lienthong_statistics.clients import AgencyDirectory
 from lienthong_statistics.domain import (
     AgencyInfo,
     MonthCount,
@@ -34,7 +33,7 @@ def list_agencies(directory: AgencyDirectory) -> list[AgencyInfo]:
         return directory.list_agencies()
     except grpc.RpcError as error:
         raise DomainError(
-            grpc.StatusCode.UNAVAILABLE, f"the directory could not list agencies: {error}"
+            ErrorKind.UNAVAILABLE, f"the directory could not list agencies: {error}"
         ) from error
 
 
