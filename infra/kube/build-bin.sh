@@ -2,12 +2,13 @@
 # Builds the cluster's binaries into $KUBE_CACHE/bin, each skipped when already at its version:
 #   kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl  (k8s.io/kubernetes)
 #   helm (helm.sh/helm/v3)   coredns (optional, cluster DNS)   pause (a static Go program)
-#   kube-network-policies (optional, NetworkPolicy enforcement)
+#   kube-router (NetworkPolicy enforcement: its iptables/ipset firewall only)
+#   kube-network-policies (optional; needs nftables' queue, which this VM's kernel lacks)
 # All from the Go module proxy. k8s.io/kubernetes points its staging modules at ./staging/..., so
 # it is built from a small wrapper module whose go.mod is kubernetes' own with each staging
 # replace rewritten to the published k8s.io/X v0.MINOR.PATCH, plus a require of k8s.io/kubernetes.
 #
-#   infra/kube/build-bin.sh [all|kubernetes|helm|coredns|pause|knp]...
+#   infra/kube/build-bin.sh [all|kubernetes|helm|coredns|pause|kube-router|knp]...
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 command -v go >/dev/null || die "go is needed to build the Kubernetes binaries"
 mkdir -p "$KUBE_BIN" "$KUBE_CACHE/src"
@@ -81,6 +82,16 @@ build_knp() {
   stamp kube-network-policies "$KNP_VERSION"
 }
 
+# NetworkPolicy enforcement with iptables and ipset (kube-router's firewall only, no routing or
+# service proxy): this kernel lacks nftables' queue expression that kube-network-policies needs.
+build_kube_router() {
+  if stamp_ok kube-router "$KUBE_ROUTER_VERSION"; then say "kube-router $KUBE_ROUTER_VERSION present"; return; fi
+  say "kube-router $KUBE_ROUTER_VERSION: go install (cold: ~10 min)"
+  GOBIN="$KUBE_BIN" CGO_ENABLED=0 "${NICE[@]}" go install -trimpath -ldflags "-s -w" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION"
+  stamp kube-router "$KUBE_ROUTER_VERSION"
+}
+
 # The sandbox ("pause") container: sleeps until signalled, reaps nothing (it is PID 1 of an
 # otherwise empty container). No registry to pull registry.k8s.io/pause from.
 build_pause() {
@@ -114,12 +125,13 @@ GO
 targets=("$@"); [[ ${#targets[@]} -eq 0 ]] && targets=(all)
 for t in "${targets[@]}"; do
   case "$t" in
-    all) build_pause; build_kubernetes; build_helm; build_coredns ;;
+    all) build_pause; build_kubernetes; build_helm; build_coredns; build_kube_router ;;
     kubernetes) build_kubernetes ;;
     helm) build_helm ;;
     coredns) build_coredns ;;
     pause) build_pause ;;
     knp) build_knp ;;
+    kube-router) build_kube_router ;;
     *) die "unknown target $t" ;;
   esac
 done

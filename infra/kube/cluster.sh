@@ -156,7 +156,8 @@ control_plane() {
     --kubeconfig "$KUBECONFIG" --authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" \
     --bind-address 127.0.0.1 --secure-port "$CM_PORT" --leader-elect=false \
     --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-    --cluster-cidr "$POD_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false
+    --cluster-cidr "$POD_CIDR" --service-cluster-ip-range "$SERVICE_CIDR" \
+    --allocate-node-cidrs=true --node-cidr-mask-size "${POD_CIDR#*/}"
   start kube-scheduler "$KUBE_BIN/kube-scheduler" \
     --kubeconfig "$KUBECONFIG" --authentication-kubeconfig "$KUBECONFIG" --authorization-kubeconfig "$KUBECONFIG" \
     --bind-address 127.0.0.1 --secure-port "$SCHED_PORT" --leader-elect=false
@@ -275,10 +276,14 @@ COREFILE
     start coredns "$KUBE_BIN/coredns" -conf "$CFG/Corefile"
   fi
   wait_for "node $NODE_NAME Ready" 180 bash -c "'$KUBE_BIN/kubectl' --kubeconfig '$KUBECONFIG' get node '$NODE_NAME' -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
-  # Network policies enforced on the node, when built (infra/kube/build-bin.sh knp).
-  if [[ -x "$KUBE_BIN/kube-network-policies" && "${KUBE_NETWORK_POLICIES:-1}" == 1 ]]; then
-    start kube-network-policies "$KUBE_BIN/kube-network-policies" --kubeconfig "$KUBECONFIG" \
-      --hostname-override "$NODE_NAME" --v 1
+  # NetworkPolicies enforced on the node: kube-router's firewall (iptables and ipset) only, no
+  # routing and no service proxy. KUBE_NETWORK_POLICIES=0 leaves them unenforced.
+  if [[ -x "$KUBE_BIN/kube-router" && "${KUBE_NETWORK_POLICIES:-1}" == 1 ]]; then
+    touch "$KUBE_STATE/kube-router.ran"
+    start kube-router "$KUBE_BIN/kube-router" --kubeconfig "$KUBECONFIG" --hostname-override "$NODE_NAME" \
+      --run-firewall=true --run-router=false --run-service-proxy=false --run-loadbalancer=false \
+      --service-cluster-ip-range "$SERVICE_CIDR" --enable-ipv6=false --health-port 0 --metrics-port 0 \
+      --iptables-sync-period 1m --v 1
   fi
 }
 

@@ -37,7 +37,7 @@ if alive kube-apiserver && alive kubelet && [[ -f "$KUBECONFIG" ]]; then
 fi
 
 # 2. Processes, node side first.
-for n in port-forward kube-network-policies coredns kube-proxy kubelet; do stop_pid "$n"; done
+for n in port-forward kube-router coredns kube-proxy kubelet; do stop_pid "$n"; done
 
 # 3. Whatever our containerd still runs (pods the kubelet did not finish with).
 if alive containerd && [[ -S "$CONTAINERD_SOCK" ]]; then
@@ -79,6 +79,9 @@ done
 if [[ -x "$KUBE_BIN/kube-proxy" ]]; then
   "$KUBE_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
 fi
+if [[ -x "$KUBE_BIN/kube-router" && -f "$KUBE_STATE/kube-router.ran" ]]; then
+  "$KUBE_BIN/kube-router" --cleanup-config >/dev/null 2>&1 || true
+fi
 for tool in iptables ip6tables; do
   command -v "$tool" >/dev/null || continue
   for table in filter nat mangle; do
@@ -94,6 +97,13 @@ for tool in iptables ip6tables; do
     done
   done
 done
+
+# kube-router's ipsets (the rules that used them are gone now).
+if command -v ipset >/dev/null; then
+  for set in $(ipset list -n 2>/dev/null | grep -E '^(KUBE-|kube-router-)' || true); do
+    ipset destroy "$set" 2>/dev/null || true
+  done
+fi
 
 # 6. CNI state, the bridge, its routes; the guard goes last (nothing can send any more).
 rm -rf "/var/lib/cni/networks/$CNI_NET" "/var/lib/cni/results/$CNI_NET"-* 2>/dev/null || true

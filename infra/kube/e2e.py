@@ -12,7 +12,9 @@ code is non-zero on any failure.
   3. `helm upgrade` to a changed gateway configuration with zero failed requests (rolling,
      readiness-gated), and the migration hook Jobs run and succeed;
   4. `helm rollback` to the previous revision, again with zero failed requests;
-  5. every pod non-root, read-only root filesystem, no capabilities, no privilege escalation:
+  5. NetworkPolicies enforced: a pod without the chart's labels cannot reach directory's gRPC
+     port or Kafka, the gateway still reaches directory (and not Kafka, as its policy says);
+  6. every pod non-root, read-only root filesystem, no capabilities, no privilege escalation:
      read back from the API and from inside each container (uid, CapEff, a write to /).
 """
 
@@ -61,7 +63,9 @@ class Env:
     def kubectl(self, *args: str, check: bool = True, timeout: float = 300) -> str:
         result = subprocess.run(
             [str(self.bin_dir / "kubectl"), "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         if check and result.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {result.stderr.strip()}")
@@ -70,7 +74,9 @@ class Env:
     def helm(self, *args: str) -> str:
         result = subprocess.run(
             [str(self.bin_dir / "helm"), "--kubeconfig", self.kubeconfig, "-n", self.namespace, *args],
-            capture_output=True, text=True, timeout=900,
+            capture_output=True,
+            text=True,
+            timeout=900,
         )
         if result.returncode != 0:
             raise RuntimeError(f"helm {' '.join(args)}: {result.stderr.strip()[-2000:]}")
@@ -80,14 +86,21 @@ class Env:
         env = {**os.environ, "LIENTHONG_URL": self.gateway_url, "LIENTHONG_DATA_DIR": str(self.data_dir)}
         result = subprocess.run(
             [str(ROOT / ".venv" / "bin" / "lienthong"), *args, "--json"],
-            capture_output=True, text=True, env=env, timeout=120,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"lienthong {' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}")
+            raise RuntimeError(
+                f"lienthong {' '.join(args)}: exit {result.returncode}: {result.stderr.strip()}"
+            )
         return json.loads(result.stdout)
 
     def client(self, code: str, **kwargs: Any) -> LienthongClient:
-        return LienthongClient(self.gateway_url, code, load_credentials(self.data_dir)[code], timeout=30, **kwargs)
+        return LienthongClient(
+            self.gateway_url, code, load_credentials(self.data_dir)[code], timeout=30, **kwargs
+        )
 
 
 def wait_until(what: str, predicate: Callable[[], Any], timeout: float = 120, interval: float = 1.0) -> Any:
@@ -113,8 +126,17 @@ def check_signed_document(env: Env) -> str:
         pdf.write_bytes(make_pdf("Công văn thử nghiệm cụm Kubernetes", ["Kính gửi Sở Nội vụ."]))
         signed = Path(tmp) / "congvan-signed.pdf"
         env.cli("sign", str(pdf), "--as", SENDER, "-o", str(signed))
-        sent = env.cli("send", "--as", SENDER, "--to", RECIPIENT, "--subject", "Thử nghiệm kube-e2e",
-                       "--attach", str(signed))
+        sent = env.cli(
+            "send",
+            "--as",
+            SENDER,
+            "--to",
+            RECIPIENT,
+            "--subject",
+            "Thử nghiệm kube-e2e",
+            "--attach",
+            str(signed),
+        )
     doc_id = sent["id"]
     sender = env.client(SENDER)
 
@@ -132,13 +154,15 @@ def check_signed_document(env: Env) -> str:
         env.cli("status", doc_id, "--as", RECIPIENT, "--code", code)
         wait_until(
             f"{RECIPIENT} {state}",
-            lambda s=state: {r["code"]: r["state"] for r in sender.document(doc_id)["recipients"]}[RECIPIENT] == s,
+            lambda s=state: (
+                {r["code"]: r["state"] for r in sender.document(doc_id)["recipients"]}[RECIPIENT] == s
+            ),
             timeout=60,
         )
     track = env.cli("track", doc_id, "--as", SENDER)
     codes = [t.get("code") or t.get("status_code") for t in track.get("timeline", [])]
     sender.close()
-    return f"document {doc_id}: TOTAL_PASSED, delivered, statuses 03/05/06 tracked ({len(codes)} timeline entries)"
+    return f"document {doc_id}: TOTAL_PASSED, delivered, statuses 03/05/06 tracked ({len(codes)} rows)"
 
 
 # -- the trickle: documents sent steadily, retried with their Idempotency-Key ------------------
@@ -147,7 +171,7 @@ class Trickle:
     env: Env
     rate: float = 1.0
     accepted: dict[str, list[str]] = field(default_factory=dict)  # document id -> recipients
-    submit_failures: int = 0    # a submission that needed an outer retry (it was never lost)
+    submit_failures: int = 0  # a submission that needed an outer retry (it was never lost)
     abandoned: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -167,23 +191,43 @@ class Trickle:
         from lienthong_common.pki import load_identity
 
         clients = {code: self.env.client(code, retries=2) for code in TRICKLE_SENDERS}
-        identities = {code: load_identity(self.env.data_dir / "pki" / "agencies", code) for code in TRICKLE_SENDERS}
+        identities = {
+            code: load_identity(self.env.data_dir / "pki" / "agencies", code) for code in TRICKLE_SENDERS
+        }
         n = 0
         while not self._stop.is_set():
             n += 1
             sender = TRICKLE_SENDERS[n % len(TRICKLE_SENDERS)]
-            recipients = [TRICKLE_RECIPIENTS[n % len(TRICKLE_RECIPIENTS)], TRICKLE_RECIPIENTS[(n + 1) % len(TRICKLE_RECIPIENTS)]]
-            pdf = sign_pdf(make_pdf(f"Công văn {n}", ["Kính gửi."]), identities[sender], reason="Ban hành", location="Hạ Long")
-            package = edxml.build_package(edxml.EdxmlPackage(
-                header=edxml.MessageHeader(
-                    sender=edxml.Organization(organ_id=sender),
-                    recipients=[edxml.Organization(organ_id=r) for r in recipients],
-                    code_number=str(n), code_notation=f"KUBE-{uuid.uuid4().hex[:8]}",
-                    promulgation_place="Hạ Long", promulgation_date=dt.date.today(),
-                    document_type=1, document_type_name="Công văn", subject=f"kube-e2e trickle {n}",
-                ),
-                attachments=[edxml.Attachment(content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf)],
-            ))
+            recipients = [
+                TRICKLE_RECIPIENTS[n % len(TRICKLE_RECIPIENTS)],
+                TRICKLE_RECIPIENTS[(n + 1) % len(TRICKLE_RECIPIENTS)],
+            ]
+            pdf = sign_pdf(
+                make_pdf(f"Công văn {n}", ["Kính gửi."]),
+                identities[sender],
+                reason="Ban hành",
+                location="Hạ Long",
+            )
+            package = edxml.build_package(
+                edxml.EdxmlPackage(
+                    header=edxml.MessageHeader(
+                        sender=edxml.Organization(organ_id=sender),
+                        recipients=[edxml.Organization(organ_id=r) for r in recipients],
+                        code_number=str(n),
+                        code_notation=f"KUBE-{uuid.uuid4().hex[:8]}",
+                        promulgation_place="Hạ Long",
+                        promulgation_date=dt.date.today(),
+                        document_type=1,
+                        document_type_name="Công văn",
+                        subject=f"kube-e2e trickle {n}",
+                    ),
+                    attachments=[
+                        edxml.Attachment(
+                            content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
+                        )
+                    ],
+                )
+            )
             key = str(uuid.uuid4())
             deadline = time.monotonic() + 180
             while True:
@@ -222,8 +266,12 @@ def audit(env: Env, accepted: dict[str, list[str]], timeout: float = 300) -> str
                     seen[(code, doc_id)] += 1
         return seen
 
-    seen = wait_until("every accepted document in its recipients' inboxes",
-                      lambda: (s := inboxes()) and all(s[k] >= 1 for k in expected) and s, timeout=timeout, interval=3)
+    seen = wait_until(
+        "every accepted document in its recipients' inboxes",
+        lambda: (s := inboxes()) and all(s[k] >= 1 for k in expected) and s,
+        timeout=timeout,
+        interval=3,
+    )
     missing = [k for k in expected if seen[k] == 0]
     duplicated = [k for k, v in seen.items() if v > 1]
     for c in clients.values():
@@ -288,14 +336,18 @@ class Prober:
 def migration_jobs_completed(env: Env, since: dt.datetime) -> dict[str, bool]:
     """Per migration hook Job since `since`: created, and completed (from the Jobs' events, which
     outlive the Jobs helm deletes on success)."""
-    events = json.loads(env.kubectl("get", "events", "--field-selector", "involvedObject.kind=Job", "-o", "json"))
+    events = json.loads(
+        env.kubectl("get", "events", "--field-selector", "involvedObject.kind=Job", "-o", "json")
+    )
     jobs: dict[str, bool] = {}
     for event in events["items"]:
         name = event["involvedObject"]["name"]
         stamp = event.get("lastTimestamp") or event.get("eventTime") or ""
         if not name.endswith("-migrate") or not stamp:
             continue
-        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00").split(".")[0].removesuffix("+00:00") + "+00:00")
+        when = dt.datetime.fromisoformat(
+            stamp.replace("Z", "+00:00").split(".")[0].removesuffix("+00:00") + "+00:00"
+        )
         if when < since:
             continue
         jobs[name] = jobs.get(name, False) or event["reason"] == "Completed"
@@ -303,37 +355,66 @@ def migration_jobs_completed(env: Env, since: dt.datetime) -> dict[str, bool]:
 
 
 def chart_args(env: Env) -> list[str]:
-    return [env.release, str(ROOT / "charts" / "lienthong"), "-f",
-            str(ROOT / "charts" / "lienthong" / "examples" / "kube-local.yaml")]
+    return [
+        env.release,
+        str(ROOT / "charts" / "lienthong"),
+        "-f",
+        str(ROOT / "charts" / "lienthong" / "examples" / "kube-local.yaml"),
+    ]
 
 
 def gateway_revisions(env: Env) -> set[str]:
     """LIENTHONG_KUBE_E2E_REVISION as each live gateway pod sees it ("" = unset)."""
-    pods = json.loads(env.kubectl(
-        "get", "pods", "-l", f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
-        "-o", "json"))["items"]
+    pods = json.loads(
+        env.kubectl(
+            "get",
+            "pods",
+            "-l",
+            f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
+            "-o",
+            "json",
+        )
+    )["items"]
     seen = set()
     for pod in pods:
         if pod["metadata"].get("deletionTimestamp") or pod["status"].get("phase") != "Running":
             continue
-        out = env.kubectl("exec", pod["metadata"]["name"], "--", "sh", "-c",
-                          "printenv LIENTHONG_KUBE_E2E_REVISION || true", check=False, timeout=60)
+        out = env.kubectl(
+            "exec",
+            pod["metadata"]["name"],
+            "--",
+            "sh",
+            "-c",
+            "printenv LIENTHONG_KUBE_E2E_REVISION || true",
+            check=False,
+            timeout=60,
+        )
         seen.add(out.strip())
     return seen
 
 
 def check_upgrade(env: Env) -> str:
     revision = f"kube-e2e-{int(time.time())}"
-    since = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) - dt.timedelta(seconds=1)
+    since = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
     with Prober(env) as prober:
-        env.helm("upgrade", *chart_args(env), "--wait", "--timeout", "10m",
-                 "--set", "components.gateway.settings.rate_limit_burst=300",
-                 "--set", f"components.gateway.env.LIENTHONG_KUBE_E2E_REVISION={revision}")
+        env.helm(
+            "upgrade",
+            *chart_args(env),
+            "--wait",
+            "--timeout",
+            "10m",
+            "--set",
+            "components.gateway.settings.rate_limit_burst=300",
+            "--set",
+            f"components.gateway.env.LIENTHONG_KUBE_E2E_REVISION={revision}",
+        )
         time.sleep(3)
     seen = gateway_revisions(env)
     assert seen == {revision}, f"the upgraded configuration is not what the gateways run: {seen}"
     assert prober.ok > 0, "no request was made during the upgrade"
-    assert not prober.failed, f"{len(prober.failed)} failed requests during the upgrade, e.g. {prober.failed[:2]}"
+    assert not prober.failed, (
+        f"{len(prober.failed)} failed requests during the upgrade, e.g. {prober.failed[:2]}"
+    )
     jobs = migration_jobs_completed(env, since)
     expected = {f"{env.release}-{s}-migrate" for s in SERVICES if s != "gateway"}
     assert expected <= set(jobs), f"migration Jobs run {sorted(jobs)}, expected {sorted(expected)}"
@@ -350,8 +431,109 @@ def check_rollback(env: Env) -> str:
         time.sleep(3)
     seen = gateway_revisions(env)
     assert seen == {""}, f"after the rollback the gateways still run the upgraded configuration: {seen}"
-    assert not prober.failed, f"{len(prober.failed)} failed requests during the rollback, e.g. {prober.failed[:2]}"
+    assert not prober.failed, (
+        f"{len(prober.failed)} failed requests during the rollback, e.g. {prober.failed[:2]}"
+    )
     return f"helm rollback to revision {previous}: {prober.ok} requests, 0 failed"
+
+
+# -- 6. NetworkPolicies enforced ----------------------------------------------------------------
+PROBE_POD = "kube-e2e-netpol-probe"
+CONNECT = (
+    "import socket,sys\ntry:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=4).close()"
+    "; print('open')\nexcept OSError: print('blocked')"
+)
+
+
+def reach(env: Env, pod: str, ip: str, port: int) -> str:
+    out = env.kubectl(
+        "exec", pod, "--", "python", "-c", CONNECT, ip, str(port), check=False, timeout=60
+    ).strip()
+    return out.splitlines()[-1] if out else "exec failed"
+
+
+def check_network_policy(env: Env) -> str:
+    """A pod without the chart's labels cannot reach directory's gRPC port or Kafka; the gateway
+    still reaches directory (and, as its policy says, not Kafka); the probe itself is not cut off."""
+    image = f"localhost/lienthong-gateway:{os.environ.get('KUBE_IMAGE_TAG', 'kube-local')}"
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": PROBE_POD, "labels": {"app.kubernetes.io/name": "kube-e2e-probe"}},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "restartPolicy": "Never",
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["sleep", "600"],
+                    "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "64Mi"}},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    env.kubectl("delete", "pod", PROBE_POD, "--ignore-not-found", "--wait=true", timeout=120)
+    subprocess.run(
+        [
+            str(env.bin_dir / "kubectl"),
+            "--kubeconfig",
+            env.kubeconfig,
+            "-n",
+            env.namespace,
+            "apply",
+            "-f",
+            "-",
+        ],
+        input=json.dumps(manifest),
+        text=True,
+        check=True,
+        capture_output=True,
+    )
+    try:
+        env.kubectl("wait", "--for=condition=Ready", f"pod/{PROBE_POD}", "--timeout=120s", timeout=130)
+        ip = {
+            name: env.kubectl("get", "service", name, "-o", "jsonpath={.spec.clusterIP}")
+            for name in (f"{env.release}-directory", "kafka", f"{env.release}-gateway")
+        }
+        gateway = env.kubectl(
+            "get",
+            "pods",
+            "-l",
+            f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
+            "--field-selector=status.phase=Running",
+            "-o",
+            "jsonpath={.items[0].metadata.name}",
+        )
+        results = {
+            "probe -> directory:50051": (
+                reach(env, PROBE_POD, ip[f"{env.release}-directory"], 50051),
+                "blocked",
+            ),
+            "probe -> kafka:9092": (reach(env, PROBE_POD, ip["kafka"], 9092), "blocked"),
+            "probe -> gateway:8080": (reach(env, PROBE_POD, ip[f"{env.release}-gateway"], 8080), "open"),
+            "gateway -> directory:50051": (
+                reach(env, gateway, ip[f"{env.release}-directory"], 50051),
+                "open",
+            ),
+            "gateway -> kafka:9092": (reach(env, gateway, ip["kafka"], 9092), "blocked"),
+        }
+    finally:
+        env.kubectl("delete", "pod", PROBE_POD, "--ignore-not-found", "--wait=false", check=False)
+    wrong = {k: got for k, (got, want) in results.items() if got != want}
+    assert not wrong, f"not as the policies say: {wrong}"
+    return "; ".join(f"{k} {got}" for k, (got, _) in results.items())
 
 
 # -- 5. locked-down pods, read back from the API and from inside -----------------------------
@@ -375,9 +557,19 @@ def check_lockdown(env: Env) -> str:
             caps = sc.get("capabilities", {})
             if "ALL" not in caps.get("drop", []) or caps.get("add"):
                 problems.append(f"{name}/{c['name']}: capabilities {caps}")
-            out = env.kubectl("exec", name, "-c", c["name"], "--", "sh", "-c",
-                              "id -u; grep CapEff /proc/self/status; (: > /kube-e2e-probe) 2>/dev/null && echo writable || echo read-only",
-                              check=False, timeout=60).split()
+            out = env.kubectl(
+                "exec",
+                name,
+                "-c",
+                c["name"],
+                "--",
+                "sh",
+                "-c",
+                "id -u; grep CapEff /proc/self/status;"
+                " (: > /kube-e2e-probe) 2>/dev/null && echo writable || echo read-only",
+                check=False,
+                timeout=60,
+            ).split()
             if len(out) < 4:
                 problems.append(f"{name}/{c['name']}: exec gave {out}")
                 continue
@@ -395,14 +587,19 @@ def check_lockdown(env: Env) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", action="append", help="run only these checks (by name)")
     args = parser.parse_args(argv)
     data_dir = ROOT / ".data" / "kube"
     values = dict(line.split("=", 1) for line in (data_dir / "env").read_text().split() if "=" in line)
     env = Env(
-        gateway_url=values["GATEWAY_URL"], kubeconfig=values["KUBECONFIG"], data_dir=data_dir,
-        namespace=os.environ.get("KUBE_NAMESPACE", "lienthong"), release=os.environ.get("KUBE_RELEASE", "lienthong"),
+        gateway_url=values["GATEWAY_URL"],
+        kubeconfig=values["KUBECONFIG"],
+        data_dir=data_dir,
+        namespace=os.environ.get("KUBE_NAMESPACE", "lienthong"),
+        release=os.environ.get("KUBE_RELEASE", "lienthong"),
         bin_dir=Path(os.environ.get("KUBE_CACHE", "/var/cache/lienthong-kube")) / "bin",
     )
     checks: list[tuple[str, Callable[[Env], str]]] = [
@@ -410,6 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         ("pod-deletion", check_pod_deletion),
         ("upgrade", check_upgrade),
         ("rollback", check_rollback),
+        ("network-policy", check_network_policy),
         ("lockdown", check_lockdown),
     ]
     passed = failed = 0

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Debian packages and host configuration the kube-local cluster needs (idempotent).
 #   podman, buildah, runc, containerd, CNI plugins, iptables, etcd-server, debootstrap, conntrack,
-#   socat (kubectl port-forward), Java and Maven (the Kafka jars, as infra/kafka.sh fetches them).
+#   socat (kubectl port-forward), ipset (kube-router's NetworkPolicy firewall), Java and Maven (the Kafka jars, as infra/kafka.sh fetches them).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 need_root
 pkgs=(podman buildah runc containerd containernetworking-plugins iptables etcd-server debootstrap
-      conntrack socat ethtool ca-certificates maven openjdk-17-jre-headless)
+      conntrack socat ethtool ipset ca-certificates maven openjdk-17-jre-headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

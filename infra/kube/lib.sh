@@ -7,6 +7,7 @@ KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 HELM_VERSION="${HELM_VERSION:-v3.21.4}"
 COREDNS_VERSION="${COREDNS_VERSION:-v1.15.0}"
 KNP_VERSION="${KNP_VERSION:-v0.8.0}"           # sigs.k8s.io/kube-network-policies
+KUBE_ROUTER_VERSION="${KUBE_ROUTER_VERSION:-v2.1.0}" # github.com/cloudnativelabs/kube-router/v2
 KUBE_CACHE="${KUBE_CACHE:-/var/cache/lienthong-kube}"   # binaries, Go caches, jars, rootfs tarballs
 KUBE_STATE="${KUBE_STATE:-/var/lib/lienthong-kube}"     # the running cluster: etcd, pki, pids, logs
 KUBE_BIN="$KUBE_CACHE/bin"

@@ -30,8 +30,8 @@ secret_value() {  # secret_value NAME KEY: a Secret's value, or nothing
 }
 PG_PASSWORD="$(secret_value kube-local-postgresql password)"
 [[ -n "$PG_PASSWORD" ]] || PG_PASSWORD="$(openssl rand -hex 16)"
-export NAMESPACE IMAGE_TAG KUBE_STATE PG_PASSWORD RELEASE GATEWAY_NODEPORT
-envsubst '${NAMESPACE} ${IMAGE_TAG} ${KUBE_STATE} ${PG_PASSWORD} ${RELEASE} ${GATEWAY_NODEPORT}' \
+export NAMESPACE IMAGE_TAG KUBE_STATE PG_PASSWORD RELEASE GATEWAY_NODEPORT BRIDGE_IP
+envsubst '${NAMESPACE} ${IMAGE_TAG} ${KUBE_STATE} ${PG_PASSWORD} ${RELEASE} ${GATEWAY_NODEPORT} ${BRIDGE_IP}' \
   <infra/kube/manifests/deps.yaml | kctl apply -f - >/dev/null
 for svc in directory docstore sigverify routing statistics; do
   kctl -n "$NAMESPACE" create secret generic "$RELEASE-$svc-db" \

@@ -362,6 +362,9 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
         {{- toYaml .Values.networkPolicy.dns.namespaceSelector | nindent 8 }}
       podSelector:
         {{- toYaml .Values.networkPolicy.dns.podSelector | nindent 8 }}
+    {{- range .Values.networkPolicy.dns.ipBlocks }}
+    - ipBlock: {cidr: {{ . | quote }}}
+    {{- end }}
   ports:
     - {protocol: UDP, port: 53}
     - {protocol: TCP, port: 53}
