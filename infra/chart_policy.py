@@ -13,7 +13,7 @@
    - probes: liveness and readiness (and startup for the six lienthong services); Jobs, which
      run to completion, need none;
    - resources: requests.cpu, requests.memory and limits.memory (no CPU limit is required:
-     docs/decisions.md, "Kubernetes packaging");
+     docs/adr/0058-chart-check.md);
    - securityContext: runAsNonRoot (container or pod), readOnlyRootFilesystem,
      allowPrivilegeEscalation false;
    - image: pinned by a tag or a digest, and never the tag `latest`.

@@ -239,7 +239,7 @@ class WorkerProcesses:
     environment, plus LIENTHONG_WORKER_INDEX). One that dies while serving is restarted after a
     back-off (1 s doubling to 30 s, back to 1 s once a worker has lived a minute); stop()
     forwards SIGTERM and wait() gives them the drain time before killing them.
-    See docs/decisions.md ("Several worker processes per service").
+    See docs/adr/0051-worker-processes-per-service.md.
     """
 
     MIN_BACKOFF = 1.0

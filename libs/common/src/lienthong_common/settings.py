@@ -155,7 +155,7 @@ class GatewaySettings(BaseModel):
     token_ttl_seconds: int = 900
     # How long the gateway trusts the directory's "this credential version is current" before
     # asking again: a credential revoked or rotated elsewhere stops working within this time
-    # (0 = ask the directory on every request). See docs/decisions.md.
+    # (0 = ask the directory on every request). See docs/adr/0017-gateway-credential-cache.md.
     credential_cache_seconds: float = 5.0
     max_request_bytes: int = 50 * 1024 * 1024
     # Per-agency token bucket: sustained requests per second and burst; 0 turns limiting off.

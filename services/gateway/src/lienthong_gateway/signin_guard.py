@@ -19,7 +19,7 @@ system's signed headers). The rules this module protects (docs/security-matrix.m
   for a lock when its turn comes, so a burst of guesses neither blocks the event loop nor
   queues the owner behind hundreds of hashes.
 
-The counts live in this gateway process (as the rate limits do, docs/decisions.md): with N
+The counts live in this gateway process (as the rate limits do, docs/adr/0015-gateway-stateless.md): with N
 replicas an attacker gets at most N times the allowance before every replica has locked him.
 """
 

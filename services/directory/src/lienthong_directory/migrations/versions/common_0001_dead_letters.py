@@ -2,7 +2,7 @@
 
 Shared infrastructure tables get their own branch (base revision, label `lienthong_common`)
 in every service, independent of the service's own revisions, so they never collide with a
-service's next revision; `lienthong-<svc> migrate` upgrades to all heads. See docs/decisions.md.
+service's next revision; `lienthong-<svc> migrate` upgrades to all heads. See docs/adr/0011-dead-letters.md.
 
 Revision ID: common_0001
 Revises:
