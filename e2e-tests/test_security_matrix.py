@@ -167,7 +167,8 @@ def test_token_of_a_revoked_credential_is_refused(platform: RunningPlatform) -> 
         )
         try:
             # The gateway trusts a confirmed credential version for gateway.credential_cache_seconds
-            # (5 s by default, docs/adr/0017-gateway-credential-cache.md): the revocation must bite within that, not later.
+            # (5 s by default, docs/adr/0017-gateway-credential-cache.md): the revocation must
+            # bite within that, not later.
             revoked_at = time.monotonic()
             refused = httpx.get(f"{url}/v1/inbox", headers=headers)
             while refused.status_code == 200 and time.monotonic() - revoked_at < CREDENTIAL_CACHE_SECONDS + 2:

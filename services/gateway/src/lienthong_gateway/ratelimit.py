@@ -1,8 +1,9 @@
 """Per-agency rate limits: one token bucket per caller, in this gateway process.
 
 Each replica limits on its own, so the platform-wide allowance is the per-replica figure times
-the number of replicas; that keeps the gateway stateless (docs/adr/0015-gateway-stateless.md) and still stops one
-agency's runaway integration from starving the others on the replica it lands on.
+the number of replicas; that keeps the gateway stateless (docs/adr/0015-gateway-stateless.md)
+and still stops one agency's runaway integration from starving the others on the replica it
+lands on.
 """
 
 from __future__ import annotations
