@@ -226,6 +226,14 @@ class PreparedPackage:
         return read.package.header, items
 
     @property
+    def disk_bytes(self) -> int:
+        """What this package occupies on disk while it is verified (package and decoded files)."""
+        if self._scratch is None:
+            return self.size if isinstance(self.package, Path) else 0
+        scratch = sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+        return scratch + (self.size if self._owned is not None else 0)
+
+    @property
     def pdfs(self) -> list[bytes | Path]:
         """Every PDF, as what a PdfCheck verifies: its bytes, or its file."""
         return [_pdf_source(pdf) for item in self.items for pdf in item.pdfs]

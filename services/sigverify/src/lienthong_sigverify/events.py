@@ -63,7 +63,8 @@ class SubmittedDocuments:
     service holds none of them in memory, the workers read the PDF files as they validate.
     """
 
-    # Packages prepared between prefetch and handle; beyond this the rest are fetched later.
+    # Packages prepared between prefetch and handle (bytes held in memory plus on disk); beyond
+    # this the rest are fetched when their event is handled.
     max_prefetched_bytes = 256 * 1024 * 1024
 
     def __init__(
@@ -131,10 +132,13 @@ class SubmittedDocuments:
                 continue
             if isinstance(package, Report):
                 continue  # not edXML: handle() says so
-            if held + package.size > self.max_prefetched_bytes:
+            # Counted in memory or on disk (a large package and its decoded PDFs wait in the
+            # spool, under data_dir's size limit on Kubernetes).
+            cost = (package.size if isinstance(package.package, bytes) else 0) + package.disk_bytes
+            if held + cost > self.max_prefetched_bytes:
                 package.close()
                 break
-            held += package.size
+            held += cost
             with self._lock:
                 self._packages[event.document_id] = package
             engine.prefetch(package.pdfs, snapshot)
