@@ -17,9 +17,9 @@ from gateway_fakes import DEPARTMENT, PROVINCE, fake_clients, gateway_settings, 
 from lienthong_common import edxml
 from lienthong_gateway.app import create_app
 from lienthong_gateway.uploads import SPOOL_ABOVE, spool_dir
-from lienthong_gateway.vdxp import base64_chunks
+from lienthong_gateway.vdxp import base64_chunks, sdk_file
 from lienthong_gateway.vdxp_wire import reply_ok
-from lienthong_sdk.vdxp_client import VdxpClient
+from lienthong_sdk.vdxp_client import VdxpClient, hash_file
 
 MIB = 1024 * 1024
 LIMIT = 4 * MIB
@@ -124,3 +124,16 @@ def test_get_edoc_and_download_edoc_stream_the_package_as_before(client: TestCli
 def test_base64_of_chunks_is_base64_of_the_whole(sizes: list[int]) -> None:
     chunks = [os.urandom(n) for n in sizes]
     assert b"".join(base64_chunks(chunks)) == base64.b64encode(b"".join(chunks))
+
+
+def test_a_spooled_send_edoc_body_is_read_without_the_sdks_crlf_only_when_hash_file_names_that(
+    tmp_path: Path,
+) -> None:
+    package = package_of(2 * MIB, "10")
+    body = tmp_path / "body"
+    body.write_bytes(package + b"\r\n")
+    assert sdk_file(body, hash_file(package)) == package  # what match_hash_file keeps as is
+    assert sdk_file(body, hash_file(package + b"\r\n")) == package + b"\r\n"  # the hash names the body
+    assert sdk_file(body, "") == package + b"\r\n"  # no hash-file: send_edoc_sync decides
+    body.write_bytes(package)
+    assert sdk_file(body, hash_file(package)) == package  # no CRLF appended
