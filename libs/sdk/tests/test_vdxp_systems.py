@@ -129,6 +129,21 @@ def test_demo_again_keeps_the_secrets_and_repairs_what_changed(
     assert signs(stub, SHARED_VDXP_SYSTEM, before[SHARED_VDXP_SYSTEM]["secret"])
 
 
+def test_seeding_another_dataset_keeps_the_systems_already_in_the_file(
+    platform: LocalPlatform, stub: directory_pb2_grpc.DirectoryServiceStub, tmp_path: Path
+) -> None:
+    before = load_vdxp_systems(platform.data_dir)
+    extra = tmp_path / "extra.json"
+    extra.write_text(
+        json.dumps({"agencies": [{"code": "000.00.00.H97", "name": "UBND tỉnh Thử", "tier": 2}]}),
+        encoding="utf-8",
+    )
+    seed(directory_address=platform.grpc_address("directory"), data_dir=platform.data_dir, dataset=extra)
+    after = load_vdxp_systems(platform.data_dir)
+    assert after == {**before, "000.00.00.H97": after["000.00.00.H97"]}
+    assert signs(stub, "000.00.00.H97", after["000.00.00.H97"]["secret"])
+
+
 def test_cli_adds_lists_updates_rotates_and_removes_a_system(
     cli_env: Path, stub: directory_pb2_grpc.DirectoryServiceStub, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -174,7 +174,8 @@ def seed_vdxp_systems(
     wanted = {code: [code] for code in codes}
     if all(code in wanted for code in SHARED_VDXP_AGENCIES):
         wanted[SHARED_VDXP_SYSTEM] = list(SHARED_VDXP_AGENCIES)
-    systems: dict[str, VdxpSystemEntry] = {}
+    # Systems of earlier seeds (another dataset) stay in the file, as credentials.json keeps theirs.
+    systems: dict[str, VdxpSystemEntry] = {s: e for s, e in known.items() if s in registered}
     for system_id, agencies in wanted.items():
         entry = known.get(system_id)
         secret = entry["secret"] if entry else ""
