@@ -38,9 +38,11 @@ from ._secure import DOCUMENT
 from ._stream import FEED_BYTES, ChunkGuard, file_chunks, memory_chunks
 
 # Character data runs longer than this go to a temporary file (the largest element text of a
-# package but its attachments is a few KiB).
-SPILL_BYTES = 64 * 1024
+# package but its attachments is a few KiB; an attachment of 1 MiB is cheaper left in the tree).
+# A package no larger than this is parsed directly: none of its runs can be longer.
+SPILL_BYTES = 1024 * 1024
 READ_BYTES = 1024 * 1024
+_PLACEHOLDER = re.compile(rb"@@lienthong-run-([0-9a-f]{32})-(\d+)@@")
 # C14N escapes text as &amp; &lt; &gt; &#xD;; plain serialization writes a carriage return as
 # &#13; (the parser turned every line break it read into \n, so one only comes from a reference).
 _C14N_TEXT = ((b"&", b"&amp;"), (b"<", b"&lt;"), (b">", b"&gt;"), (b"\r", b"&#xD;"))
@@ -147,6 +149,8 @@ class _RunDiverter:
         self.runs: list[_SpilledRun] = []
 
     def feed(self, chunk: bytes, *, final: bool = False) -> list[bytes]:
+        if self.encoding is None:  # nothing is diverted: the parser reads the input as it is
+            return [chunk] if chunk else []
         out: list[bytes] = []
         data = self.held + chunk if self.held else chunk
         self.held = b""
@@ -259,7 +263,7 @@ def _lexable_encoding(first: bytes) -> str | None:
 
 def new_token() -> str:
     """A placeholder prefix no package can contain by chance (128 random bits)."""
-    return f"@@lienthong-run-{secrets.token_hex(16)}-"
+    return f"@@lienthong-run-{secrets.token_hex(16)}-"  # the shape _PLACEHOLDER finds
 
 
 def placeholder(token: str, index: int) -> str:
@@ -275,8 +279,7 @@ class Skeleton:
     def __init__(self, root: Any, runs: Sequence[Run], token: str) -> None:
         self.root = root
         self.runs = runs
-        self._token = token
-        self._placeholder = re.compile(re.escape(token.encode("ascii")) + rb"(\d+)@@")
+        self._nonce = token.encode("ascii").removeprefix(b"@@lienthong-run-").removesuffix(b"-")
 
     def close(self) -> None:
         for run in self.runs:
@@ -345,9 +348,11 @@ class Skeleton:
 
     def _substituted(self, small: bytes, escapes: tuple[tuple[bytes, bytes], ...]) -> Iterator[bytes]:
         position = 0
-        for match in self._placeholder.finditer(small):
+        for match in _PLACEHOLDER.finditer(small):
+            if match.group(1) != self._nonce:
+                continue  # the shape, but not this reading's: text like any other
             yield small[position : match.start()]
-            index = int(match.group(1))
+            index = int(match.group(2))
             if index >= len(self.runs):
                 raise EdxmlError(DOCUMENT, "damaged placeholder in the package's tree")
             yield from self.runs[index].chunks(escapes)
@@ -392,12 +397,16 @@ def read_skeleton(
 ) -> Skeleton:
     """Read a package (bytes, a file, or chunks) as a :class:`Skeleton`; EdxmlError (or
     XmlSecurityError) when it is not well-formed, too large, too deep or carries a DTD."""
+    size = -1  # unknown
     if isinstance(source, bytes):
         chunks: Iterable[bytes] = memory_chunks(source)
+        size = len(source)
     elif isinstance(source, Path):
         chunks = file_chunks(source, FEED_BYTES)
+        size = source.stat().st_size
     else:
         chunks = source
+    small = 0 <= size <= SPILL_BYTES  # no run can be long: no lexer needed
     token = new_token()
     parser = etree.XMLPullParser(
         events=("start", "end"),
@@ -436,7 +445,7 @@ def read_skeleton(
             for chunk in guard(chunks):
                 if diverter is None:
                     diverter = _RunDiverter(
-                        _lexable_encoding(chunk),
+                        None if small else _lexable_encoding(chunk),
                         lambda n: placeholder(token, n).encode("ascii"),
                         spill_dir,
                     )
