@@ -53,7 +53,7 @@ build_kubernetes() {
   say "kubernetes $v: go build ${k8s_bins[*]} (cold: ~25 min on 2 busy cores; warm: seconds)"
   local pkgs=(); for b in "${k8s_bins[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
   (cd "$wrap" && CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w$ld" -o "$KUBE_BIN/" "${pkgs[@]}")
-  "$KUBE_BIN/kube-apiserver" --version | grep -q "$v" || die "kube-apiserver does not report $v"
+  [[ "$("$KUBE_BIN/kube-apiserver" --version)" == *"$v"* ]] || die "kube-apiserver does not report $v"
   stamp kubernetes "$v"
 }
 

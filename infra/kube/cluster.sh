@@ -29,6 +29,13 @@ start() {
   echo $! >"$PIDS/$name.pid"
 }
 
+# put FILE: stdin into FILE only when it differs, so a re-run never touches the config of a
+# running component (kube-proxy exits when its configuration file changes).
+put() {
+  local tmp; tmp="$(mktemp)"; cat >"$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; chmod 644 "$1"; fi
+}
+
 wait_for() {  # wait_for WHAT SECONDS CMD...
   local what="$1" secs="$2"; shift 2
   local end=$((SECONDS + secs))
@@ -45,9 +52,10 @@ network_up() {
     say "bridge $BRIDGE $BRIDGE_IP/${POD_CIDR#*/}"
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -q " $BRIDGE_IP/" || ip addr add "$BRIDGE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
+  # (grep reads captured output: `cmd | grep -q` fails under pipefail when grep exits first)
+  grep -q " $BRIDGE_IP/" <<<"$(ip addr show dev "$BRIDGE")" || ip addr add "$BRIDGE_IP/${POD_CIDR#*/}" dev "$BRIDGE"
   ip link set "$BRIDGE" up
-  ip route show "$SERVICE_CIDR" | grep -q "dev $BRIDGE" || ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
+  grep -q "dev $BRIDGE" <<<"$(ip route show "$SERVICE_CIDR")" || ip route replace "$SERVICE_CIDR" dev "$BRIDGE"
   # The guard chain, first in OUTPUT and FORWARD.
   # Pods and anything sourced from the bridge never leave; the machine's own resolver (how the
   # registries are found, for everyone on the machine) stays reachable; every other private
@@ -166,7 +174,7 @@ control_plane() {
 # --- node ------------------------------------------------------------------------------------
 containerd_up() {
   mkdir -p "$CFG" "$KUBE_STATE/cni/net.d" "$KUBE_RUN/containerd" "$KUBE_CACHE/containerd"
-  cat >"$CFG/containerd.toml" <<TOML
+  put "$CFG/containerd.toml" <<TOML
 # containerd 1.6 for the lienthong kube-local node (infra/kube/cluster.sh).
 version = 2
 root = "$KUBE_CACHE/containerd"
@@ -193,7 +201,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     conf_dir = "$KUBE_STATE/cni/net.d"
     max_conf_num = 1
 TOML
-  cat >"$KUBE_STATE/cni/net.d/10-$CNI_NET.conflist" <<JSON
+  put "$KUBE_STATE/cni/net.d/10-$CNI_NET.conflist" <<JSON
 {
   "cniVersion": "1.0.0",
   "name": "$CNI_NET",
@@ -215,7 +223,7 @@ JSON
 node() {
   containerd_up
   : >"$CFG/resolv.conf"   # pods resolve through the cluster DNS only; no upstream
-  cat >"$CFG/kubelet.yaml" <<YAML
+  put "$CFG/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $BRIDGE_IP
@@ -245,7 +253,7 @@ YAML
   start kubelet "$KUBE_BIN/kubelet" --config "$CFG/kubelet.yaml" --kubeconfig "$KUBECONFIG" \
     --root-dir "$KUBE_STATE/kubelet" --cert-dir "$KUBE_STATE/kubelet-pki" \
     --hostname-override "$NODE_NAME" --node-ip "$BRIDGE_IP"
-  cat >"$CFG/kube-proxy.yaml" <<YAML
+  put "$CFG/kube-proxy.yaml" <<YAML
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $KUBECONFIG}
@@ -261,7 +269,7 @@ conntrack: {maxPerCore: 0, min: 0}
 YAML
   start kube-proxy "$KUBE_BIN/kube-proxy" --config "$CFG/kube-proxy.yaml"
   if [[ -x "$KUBE_BIN/coredns" ]]; then
-    cat >"$CFG/Corefile" <<COREFILE
+    put "$CFG/Corefile" <<COREFILE
 .:53 {
     bind $DNS_IP
     errors

@@ -70,7 +70,7 @@ fi
 for m in $({ grep " $KUBE_RUN" /proc/self/mounts || true; } | awk '{print $2}' | sort -r); do umount -l "$m" 2>/dev/null || true; done
 # A sandbox netns the kubelet did not get to delete is ours when it holds an address of POD_CIDR.
 for ns in $(ip netns list 2>/dev/null | awk '/^cni-/{print $1}'); do
-  if ip netns exec "$ns" ip -4 -o addr show 2>/dev/null | grep -q " ${POD_CIDR%.*}\."; then
+  if grep -q " ${POD_CIDR%.*}\." <<<"$(ip netns exec "$ns" ip -4 -o addr show 2>/dev/null)"; then
     say "remove leftover netns $ns"; ip netns delete "$ns" 2>/dev/null || true
   fi
 done

@@ -542,8 +542,8 @@ def check_lockdown(env: Env) -> str:
     problems: list[str] = []
     checked = 0
     for pod in pods:
-        if pod["status"].get("phase") != "Running":
-            continue
+        if pod["status"].get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+            continue  # finished Jobs, and pods of a rollout on their way out
         name = pod["metadata"]["name"]
         psc = pod["spec"].get("securityContext", {})
         for c in pod["spec"]["containers"]:

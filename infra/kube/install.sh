@@ -8,7 +8,7 @@ pkgs=(podman buildah runc containerd containernetworking-plugins iptables etcd-s
       conntrack socat ethtool ipset ca-certificates maven openjdk-17-jre-headless)
 missing=()
 for p in "${pkgs[@]}"; do
-  dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  [[ "$(dpkg-query -W -f '${Status}' "$p" 2>/dev/null)" == "install ok installed" ]] || missing+=("$p")
 done
 if [[ ${#missing[@]} -gt 0 ]]; then
   say "apt-get install ${missing[*]}"
