@@ -292,3 +292,35 @@ def test_fast_hex_reader_matches_pyhanko(verifier: PdfVerifier) -> None:
         generic.read_hex_string_from_stream(BytesIO(b"<48zz>"))
     with pytest.raises(PdfStreamError):
         generic.read_hex_string_from_stream(BytesIO(b"<4865"))
+
+
+# ------------------------------------------------------------ SHA-1 refused unless allowed
+
+
+def _sign_sha1(pdf: bytes, identity: IssuedIdentity) -> bytes:
+    from pyhanko.sign import signers
+
+    from lienthong_common import pades
+
+    original = signers.PdfSignatureMetadata
+
+    def sha1_metadata(**kwargs: object) -> object:
+        kwargs["md_algorithm"] = "sha1"
+        return original(**kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pades.signers, "PdfSignatureMetadata", sha1_metadata)
+        return sign_pdf(pdf, identity)
+
+
+def test_sha1_signature_is_refused_by_default_and_says_why(tmp_path: Path) -> None:
+    pki = DevPki.init(tmp_path / "pki")
+    signed = _sign_sha1(make_pdf("Công văn"), pki.issue_signer(agency_code="000.00.00.H49", common_name="A"))
+    verdict = PdfVerifier([pki.root_cert_pem], revocation="off").verify(signed)
+    assert (verdict.indication, verdict.sub_indication) == (
+        Indication.INDETERMINATE,
+        "CRYPTO_CONSTRAINTS_FAILURE",
+    )
+    assert "SHA-1" in verdict.message and "refused by policy" in verdict.message
+    allowed = PdfVerifier([pki.root_cert_pem], revocation="off", allow_sha1=True).verify(signed)
+    assert allowed.passed, allowed.message

@@ -197,3 +197,84 @@ def test_forged_chain_urls_are_never_fetched(server: DevCrlServer, tmp_path: Pat
     verdict = PdfVerifier([pki.root_cert_pem], revocation="hard-fail").verify(signed)
     assert verdict.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
     assert not [r for r in server.requests[len(before) :] if "forged" in r]
+
+
+# ------------------------------------------------------------ if-declared (the default policy)
+
+
+def test_if_declared_unreachable_crl_is_try_later_even_for_a_revoked_signer(
+    pki: DevPki, server: DevCrlServer, make_verifier: Callable[..., PdfVerifier]
+) -> None:
+    signer = _fresh_signer(pki)
+    signed = _signed(signer)
+    pki.revoke(certificate_serial(signer.cert_pem))
+    server.available = False
+    verdict = make_verifier("if-declared").verify(signed)
+    assert (verdict.indication, verdict.sub_indication) == (Indication.INDETERMINATE, "TRY_LATER"), (
+        verdict.message
+    )
+    assert "unreachable" in verdict.message
+    server.available = True
+    revoked = make_verifier("if-declared").verify(signed)
+    assert (revoked.indication, revoked.sub_indication) == (Indication.TOTAL_FAILED, "REVOKED")
+
+
+def test_if_declared_passes_a_certificate_that_declares_no_source(tmp_path: Path) -> None:
+    pki = DevPki.init(tmp_path / "no-crl")
+    signed = _signed(pki.issue_signer(agency_code=AGENCY, common_name="D"))
+    verdict = PdfVerifier([pki.root_cert_pem], revocation="if-declared").verify(signed)
+    assert verdict.passed, verdict.message
+
+
+# ------------------------------------------------------------ a cached CRL that no longer verifies
+
+
+def test_cached_crl_from_a_rekeyed_ca_is_refetched_not_trusted(
+    pki: DevPki, server: DevCrlServer, tmp_path: Path
+) -> None:
+    """Same URL, a CRL signed by another key (the CA re-keyed): dropped, fetched again."""
+    from datetime import UTC, datetime, timedelta
+
+    from lienthong_common.pades import CachedRevinfo
+
+    signer = _fresh_signer(pki)
+    signed = _signed(signer)
+    pki.revoke(certificate_serial(signer.cert_pem))
+    impostor = DevPki.init(tmp_path / "old-key")  # same CA names, other keys; revokes nothing
+    cache = RevocationCache(tmp_path / "rekeyed")
+    now = datetime.now(UTC)
+    assert pki.crl_base_url
+    cache.put(
+        f"crl|{pki.crl_base_url}/issuing.crl",
+        CachedRevinfo(der=impostor.crl_der(), next_update=now + timedelta(days=1), fetched_at=now),
+    )
+    for mode in ("if-declared", "hard-fail"):
+        verdict = PdfVerifier([pki.root_cert_pem], revocation=mode, revocation_cache=cache).verify(signed)  # type: ignore[arg-type]
+        assert (verdict.indication, verdict.sub_indication) == (Indication.TOTAL_FAILED, "REVOKED"), (
+            mode,
+            verdict.message,
+        )
+
+
+def test_cached_crl_that_fails_to_verify_is_not_used_offline(pki: DevPki, tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lienthong_common.pades import CachedRevinfo
+
+    signed = _signed(_fresh_signer(pki))
+    impostor = DevPki.init(tmp_path / "old-key")
+    cache = RevocationCache(tmp_path / "rekeyed-offline")
+    now = datetime.now(UTC)
+    assert pki.crl_base_url
+    cache.put(
+        f"crl|{pki.crl_base_url}/issuing.crl",
+        CachedRevinfo(der=impostor.crl_der(), next_update=now + timedelta(days=1), fetched_at=now),
+    )
+    verifier = PdfVerifier(
+        [pki.root_cert_pem], revocation="if-declared", allow_fetching=False, revocation_cache=cache
+    )
+    verdict = verifier.verify(signed)
+    assert (verdict.indication, verdict.sub_indication) == (Indication.INDETERMINATE, "TRY_LATER"), (
+        verdict.message
+    )
+    assert "declares no" not in verdict.message

@@ -19,22 +19,30 @@ Validation never raises for a bad document: every outcome is a :class:`PdfVerdic
 * signer certificate not yet valid -> INDETERMINATE/NOT_YET_VALID
 * signer certificate revoked -> TOTAL_FAILED/REVOKED (no timestamp proves the signature predates
   the revocation; a revoked CA gives INDETERMINATE/REVOKED_CA_NO_POE as in the standard)
-* revocation status unobtainable under ``hard-fail`` -> INDETERMINATE/TRY_LATER
+* revocation status unobtainable under ``hard-fail`` or ``if-declared`` -> INDETERMINATE/TRY_LATER
+* a SHA-1 digest or signature algorithm while ``allow_sha1`` is off (the default) ->
+  INDETERMINATE/CRYPTO_CONSTRAINTS_FAILURE, the message naming the algorithm and the policy
 * a PDF without any signature -> INDETERMINATE/NO_SIGNATURE (not an ETSI sub-indication: the
   platform requires at least one signature, and nothing has been proven false, only missing)
 
 Revocation modes: ``off`` checks nothing; ``soft-fail`` checks what certificates declare (CRL
 distribution points, OCSP) and passes when that information cannot be had (the verdict's
-``revocation`` evidence says so); ``hard-fail`` *requires* revocation information for the signer
-and every CA below the trust anchor, so a certificate that declares none, or whose sources cannot
-be reached and have nothing usable cached, is INDETERMINATE/TRY_LATER — never a silent pass.
+``revocation`` evidence says so, and ``revocation_confirmed`` is False); ``if-declared`` (the
+CLI's default, docs/adr/0064) requires an answer from every source a certificate declares, so
+an unreachable CRL is INDETERMINATE/TRY_LATER — never a pass for a signer who may be revoked —
+while a certificate declaring no source is not checked; ``hard-fail`` *requires* revocation
+information for the signer and every CA below the trust anchor, so a certificate that declares
+none, or whose sources cannot be reached and have nothing usable cached, is
+INDETERMINATE/TRY_LATER — never a silent pass.
 
 Revocation data is fetched by this module (not by pyHanko) from the URLs of certificates that
 already chain, signature by signature, to a trust anchor — a forged certificate cannot make the
 verifier fetch URLs of its choosing — and kept in a :class:`RevocationCache` (memory, plus a
 directory shared by processes) until its nextUpdate. When a source is unreachable the last
 cached copy is used even if stale (pyHanko then judges its freshness), so validation works
-offline from the cache.
+offline from the cache. A CRL, cached or fetched, is used only if its signature verifies with
+the issuing certificate's key: a cached copy that no longer does (the CA re-keyed, same URL) is
+dropped and fetched again, never trusted.
 
 A document's verdict is the worst of its signatures' (TOTAL_FAILED, then INDETERMINATE).
 """
@@ -86,11 +94,13 @@ from pyhanko.sign.validation import pdf_embedded as pdf_embedded_module
 from pyhanko.sign.validation.errors import SignatureValidationError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko.sign.validation.utils import CMSAlgorithmUsagePolicy
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import InsufficientRevinfoError, NotYetValidError
 from pyhanko_certvalidator.policy_decl import (
     NO_REVOCATION,
     CertRevTrustPolicy,
+    DisallowWeakAlgorithmsPolicy,
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
@@ -110,6 +120,7 @@ from lienthong_common.pki import IssuedIdentity, agency_code_from_certificate, s
 
 __all__ = [
     "MAX_UNZIPPED_BYTES",
+    "REVOCATION_MODES",
     "AttachmentRefused",
     "CarriedPdf",
     "Indication",
@@ -126,7 +137,8 @@ __all__ = [
     "verify_pdf",
 ]
 
-RevocationMode = Literal["soft-fail", "hard-fail", "off"]
+RevocationMode = Literal["if-declared", "soft-fail", "hard-fail", "off"]
+REVOCATION_MODES: tuple[RevocationMode, ...] = ("if-declared", "soft-fail", "hard-fail", "off")
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
@@ -135,6 +147,7 @@ HASH_FAILURE = "HASH_FAILURE"
 SIG_CRYPTO_FAILURE = "SIG_CRYPTO_FAILURE"
 FORMAT_FAILURE = "FORMAT_FAILURE"
 REVOKED = "REVOKED"
+CRYPTO_CONSTRAINTS_FAILURE = "CRYPTO_CONSTRAINTS_FAILURE"
 
 
 class Indication(StrEnum):
@@ -255,6 +268,7 @@ class PdfVerifier:
         fetch_timeout: float = 5.0,
         revocation_max_age: timedelta = timedelta(hours=1),
         cache_paths: bool = True,
+        allow_sha1: bool = False,
     ) -> None:
         """``trust_roots`` are PEM (several per item allowed) or DER certificates.
 
@@ -265,9 +279,12 @@ class PdfVerifier:
         meantime is seen within that time. ``strict=False`` reads PDFs with broken
         cross-reference tables leniently. ``cache_paths=False`` validates every signer's
         certificate path from scratch on every document (see :class:`_PathCache`).
+        ``allow_sha1`` accepts signatures made with SHA-1 (refused by default).
         """
-        if revocation not in ("soft-fail", "hard-fail", "off"):
-            raise ValueError(f"revocation mode must be soft-fail, hard-fail or off, not {revocation!r}")
+        if revocation not in REVOCATION_MODES:
+            raise ValueError(
+                f"revocation mode must be one of {', '.join(REVOCATION_MODES)}, not {revocation!r}"
+            )
         roots: list[asn1_x509.Certificate] = []
         for item in trust_roots:
             if item.lstrip().startswith(b"-----BEGIN"):
@@ -283,10 +300,19 @@ class PdfVerifier:
         self._revinfo_policy = _revinfo_policy(revocation)
         self._allow_fetching = revocation != "off" if allow_fetching is None else allow_fetching
         self._strict = strict
+        self._allow_sha1 = allow_sha1
+        self._algorithm_policy = (
+            CMSAlgorithmUsagePolicy.lift_policy(
+                DisallowWeakAlgorithmsPolicy(weak_hash_algos=frozenset({"md2", "md5"}))  # type: ignore[no-untyped-call]
+            )
+            if allow_sha1
+            else None
+        )
         self._anchors = [x509.load_der_x509_certificate(root.dump()) for root in roots]
         # Identifies this trust store in path-cache keys (with the revocation policy).
         self._trust_digest = hashlib.sha256(
-            revocation.encode() + b"".join(sorted(hashlib.sha256(r.dump()).digest() for r in roots))
+            f"{revocation}|sha1={allow_sha1}".encode()
+            + b"".join(sorted(hashlib.sha256(r.dump()).digest() for r in roots))
         ).digest()
         self._paths = _PathCache()
         self._cache_paths = cache_paths
@@ -415,10 +441,17 @@ class PdfVerifier:
     ) -> SignatureVerdict:
         context = self._context(moment, revinfo, cache_paths=self._cache_paths)
         try:
-            status = await async_validate_pdf_signature(sig, signer_validation_context=context)
+            status = await async_validate_pdf_signature(
+                sig, signer_validation_context=context, algorithm_policy=self._algorithm_policy
+            )
         except SignatureValidationError as exc:
             sub = exc.ades_subindication
             name = sub.standard_name if sub is not None else FORMAT_FAILURE
+            weak = _sha1_algorithm(sig)
+            if name == CRYPTO_CONSTRAINTS_FAILURE and weak is not None:
+                return _signature_verdict(
+                    sig, field_name, cert_der, Indication.INDETERMINATE, name, [], False, _sha1_refused(weak)
+                )
             indication = (
                 Indication.INDETERMINATE
                 if sub is not None and isinstance(sub, AdESIndeterminate)
@@ -524,6 +557,9 @@ class PdfVerifier:
         problem = status.trust_problem_indic
         assert problem is not None
         subject = status.signing_cert.subject.human_friendly
+        weak = _sha1_algorithm(sig)
+        if problem is AdESIndeterminate.CRYPTO_CONSTRAINTS_FAILURE and weak is not None:
+            return Indication.INDETERMINATE, CRYPTO_CONSTRAINTS_FAILURE, _sha1_refused(weak)
         if problem is AdESIndeterminate.REVOKED_NO_POE:
             when = status.revocation_details.revocation_date if status.revocation_details else None
             return Indication.TOTAL_FAILED, REVOKED, f"the signer's certificate was revoked ({when})"
@@ -603,12 +639,31 @@ def _revinfo_policy(mode: RevocationMode) -> CertRevTrustPolicy:
         return CertRevTrustPolicy(NO_REVOCATION)
     if mode == "soft-fail":
         return CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("soft-fail"))
+    if mode == "if-declared":
+        # pyHanko's "hard-fail": a declared CRL/OCSP source must give current data.
+        return CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("hard-fail"))
     # pyHanko's legacy "hard-fail" only checks what a certificate declares; we require it.
     return CertRevTrustPolicy(
         RevocationCheckingPolicy(
             ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
             intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
         )
+    )
+
+
+def _sha1_algorithm(sig: EmbeddedPdfSignature) -> str | None:
+    """The SHA-1 digest or signature algorithm a signature uses, if any."""
+    names = (
+        _safe(lambda: str(sig.signer_info["digest_algorithm"]["algorithm"].native), ""),
+        _safe(lambda: str(sig.signer_info["signature_algorithm"]["algorithm"].native), ""),
+    )
+    return next((name for name in names if "sha1" in name), None)
+
+
+def _sha1_refused(algorithm: str) -> str:
+    return (
+        f"signed with SHA-1 ({algorithm}): refused by policy (SHA-1 is accepted only when the "
+        "verifier's allow_sha1 setting is on)"
     )
 
 
@@ -909,7 +964,9 @@ class _RevinfoCollector:
             found: list[str] = []
             missed: list[str] = []
             for url in _crl_urls(cert):
-                der, note, until = self._obtain(f"crl|{url}", url, functools.partial(self._fetch_crl, url))
+                fetch = functools.partial(self._fetch_crl, url, issuer)
+                check = functools.partial(_crl_signed_by, issuer=issuer)
+                der, note, until = self._obtain(f"crl|{url}", url, fetch, check)
                 if der is not None:
                     crls.append(der)
                     horizons.append(until)
@@ -939,10 +996,22 @@ class _RevinfoCollector:
             all_current=all(h is None or h > now for h in horizons),
         )
 
-    def _obtain(self, key: str, url: str, fetch: Any) -> tuple[bytes | None, str, datetime | None]:
-        """(DER or None, what happened, the DER's nextUpdate)."""
+    def _obtain(
+        self, key: str, url: str, fetch: Any, check: Any = None
+    ) -> tuple[bytes | None, str, datetime | None]:
+        """(DER or None, what happened, the DER's nextUpdate).
+
+        ``check(der)`` says whether a cached copy may still be used (a CRL's signature against
+        its issuer): one that fails is dropped and fetched again, never trusted."""
         now = datetime.now(UTC)
         cached = self._cache.get(key)
+        if cached is not None and check is not None and not check(cached.der):
+            log.warning(
+                "cached revocation data from %s no longer verifies with its issuer: fetching again", url
+            )
+            cached = None
+            with self._lock:
+                self._failed.pop(url, None)  # a failure noted before must not hide the refetch
         if (
             cached is not None
             and (cached.next_update is None or cached.next_update > now)
@@ -982,11 +1051,13 @@ class _RevinfoCollector:
             return cached.der, f"{reason}; {stale}", cached.next_update
         return None, reason, None
 
-    def _fetch_crl(self, url: str) -> CachedRevinfo:
+    def _fetch_crl(self, url: str, issuer: x509.Certificate) -> CachedRevinfo:
         der = _http(url, None, self._timeout, accept="application/pkix-crl")
         if der.lstrip().startswith(b"-----BEGIN"):
             der = x509.load_pem_x509_crl(der).public_bytes(serialization.Encoding.DER)
         parsed = x509.load_der_x509_crl(der)
+        if not _crl_signed_by(der, issuer=issuer):
+            raise ValueError(f"the CRL's signature does not verify with {issuer.subject.rfc4514_string()}")
         return CachedRevinfo(der=der, next_update=parsed.next_update_utc, fetched_at=datetime.now(UTC))
 
     def _fetch_ocsp(self, url: str, cert: x509.Certificate, issuer: x509.Certificate) -> CachedRevinfo:
@@ -1004,6 +1075,15 @@ class _RevinfoCollector:
         next_update = response.next_update_utc or now + _OCSP_DEFAULT_TTL
         asn1_ocsp.OCSPResponse.load(der)  # pyHanko reads it with asn1crypto: make sure it can
         return CachedRevinfo(der=der, next_update=next_update, fetched_at=now)
+
+
+def _crl_signed_by(der: bytes, *, issuer: x509.Certificate) -> bool:
+    """Whether the CRL ``der`` is issued and signed by ``issuer``."""
+    try:
+        crl = x509.load_der_x509_crl(der)
+        return crl.issuer == issuer.subject and crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        return False
 
 
 def _http(url: str, body: bytes | None, timeout: float, *, accept: str) -> bytes:
