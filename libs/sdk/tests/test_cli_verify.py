@@ -216,3 +216,33 @@ def test_revoked_signer_exits_1_with_crl_on_loopback(
         crl = x509.load_der_x509_crl((tmp_path / "issuing.crl").read_bytes())
         assert len(list(crl)) == 1
         assert crl.issuer == x509.load_pem_x509_certificate(pki.issuing_cert_pem).subject
+
+
+def test_default_policy_unreachable_crl_is_try_later_and_soft_fail_says_not_checked(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> None:
+    """A CRL on a loopback port nobody listens on: exit 2 by default; --soft-fail passes, loudly."""
+    DevPki.init(home / "pki", crl_base_url=_dead_url() + "/crl")
+    code, out, _ = run(capsys, "pki", "issue", "--agency", AGENCY)
+    assert code == 0, out
+    source = _write(tmp_path / "s.pdf", make_pdf("Công văn"))
+    signed = str(tmp_path / "signed.pdf")
+    run(capsys, "sign", source, "--as", AGENCY, "-o", signed)
+    code, out, err = run(capsys, "verify", signed)
+    assert code == 2, out
+    assert out.startswith("INDETERMINATE/TRY_LATER")
+    assert "Traceback" not in err and "Traceback" not in out
+    code, out, err = run(capsys, "verify", signed, "--soft-fail")
+    assert code == 0, out
+    assert "revocation NOT checked" in out
+    assert "Traceback" not in err
+
+
+def test_verdicts_print_no_traceback(
+    capsys: pytest.CaptureFixture[str], home: Path, signer: IssuedIdentity, tmp_path: Path
+) -> None:
+    other = DevPki.init(tmp_path / "other-root")
+    signed = _write(tmp_path / "signed.pdf", sign_pdf(make_pdf("Công văn"), signer))
+    code, out, err = run(capsys, "verify", signed, "--trust-root", str(other.root_path))
+    assert code == 2, out
+    assert "Traceback" not in err, err

@@ -504,8 +504,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEM",
         help="trusted CA certificate(s); default: the platform's trust store (the dev root offline)",
     )
-    p.add_argument("--revocation", choices=["soft-fail", "hard-fail", "off"], default="soft-fail")
+    p.add_argument(
+        "--revocation",
+        choices=["if-declared", "soft-fail", "hard-fail", "off"],
+        default="if-declared",
+        help="if-declared (default, as the platform): a CRL/OCSP source the certificates declare "
+        "must answer, else INDETERMINATE/TRY_LATER; soft-fail passes without it and says "
+        "'revocation NOT checked'; hard-fail requires revocation data for every certificate",
+    )
+    p.add_argument(
+        "--soft-fail",
+        dest="revocation",
+        action="store_const",
+        const="soft-fail",
+        help="same as --revocation soft-fail",
+    )
+    p.add_argument("--allow-sha1", action="store_true", help="accept PAdES signatures made with SHA-1")
     p.add_argument("--offline", action="store_true", help="no network: revocation data from the cache only")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the validator's own diagnostics")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser(
