@@ -147,3 +147,14 @@ class _Record:
 
 def test_inline_verifier_still_accepted(signed_pdf: bytes, verifier: PdfVerifier) -> None:
     assert verifier.verify(signed_pdf).passed
+
+
+def test_sha1_pades_is_refused_unless_the_setting_allows_it() -> None:
+    from lienthong_common.settings import Settings
+
+    settings = Settings()
+    assert settings.sigverify.allow_sha1_pades is False
+    config = VerifierConfig.from_settings(settings)
+    assert config.allow_sha1 is False and ",sha1" not in config.policy
+    allowed = Settings.model_validate({"sigverify": {"allow_sha1_pades": True}})
+    assert VerifierConfig.from_settings(allowed).policy.endswith(",sha1")

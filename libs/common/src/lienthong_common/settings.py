@@ -114,7 +114,9 @@ class DocstoreSettings(BaseModel):
 class SigverifySettings(BaseModel):
     # PEM files (root and intermediate CAs) trusted for document signatures.
     trust_roots: list[Path] = Field(default_factory=list)
-    revocation: Literal["off", "soft-fail", "hard-fail"] = "soft-fail"
+    # if-declared: a declared CRL/OCSP source that cannot be reached is INDETERMINATE/TRY_LATER
+    # (docs/adr/0064). The default stays soft-fail until held documents are re-verified.
+    revocation: Literal["off", "soft-fail", "if-declared", "hard-fail"] = "soft-fail"
     # Whether the signer's certificate must be registered to the sending agency.
     require_binding: bool = True
     # Processes verifying PDFs in parallel: None = one per core, 0 = in the service process.
@@ -131,6 +133,9 @@ class SigverifySettings(BaseModel):
     envelope_signature: Literal["off", "if-present", "required"] = "if-present"
     # Legacy senders sign with rsa-sha1; accepted (with a warning) unless this is off.
     allow_rsa_sha1: bool = True
+    # PAdES signatures (the binding ones) made with SHA-1: refused (INDETERMINATE/
+    # CRYPTO_CONSTRAINTS_FAILURE, "refused by policy") unless this is on.
+    allow_sha1_pades: bool = False
 
 
 class DirectorySettings(BaseModel):

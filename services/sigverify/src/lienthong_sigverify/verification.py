@@ -46,10 +46,15 @@ class VerifierConfig:
     revocation_cache_dir: str | None
     allow_fetching: bool
     fetch_timeout: float
+    allow_sha1: bool = False  # PAdES signatures made with SHA-1 (refused by default)
 
     @property
     def policy(self) -> str:
-        return f"revocation={self.revocation}" + ("" if self.allow_fetching else ",offline")
+        return (
+            f"revocation={self.revocation}"
+            + ("" if self.allow_fetching else ",offline")
+            + (",sha1" if self.allow_sha1 else "")
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VerifierConfig:
@@ -60,6 +65,7 @@ class VerifierConfig:
             revocation_cache_dir=str(Path(cache_dir).resolve()),
             allow_fetching=sv.revocation_fetching,
             fetch_timeout=sv.revocation_fetch_timeout_seconds,
+            allow_sha1=sv.allow_sha1_pades,
         )
 
 
@@ -94,6 +100,7 @@ def verify_pdf_task(
                 allow_fetching=config.allow_fetching and config.revocation != "off",
                 revocation_cache=cache,
                 fetch_timeout=config.fetch_timeout,
+                allow_sha1=config.allow_sha1,
             )
     return verifier.verify(pdf)
 

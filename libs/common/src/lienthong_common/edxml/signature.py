@@ -86,7 +86,7 @@ __all__ = [
     "write_signed_package",
 ]
 
-RevocationMode = Literal["soft-fail", "hard-fail", "off"]
+RevocationMode = Literal["if-declared", "soft-fail", "hard-fail", "off"]
 T = TypeVar("T")
 
 HEADER_PATH = "edXML/edXMLEnvelope/edXMLHeader/Signature"
@@ -432,6 +432,8 @@ def _revinfo_policy(mode: RevocationMode) -> CertRevTrustPolicy:
         return CertRevTrustPolicy(NO_REVOCATION)
     if mode == "soft-fail":
         return CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("soft-fail"))
+    if mode == "if-declared":  # as in pades: a declared source must give data
+        return CertRevTrustPolicy(RevocationCheckingPolicy.from_legacy("hard-fail"))
     return CertRevTrustPolicy(
         RevocationCheckingPolicy(
             ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
