@@ -21,13 +21,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
-from harness import COMMUNE, DEPARTMENT, OUTSIDER, PROVINCE, ROOT, RunningPlatform, eventually
+from harness import DEPARTMENT, OUTSIDER, PROVINCE, ROOT, RunningPlatform, eventually
 from lienthong_common import edxml
+from lienthong_sdk.demo import load_credentials
 from lienthong_sdk.vdxp_client import VdxpClient
 
 SDK = ROOT / "third_party" / "vdxp" / "vdxp-sdk"
+# Demo agencies no other end-to-end test writes to: their lists hold only what these tests send
+# (a system sees its oldest 100 pending items, and the busy demo agencies have more by now).
+SENDER, RECIPIENT = "000.00.00.H44", "000.00.24.H44"
+SHARED_A, SHARED_B = "000.00.00.G09", "000.00.04.H49"
 HARNESS = Path(__file__).resolve().parent / "vdxp_sdk" / "VdxpSdk.java"
 
 
@@ -49,8 +55,23 @@ def systems(platform: RunningPlatform) -> dict[str, dict[str, Any]]:
     return loaded
 
 
-def shared_system(platform: RunningPlatform) -> str:
-    return next(s for s, v in systems(platform).items() if set(v["agencies"]) == {DEPARTMENT, COMMUNE})
+def shared_system(platform: RunningPlatform) -> tuple[str, str]:
+    """A system acting for two agencies, registered as an administrator does (REST)."""
+    admin_secret = load_credentials(platform.local.data_dir)["admin"]
+    token = httpx.post(
+        f"{platform.local.gateway_url}/v1/oauth/token",
+        data={"client_id": "admin", "client_secret": admin_secret},
+        timeout=60,
+    ).json()["access_token"]
+    system_id = f"vxp.saas.{uuid.uuid4().hex[:8]}"
+    reply = httpx.post(
+        f"{platform.local.gateway_url}/v1/vdxp/systems",
+        json={"system_id": system_id, "agencies": [SHARED_A, SHARED_B]},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+    assert reply.status_code == 201, reply.text
+    return system_id, reply.json()["secret"]
 
 
 class Sdk:
@@ -98,8 +119,8 @@ def offline(classes: Path, *args: str) -> Any:
 @pytest.fixture
 def sdk_for(platform: RunningPlatform, sdk_classes: Path) -> Callable[[str], Sdk]:
     def make(system_id: str, secret: str | None = None) -> Sdk:
-        known = systems(platform)[system_id]["secret"]
-        return Sdk(sdk_classes, f"{platform.local.gateway_url}/vdxp", system_id, secret or known)
+        secret = secret or systems(platform)[system_id]["secret"]
+        return Sdk(sdk_classes, f"{platform.local.gateway_url}/vdxp", system_id, secret)
 
     return make
 
@@ -135,37 +156,37 @@ def test_two_systems_exchange_a_document_and_its_status_through_the_real_sdk(
     sdk_classes: Path,
     tmp_path: Path,
 ) -> None:
-    province, department = sdk_for(PROVINCE), sdk_for(DEPARTMENT)
+    sender, recipient = sdk_for(SENDER), sdk_for(RECIPIENT)
     subject = f"Chuyển sang trục mới qua SDK VDXP {uuid.uuid4().hex[:6]}"
-    package = build_package(signed_pdf(PROVINCE, subject), PROVINCE, [DEPARTMENT], subject)
+    package = build_package(signed_pdf(SENDER, subject), SENDER, [RECIPIENT], subject)
     file = tmp_path / "outgoing.edxml"
     file.write_bytes(package)
 
     # sendEdoc, as ServiceTest sends it: from, servicetype, messagetype; recipients from the package.
-    sent = province("send", PROVINCE, str(file))
+    sent = sender("send", SENDER, str(file))
     assert sent["status"] == "OK" and sent["errorCode"] == "0", sent
     doc_id = sent["docID"]
     assert doc_id
 
     # The recipient's system polls until the document is verified and delivered.
-    item = eventually(lambda: listed(department, doc_id), what="the document in getReceivedEdocList")[0]
+    item = eventually(lambda: listed(recipient, doc_id), what="the document in getReceivedEdocList")[0]
     assert (item["from"], item["to"], item["messageType"], item["serviceType"]) == (
-        PROVINCE,
-        DEPARTMENT,
+        SENDER,
+        RECIPIENT,
         "edoc",
         "eDoc",
     )
-    got = department("get", doc_id, str(tmp_path / "inbox"))
+    got = recipient("get", doc_id, str(tmp_path / "inbox"))
     assert got["status"] == "OK", got
     assert got["data"].encode("utf-8") == package, "the SDK hands over the package as UTF-8 text"
     now = dt.datetime.now()
     written = list((tmp_path / "inbox").rglob(f"{doc_id}.edxml"))
     assert written and written[0].read_bytes() == package, "the SDK saves the package as it was sent"
     assert written[0].parent.name in (str(now.month), str((now - dt.timedelta(days=1)).month))
-    acked = department("ack", doc_id, "done")
+    acked = recipient("ack", doc_id, "done")
     assert acked["status"] == "OK", acked
-    assert not listed(department, doc_id), "done takes the document off the received list"
-    again = department("ack", doc_id, "done")
+    assert not listed(recipient, doc_id), "done takes the document off the received list"
+    again = recipient("ack", doc_id, "done")
     assert again["status"] == "OK", "an identical re-sent acknowledgement is fine"
 
     # The recipient answers with a status package written by VNPT's own builder.
@@ -173,46 +194,46 @@ def test_two_systems_exchange_a_document_and_its_status_through_the_real_sdk(
     built = offline(
         sdk_classes,
         "build-status",
-        DEPARTMENT,
-        PROVINCE,
+        RECIPIENT,
+        SENDER,
         document_id,
         "",
         "03",
         "Đã tiếp nhận",
         str(tmp_path),
     )
-    answered = department("send", DEPARTMENT, built["path"], "", "status")
+    answered = recipient("send", RECIPIENT, built["path"], "", "status")
     assert answered["status"] == "OK", answered
     status_id = answered["docID"]
 
     # The sender's system lists it beside documents, fetches it in VNPT's shape and drains it.
     status_item = eventually(
-        lambda: listed(province, status_id), what="the status message in the sender's list"
+        lambda: listed(sender, status_id), what="the status message in the sender's list"
     )[0]
     assert (status_item["messageType"], status_item["from"], status_item["to"]) == (
         "status",
-        DEPARTMENT,
-        PROVINCE,
+        RECIPIENT,
+        SENDER,
     )
-    only_statuses = province("list", "status")["knobsticks"]
+    only_statuses = sender("list", "status")["knobsticks"]
     assert {k["messageType"] for k in only_statuses} == {"status"}
-    fetched = province("get", status_id, str(tmp_path / "statuses"))
+    fetched = sender("get", status_id, str(tmp_path / "statuses"))
     assert fetched["status"] == "OK", fetched
     status_file = tmp_path / "status-package.edxml"
     status_file.write_bytes(fetched["data"].encode("utf-8"))
     read_by_vnpt = offline(sdk_classes, "parse-status", str(status_file))
     assert read_by_vnpt["statusCode"] == "03"
-    assert read_by_vnpt["from"] == DEPARTMENT
-    assert read_by_vnpt["responseForOrganId"] == PROVINCE
+    assert read_by_vnpt["from"] == RECIPIENT
+    assert read_by_vnpt["responseForOrganId"] == SENDER
     assert read_by_vnpt["responseForDocumentId"] == document_id
-    assert province("ack", status_id, "done")["status"] == "OK"
-    assert not listed(province, status_id), "done drains the status message"
+    assert sender("ack", status_id, "done")["status"] == "OK"
+    assert not listed(sender, status_id), "done drains the status message"
 
     # getSentEdocList shows the recipient's status, one flat row per recipient.
-    rows = province("sent", doc_id)
+    rows = sender("sent", doc_id)
     assert rows["status"] == "OK", rows
     assert [(r["toCode"], r["fromCode"], r["receiveStatus"]) for r in rows["statusResult"]] == [
-        (DEPARTMENT, PROVINCE, "03")
+        (RECIPIENT, SENDER, "03")
     ]
 
 
@@ -222,18 +243,18 @@ def test_a_shared_system_receives_and_sends_for_each_of_its_agencies(
     sdk_for: Callable[..., Sdk],
     tmp_path: Path,
 ) -> None:
-    shared = sdk_for(shared_system(platform))
+    shared = sdk_for(*shared_system(platform))
     subject = f"Gửi hai đơn vị một hệ thống {uuid.uuid4().hex[:6]}"
     file = tmp_path / "two.edxml"
-    file.write_bytes(build_package(signed_pdf(PROVINCE, subject), PROVINCE, [DEPARTMENT, COMMUNE], subject))
-    sent = sdk_for(PROVINCE)("send", PROVINCE, str(file), json.dumps([DEPARTMENT, COMMUNE]))
+    file.write_bytes(build_package(signed_pdf(PROVINCE, subject), PROVINCE, [SHARED_A, SHARED_B], subject))
+    sent = sdk_for(PROVINCE)("send", PROVINCE, str(file), json.dumps([SHARED_A, SHARED_B]))
     assert sent["status"] == "OK", sent
     doc_id = sent["docID"]
     items = eventually(
         lambda: (found := listed(shared, doc_id)) and len(found) == 2 and found,
         what="the document listed once per agency of the shared system",
     )
-    assert {i["to"] for i in items} == {DEPARTMENT, COMMUNE}
+    assert {i["to"] for i in items} == {SHARED_A, SHARED_B}
 
     # ServiceTest's loop on ONE service object: sticky headers, one timestamp, unquoted ids.
     handled = shared("loop", str(tmp_path / "loop"))
@@ -244,9 +265,11 @@ def test_a_shared_system_receives_and_sends_for_each_of_its_agencies(
     # It sends for one of its agencies, and is refused for an agency it does not serve.
     reply_file = tmp_path / "reply.edxml"
     reply_file.write_bytes(
-        build_package(signed_pdf(COMMUNE, "Báo cáo"), COMMUNE, [PROVINCE], f"Báo cáo {uuid.uuid4().hex[:6]}")
+        build_package(
+            signed_pdf(SHARED_B, "Báo cáo"), SHARED_B, [PROVINCE], f"Báo cáo {uuid.uuid4().hex[:6]}"
+        )
     )
-    assert shared("send", COMMUNE, str(reply_file))["status"] == "OK"
+    assert shared("send", SHARED_B, str(reply_file))["status"] == "OK"
     refused = shared("send", PROVINCE, str(file))
     assert (refused["status"], refused["errorCode"]) == ("FAIL", "403"), refused
 
