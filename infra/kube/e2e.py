@@ -15,7 +15,9 @@ code is non-zero on any failure.
   5. NetworkPolicies enforced: a pod without the chart's labels cannot reach directory's gRPC
      port or Kafka, the gateway still reaches directory (and not Kafka, as its policy says);
   6. every pod non-root, read-only root filesystem, no capabilities, no privilege escalation:
-     read back from the API and from inside each container (uid, CapEff, a write to /).
+     read back from the API and from inside each container (uid, CapEff, a write to /);
+  7. examples/dev-minimal.yaml as shipped (SQLite in each pod) Ready with no restarts, then the
+     kube-local release put back.
 """
 
 from __future__ import annotations
@@ -586,6 +588,60 @@ def check_lockdown(env: Env) -> str:
     return f"{checked} containers: non-root, read-only root, CapEff 0, no privilege escalation (API and exec)"
 
 
+# -- 7. dev-minimal: SQLite in each pod, migrated there ----------------------------------------
+def check_dev_minimal(env: Env) -> str:
+    """examples/dev-minimal.yaml as shipped (no DATABASE_URL: SQLite in each pod's /data) comes up
+    Ready with no restarts (sigverify used to crash-loop on `no such table: trust_anchors`);
+    then the kube-local release is put back."""
+    absent = "kube-e2e-no-such-secret"  # in development a missing Secret means SQLite
+    local = [
+        "--set",
+        "default.image.registry=localhost",
+        "--set",
+        "default.image.tag=kube-local",
+        "--set",
+        "default.image.pullPolicy=Never",
+        "--set",
+        "networkPolicy.dns.ipBlocks={10.244.0.1/32}",
+    ]
+    for svc in SERVICES[1:]:
+        local += ["--set", f"components.{svc}.database.existingSecret={absent}"]
+    example = str(ROOT / "charts" / "lienthong" / "examples" / "dev-minimal.yaml")
+    env.helm("uninstall", env.release, "--wait", "--timeout", "5m")
+    try:
+        env.helm(
+            "install",
+            env.release,
+            str(ROOT / "charts" / "lienthong"),
+            "-f",
+            example,
+            *local,
+            "--wait",
+            "--timeout",
+            "5m",
+        )
+        pods = json.loads(
+            env.kubectl("get", "pods", "-l", f"app.kubernetes.io/instance={env.release}", "-o", "json")
+        )
+        restarts = {
+            p["metadata"]["name"]: sum(
+                c.get("restartCount", 0) for c in p["status"].get("containerStatuses", [])
+            )
+            for p in pods["items"]
+            if not p["metadata"].get("deletionTimestamp")
+        }
+        jobs = env.kubectl("get", "jobs", "-o", "name").split()
+        assert not any(r for r in restarts.values()), f"restarts: {restarts}"
+        assert not jobs, f"hook Jobs rendered with migrations.runIn=pod: {jobs}"
+        sigverify = next(n for n in restarts if "sigverify" in n)
+        log = env.kubectl("logs", sigverify, "-c", "migrate")
+        assert "migrated" in log, f"sigverify's migrate init container said: {log[-300:]}"
+    finally:
+        env.helm("uninstall", env.release, "--wait", "--timeout", "5m")
+        env.helm("install", *chart_args(env), "--wait", "--timeout", "10m")
+    return f"{len(restarts)} pods Ready on SQLite, 0 restarts, migrated by init containers; kube-local back"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -609,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         ("rollback", check_rollback),
         ("network-policy", check_network_policy),
         ("lockdown", check_lockdown),
+        ("dev-minimal", check_dev_minimal),
     ]
     passed = failed = 0
     for name, check in checks:
