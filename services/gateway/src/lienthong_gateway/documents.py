@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC
 from typing import Any
 
@@ -71,10 +71,23 @@ async def read_body_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def edxml_problem(error: edxml.EdxmlError, what: str) -> Problem:
+    """A package the reader refused, as the 422 that names why and where."""
+    if isinstance(error, edxml.XmlSecurityError):
+        return Problem(422, f"{what} refused: {error}", kind="unsafe-xml", path=error.path)
+    return Problem(422, f"{what} is not valid: {error}", kind="invalid-edxml", path=error.path)
+
+
 def submit_package(
-    ctx: GatewayContext, caller: Caller, body: PackageBody, idempotency_key: str
+    ctx: GatewayContext,
+    caller: Caller,
+    body: PackageBody,
+    idempotency_key: str,
+    *,
+    expected_recipients: Sequence[str] | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Check the package (in memory, or spooled to disk when large), then stream it to docstore."""
+    """Check the package (in memory, or spooled to disk when large), then stream it to docstore.
+    With `expected_recipients` (VDXP's `to`), the package must be addressed to exactly those."""
     if isinstance(body, bytes) and BLANK.fullmatch(body):  # (strip() would copy a large body)
         raise Problem(
             422, "request body is empty: send an edXML package (application/xml)", kind="invalid-edxml"
@@ -82,12 +95,8 @@ def submit_package(
     try:
         # Checked whole (attachments decoded as they stream past), kept without its attachments.
         package = edxml.read_package_metadata(body)
-    except edxml.XmlSecurityError as error:
-        raise Problem(422, f"edXML package refused: {error}", kind="unsafe-xml", path=error.path) from error
     except edxml.EdxmlError as error:
-        raise Problem(
-            422, f"edXML package is not valid: {error}", kind="invalid-edxml", path=error.path
-        ) from error
+        raise edxml_problem(error, "edXML package") from error
     sender = package.header.sender.organ_id
     if sender != caller.code:
         raise Problem(
@@ -96,6 +105,13 @@ def submit_package(
             kind="sender-mismatch",
         )
     requested = [org.organ_id for org in package.header.recipients]
+    if expected_recipients is not None and set(expected_recipients) != set(requested):
+        raise Problem(
+            422,
+            f"to lists {sorted(set(expected_recipients))} "
+            f"but the package is addressed to {sorted(set(requested))}",
+            kind="recipients-mismatch",
+        )
     resolved = ctx.clients.directory.ResolveRecipients(
         directory_pb2.ResolveRecipientsRequest(codes=requested), timeout=ctx.deadline
     )
@@ -232,6 +248,14 @@ def package_limits(request: Request, caller: Caller = Depends(caller_dependency)
 
 def document_parties(ctx: GatewayContext, caller: Caller, document_id: str) -> docstore_pb2.DocumentMetadata:
     """The document's metadata if the caller may see it; 404 alike for absent and not yours."""
+    return document_party(ctx, [caller.code], document_id)[1]
+
+
+def document_party(
+    ctx: GatewayContext, codes: Sequence[str], document_id: str
+) -> tuple[str, docstore_pb2.DocumentMetadata]:
+    """The first of `codes` that is a party to the document, with its metadata (one read for
+    all of them: a VDXP system acts for several agencies); 404 alike for absent and not theirs."""
     not_found = Problem(404, f"document {document_id} was not found", kind="document-not-found")
     try:
         meta = ctx.clients.docstore.GetMetadata(
@@ -242,21 +266,25 @@ def document_parties(ctx: GatewayContext, caller: Caller, document_id: str) -> d
             raise not_found from error
         raise
     link_to_trace(meta.traceparent)  # this request's trace points at the document's journey
-    set_document_attributes(document_id=document_id, agency_code=caller.code)
+    set_document_attributes(document_id=document_id, agency_code=codes[0] if codes else "")
     parties = {meta.sender_code, *meta.recipient_codes}
-    if caller.code in parties:
-        return meta
-    # A successor of a dissolved recipient is a party too once routing redirected to it.
-    try:
-        state = ctx.clients.routing.GetDocumentState(
-            routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
-        )
-        if caller.code in {d.recipient_code for d in state.deliveries}:
-            return meta
-    except grpc.RpcError as error:
-        if error.code() != grpc.StatusCode.NOT_FOUND:
-            raise
-    raise not_found
+    found = next((code for code in codes if code in parties), None)
+    if found is None:
+        # A successor of a dissolved recipient is a party too once routing redirected to it.
+        try:
+            state = ctx.clients.routing.GetDocumentState(
+                routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
+            )
+            redirected = {d.recipient_code for d in state.deliveries}
+            found = next((code for code in codes if code in redirected), None)
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+    if found is None:
+        raise not_found
+    if found != codes[0]:
+        set_document_attributes(document_id=document_id, agency_code=found)
+    return found, meta
 
 
 def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> dict[str, Any]:
@@ -394,9 +422,10 @@ def get_content(
     )
 
 
-def mark_arrived(ctx: GatewayContext, caller: Caller, document_id: str) -> None:
+def routed_state(ctx: GatewayContext, document_id: str) -> routing_pb2.DocumentState:
+    """Routing's state of the document; 409 while it is still being verified."""
     try:
-        state = ctx.clients.routing.GetDocumentState(
+        return ctx.clients.routing.GetDocumentState(
             routing_pb2.GetDocumentStateRequest(document_id=document_id), timeout=ctx.deadline
         )
     except grpc.RpcError as error:
@@ -405,6 +434,16 @@ def mark_arrived(ctx: GatewayContext, caller: Caller, document_id: str) -> None:
                 409, f"document {document_id} is not delivered yet", kind="not-delivered"
             ) from error
         raise
+
+
+def mark_arrived(
+    ctx: GatewayContext,
+    caller: Caller,
+    document_id: str,
+    state: routing_pb2.DocumentState | None = None,
+) -> None:
+    """Record 01 (arrived) for the caller's delivery if it is still only delivered."""
+    state = state or routed_state(ctx, document_id)
     mine = [d for d in state.deliveries if d.recipient_code == caller.code]
     if not mine:
         raise Problem(409, f"document {document_id} is not delivered to {caller.code}", kind="not-delivered")

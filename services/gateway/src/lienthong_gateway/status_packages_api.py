@@ -20,7 +20,7 @@ from lienthong.routing.v1 import routing_pb2
 from lienthong_common import edxml
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, caller_dependency, gateway
-from lienthong_gateway.documents import read_body_limited, record_status
+from lienthong_gateway.documents import edxml_problem, read_body_limited, record_status
 from lienthong_gateway.problems import Problem
 from lienthong_gateway.schemas import problem_responses
 
@@ -35,12 +35,8 @@ def post_status_package(
     """Record the status a package carries; the reply of a status post plus the document's id."""
     try:
         status = edxml.parse_status_package(package)
-    except edxml.XmlSecurityError as error:
-        raise Problem(422, f"status package refused: {error}", kind="unsafe-xml", path=error.path) from error
     except edxml.EdxmlError as error:
-        raise Problem(
-            422, f"edXML status package is not valid: {error}", kind="invalid-edxml", path=error.path
-        ) from error
+        raise edxml_problem(error, "edXML status package") from error
     author = status.sender.organ_id
     if author != caller.code:
         raise Problem(

@@ -36,10 +36,11 @@ from lienthong_common.package_limits import base64_size
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.context import GatewayContext, admit, gateway
 from lienthong_gateway.documents import (
-    document_parties,
+    document_party,
     mark_arrived,
     read_body_limited,
     record_status,
+    routed_state,
     submit_package,
 )
 from lienthong_gateway.problems import Problem, from_rpc_error
@@ -175,44 +176,18 @@ def send_edoc_sync(ctx: GatewayContext, system: System, body: bytes) -> Response
         raise Problem(422, "the body is empty: send the edXML package file")
     caller = sender_for(system, params.get("from"))
     # The SDK re-sends identical headers after a dropped connection: the same call, one document.
-    key = (
-        "vdxp:"
-        + hashlib.sha256(
-            "\n".join(
-                [
-                    system.system_id,
-                    params.get("timestamp"),
-                    hashlib.sha256(package).hexdigest(),
-                    caller.code,
-                    params.get("to"),
-                ]
-            ).encode()
-        ).hexdigest()
-    )
+    # hash-file (checked above) names the file; only without it is the package hashed again.
+    file_hash = declared_hash or hashlib.sha256(package).hexdigest()
+    parts = [system.system_id, params.get("timestamp"), file_hash, caller.code, params.get("to")]
+    key = "vdxp:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
     message_type = (params.get("messagetype") or "edoc").lower()
     if message_type == "status" or (message_type == "edoc" and edxml.is_status_package(package)):
         return send_status(ctx, caller, package, key)
     if message_type != "edoc":
         raise Problem(422, f"messagetype {message_type!r} is not supported; use edoc or status")
     to = recipient_codes(params.get("to"))
-    if to:
-        check_recipients(to, package)
-    _, reply = submit_package(ctx, caller, package, key)
+    _, reply = submit_package(ctx, caller, package, key, expected_recipients=to or None)
     return reply_ok(DocId=reply["id"])
-
-
-def check_recipients(to: list[str], package: bytes) -> None:
-    try:
-        header = edxml.read_package_metadata(package).header  # attachments checked, not kept
-    except edxml.EdxmlError as error:
-        raise Problem(422, f"edXML package is not valid: {error}", kind="invalid-edxml") from error
-    addressed = {org.organ_id for org in header.recipients}
-    if set(to) != addressed:
-        raise Problem(
-            422,
-            f"to lists {sorted(set(to))} but the package is addressed to {sorted(addressed)}",
-            kind="recipients-mismatch",
-        )
 
 
 def send_status(ctx: GatewayContext, caller: Caller, package: bytes, key: str) -> Response:
@@ -290,16 +265,8 @@ def party_for(
     ctx: GatewayContext, system: System, doc_id: str
 ) -> tuple[Caller, docstore_pb2.DocumentMetadata]:
     """The agency of the system that is a party to the document (404 alike for absent and not theirs)."""
-    last: Problem | None = None
-    for code in system.agency_codes:
-        caller = system.acting_for(code)
-        try:
-            return caller, document_parties(ctx, caller, doc_id)
-        except Problem as problem:
-            if problem.status != 404:
-                raise
-            last = problem
-    raise last or Problem(404, f"document {doc_id} was not found", kind="document-not-found")
+    code, meta = document_party(ctx, system.agency_codes, doc_id)
+    return system.acting_for(code), meta
 
 
 def required_doc_id(system: System) -> str:
@@ -373,23 +340,12 @@ def update_status_sync(ctx: GatewayContext, system: System) -> Response:
     if not receiving:
         raise Problem(403, "only a recipient acknowledges a document", kind="status-not-allowed")
     if outcome == "done":
-        delivered = delivered_to(ctx, doc_id)
+        state = routed_state(ctx, doc_id)
+        delivered = {d.recipient_code for d in state.deliveries}
         for code in receiving:
             if code in delivered:
-                mark_arrived(ctx, system.acting_for(code), doc_id)
+                mark_arrived(ctx, system.acting_for(code), doc_id, state)
     return reply_ok()
-
-
-def delivered_to(ctx: GatewayContext, doc_id: str) -> set[str]:
-    try:
-        state = ctx.clients.routing.GetDocumentState(
-            routing_pb2.GetDocumentStateRequest(document_id=doc_id), timeout=ctx.deadline
-        )
-    except grpc.RpcError as error:
-        if error.code() == grpc.StatusCode.NOT_FOUND:
-            raise Problem(409, f"document {doc_id} is not delivered yet", kind="not-delivered") from error
-        raise
-    return {d.recipient_code for d in state.deliveries}
 
 
 # -- what was sent ----------------------------------------------------------------------------------
