@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from routing_support import FakeDirectory
+from routing_support import FakeDirectory, serving
 
+from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong_common.db import make_engine, make_session_factory
+from lienthong_routing.grpc_api import RoutingServicer
 from lienthong_routing.models import Base
 
 
@@ -34,3 +36,10 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 @pytest.fixture
 def directory() -> FakeDirectory:
     return FakeDirectory()
+
+
+@pytest.fixture
+def stub(sessions: sessionmaker[Session]) -> Iterator[routing_pb2_grpc.RoutingStub]:
+    """Routing's gRPC API over a real server on loopback."""
+    with serving(RoutingServicer(sessions)) as stub:
+        yield stub

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent import futures
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
+import grpc
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lienthong.events.v1 import events_pb2
+from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import new_event
 from lienthong_routing.clients import Resolution
@@ -98,3 +102,17 @@ def outbox_events(session: Session) -> list[tuple[str, str, events_pb2.Event]]:
 
 def clear_outbox(session: Session) -> None:
     session.execute(OUTBOX.table.delete())
+
+
+@contextmanager
+def serving(servicer: routing_pb2_grpc.RoutingServicer) -> Iterator[routing_pb2_grpc.RoutingStub]:
+    """The servicer on a real gRPC server on a loopback port, and a stub calling it."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    routing_pb2_grpc.add_RoutingServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield routing_pb2_grpc.RoutingStub(channel)
+    finally:
+        server.stop(grace=None)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from concurrent import futures
-
 import grpc
 import pytest
 from routing_support import HA_LONG, SENDER, FakeDirectory, route
@@ -12,18 +9,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common.db import transaction
-from lienthong_routing.grpc_api import RoutingServicer
-
-
-@pytest.fixture
-def stub(sessions: sessionmaker[Session]) -> Iterator[routing_pb2_grpc.RoutingStub]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(sessions), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield routing_pb2_grpc.RoutingStub(channel)
-    server.stop(grace=None)
 
 
 def test_status_state_and_inbox_over_grpc(

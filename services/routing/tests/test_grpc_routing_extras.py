@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from concurrent import futures
 from datetime import timedelta
 
 import grpc
 import pytest
-from routing_support import HA_LONG, SENDER, FakeDirectory, route
+from routing_support import HA_LONG, SENDER, FakeDirectory, route, serving
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
@@ -21,14 +20,9 @@ from lienthong_routing.grpc_api import RoutingServicer
 
 @pytest.fixture
 def stub(sessions: sessionmaker[Session]) -> Iterator[routing_pb2_grpc.RoutingStub]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     public = OutboundPolicy(resolver=lambda host, port: ["8.8.8.8"] if host.endswith(".example") else [])
-    routing_pb2_grpc.add_RoutingServicer_to_server(RoutingServicer(sessions, outbound=public), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        yield routing_pb2_grpc.RoutingStub(channel)
-    server.stop(grace=None)
+    with serving(RoutingServicer(sessions, outbound=public)) as stub:
+        yield stub
 
 
 def test_evidence_and_status_packages(
