@@ -430,6 +430,19 @@ def _send_limit_help() -> str:
 SEND_LIMIT_HELP = _send_limit_help()
 
 
+def admin_parser() -> argparse.ArgumentParser:
+    """`--as CODE` for administrators' verbs, defaulting to the demo's admin credential."""
+    admin = argparse.ArgumentParser(add_help=False)
+    admin.add_argument(
+        "--as",
+        dest="as_code",
+        default="admin",
+        metavar="CODE",
+        help="an administrator's credential (default: admin, written by `lienthong demo`)",
+    )
+    return admin
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="print machine-readable JSON")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lienthong_sdk.cli import CliError, client_for, data_dir, emit, gateway_url, read_file
+from lienthong_sdk.cli import CliError, admin_parser, client_for, data_dir, emit, gateway_url, read_file
 from lienthong_sdk.client import ApiError, LienthongClient
 
 EXIT_PASSED, EXIT_FAILED, EXIT_INDETERMINATE = 0, 1, 2
@@ -105,14 +105,7 @@ def cmd_trust_remove(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser, agency: argparse.ArgumentParser) -> None:
-    admin = argparse.ArgumentParser(add_help=False)
-    admin.add_argument(
-        "--as",
-        dest="as_code",
-        default="admin",
-        metavar="CODE",
-        help="an administrator's credential (default: admin, written by `lienthong demo`)",
-    )
+    admin = admin_parser()
     p = sub.add_parser("trust", parents=[common], help="the platform's trust store (administrators)")
     t_sub = p.add_subparsers(dest="trust_command", required=True)
     q = t_sub.add_parser("list", parents=[common, admin], help="trusted CA certificates")

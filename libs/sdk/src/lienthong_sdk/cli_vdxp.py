@@ -11,7 +11,7 @@ import argparse
 from typing import Any
 from urllib.parse import quote
 
-from lienthong_sdk.cli import CliError, client_for, emit
+from lienthong_sdk.cli import CliError, admin_parser, client_for, emit
 from lienthong_sdk.client import LienthongClient
 
 
@@ -136,14 +136,7 @@ def cmd_systems_remove(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, common: argparse.ArgumentParser, agency: argparse.ArgumentParser) -> None:
-    admin = argparse.ArgumentParser(add_help=False)
-    admin.add_argument(
-        "--as",
-        dest="as_code",
-        default="admin",
-        metavar="CODE",
-        help="an administrator's credential (default: admin, written by `lienthong demo`)",
-    )
+    admin = admin_parser()
     p = sub.add_parser("vdxp", parents=[common], help="the VDXP-compatible facade (administrators)")
     v_sub = p.add_subparsers(dest="vdxp_command", required=True)
     s = v_sub.add_parser(
