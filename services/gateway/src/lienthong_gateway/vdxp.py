@@ -372,17 +372,24 @@ def notation(edxml_document_id: str) -> str:
     return parts[2] if len(parts) == 3 else ""
 
 
-def sent_rows(document: routing_pb2.DocumentState) -> list[dict[str, Any]]:
-    """One row per recipient, as getSentEdocList has them."""
-    common = {
+def sent_row(document_id: str, sender: str, edxml_document_id: str, subject: str) -> dict[str, Any]:
+    """What every getSentEdocList row of one document shares."""
+    return {
         "serviceType": "eDoc",
         "messageType": "edoc",
-        "senderDocId": document.document_id,
-        "fromCode": document.sender_code,
-        "notation": notation(document.edxml_document_id),
-        "title": document.subject,
-        "sentTime": vdxp_time(stamp(document.routed_at)),
+        "senderDocId": document_id,
+        "fromCode": sender,
+        "notation": notation(edxml_document_id),
+        "title": subject,
     }
+
+
+def sent_rows(document: routing_pb2.DocumentState) -> list[dict[str, Any]]:
+    """One row per recipient, as getSentEdocList has them."""
+    common = sent_row(
+        document.document_id, document.sender_code, document.edxml_document_id, document.subject
+    )
+    common["sentTime"] = vdxp_time(stamp(document.routed_at))
     if document.state == "refused":
         return [
             {
@@ -413,18 +420,13 @@ def sent_rows(document: routing_pb2.DocumentState) -> list[dict[str, Any]]:
 
 def unrouted_rows(ctx: GatewayContext, system: System, doc_id: str) -> list[dict[str, Any]]:
     """A document still being verified: known to the store, not yet to routing."""
-    caller, meta = party_for(ctx, system, doc_id)
-    if meta.sender_code != caller.code:
+    _, meta = party_for(ctx, system, doc_id)
+    if meta.sender_code not in system.agency_codes:
         raise Problem(404, f"document {doc_id} was not sent by {', '.join(system.agency_codes)}")
     return [
         {
-            "serviceType": "eDoc",
-            "messageType": "edoc",
-            "senderDocId": meta.id,
-            "fromCode": meta.sender_code,
+            **sent_row(meta.id, meta.sender_code, meta.edxml_document_id, meta.subject),
             "toCode": code,
-            "notation": notation(meta.edxml_document_id),
-            "title": meta.subject,
             "sendStatus": "processing",
             "sendStatusDesc": "signatures being verified",
             "receiveStatus": "",
