@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-# The factories module sits beside the tests; pytest's importlib mode does not put this
-# folder on sys.path, so do it here (conftest is loaded before the test modules).
-sys.path.insert(0, str(Path(__file__).parent))
 
 import grpc
 import pytest

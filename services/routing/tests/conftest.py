@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from routing_support import FakeDirectory, serving
+from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong_common.db import make_engine, make_session_factory

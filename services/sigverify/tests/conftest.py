@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-
-# --import-mode=importlib leaves this folder off sys.path; the factories module has a name of
-# its own (sigverify_factories) so it cannot clash with another service's test helpers.
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 import grpc
 import pytest

@@ -1,4 +1,4 @@
-"""Issue 5's verdict table, end to end through the service's verification path.
+"""The verdict table (DESIGN §4), end to end through the service's verification path.
 
 A PKI generated at test time whose certificates point at a CRL served on loopback; every case
 is a real edXML package verified by the VerificationEngine (worker processes for hard-fail,

@@ -1,6 +1,0 @@
-"""Lets the fuzz tests import corpus.py (pytest's rootdir-relative imports)."""
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
