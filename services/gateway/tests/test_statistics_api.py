@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import socket
-import sys
 from collections.abc import Iterator
 from concurrent import futures
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import grpc
@@ -29,13 +29,10 @@ from gateway_fakes import (
 
 from lienthong.statistics.v1 import statistics_pb2_grpc
 from lienthong_common.db import make_engine, make_session_factory, transaction
+from lienthong_common.testing import exchange
 from lienthong_gateway.app import create_app
 from lienthong_gateway.auth import Caller
 from lienthong_gateway.statistics_api import PAPER_FIELDS, sees_paper_of
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "statistics" / "tests"))
-from statistics_support import FakeDirectory, exchange
-
 from lienthong_statistics.consumers import ExchangeEvents
 from lienthong_statistics.domain import VIETNAM, AgencyInfo
 from lienthong_statistics.grpc_api import StatisticsServicer
@@ -52,9 +49,12 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
     with transaction(sessions) as session:
         for event in exchange(PROVINCE, [DEPARTMENT, COMMUNE], f"{MONTH}-01T05:00:00Z"):
             ExchangeEvents().handle(session, event)
-    directory = FakeDirectory(
-        [AgencyInfo(PROVINCE, 2, "H49"), AgencyInfo(DEPARTMENT, 3, "H49"), AgencyInfo(COMMUNE, 4, "H49")]
-    )
+    agencies = [
+        AgencyInfo(PROVINCE, 2, "H49"),
+        AgencyInfo(DEPARTMENT, 3, "H49"),
+        AgencyInfo(COMMUNE, 4, "H49"),
+    ]
+    directory = SimpleNamespace(list_agencies=lambda: agencies)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     statistics_pb2_grpc.add_StatisticsServicer_to_server(StatisticsServicer(sessions, directory), server)
     port = server.add_insecure_port("127.0.0.1:0")

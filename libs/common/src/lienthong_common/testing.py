@@ -1,5 +1,6 @@
 """Support for the test suites: a throw-away database on the repository's local PostgreSQL,
-and an independent XML-DSig signer (xmlsec1).
+an independent XML-DSig signer (xmlsec1), and the events of a document's life for the tests of
+the services that consume them.
 
 Not used by the services. The server is the one `infra/postgres.sh` runs (started if it is not,
 idempotently) on `PGPORT` (default 55432), the same one the end-to-end tests use; xmlsec1 is
@@ -15,6 +16,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from lienthong.events.v1 import events_pb2
+from lienthong_common.ids import new_id
+from lienthong_common.outbox import new_event
 
 REPOSITORY = Path(__file__).resolve().parents[4]
 
@@ -96,3 +101,59 @@ def xmlsec1_sign(package: Path, identity: object, folder: Path, *, rsa: bool = F
     )
     template.unlink()
     return signed
+
+
+# The events of a document's life (lienthong.events.v1), for consumers' tests.
+
+
+def at(iso: str) -> events_pb2.Event:
+    event = new_event(new_id())
+    event.occurred_at.FromJsonString(iso)
+    return event
+
+
+def verified(
+    sender: str, recipients: list[str], when: str, indication: str = "TOTAL_PASSED"
+) -> events_pb2.Event:
+    event = at(when)
+    event.verified.CopyFrom(
+        events_pb2.DocumentVerified(sender_code=sender, recipient_codes=recipients, indication=indication)
+    )
+    return event
+
+
+def delivery(
+    sender: str,
+    recipient: str,
+    when: str,
+    *,
+    state: str = "delivered",
+    previous: str = "",
+    code: str = "",
+    actor: str = "",
+) -> events_pb2.Event:
+    event = at(when)
+    event.delivery_updated.CopyFrom(
+        events_pb2.DeliveryUpdated(
+            sender_code=sender,
+            recipient_code=recipient,
+            state=state,
+            previous_state=previous,
+            status_code=code,
+            actor_code=actor,
+        )
+    )
+    return event
+
+
+def refused(sender: str, recipients: list[str], when: str) -> events_pb2.Event:
+    event = at(when)
+    event.refused.CopyFrom(
+        events_pb2.DocumentRefused(sender_code=sender, recipient_codes=recipients, indication="TOTAL_FAILED")
+    )
+    return event
+
+
+def exchange(sender: str, recipients: list[str], when: str) -> list[events_pb2.Event]:
+    """The events of one document sent and delivered to each recipient."""
+    return [verified(sender, recipients, when)] + [delivery(sender, r, when) for r in recipients]
