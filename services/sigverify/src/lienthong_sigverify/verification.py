@@ -32,8 +32,14 @@ from typing import Protocol
 from cryptography import x509
 
 from lienthong_common.outbound import OutboundPolicy
-from lienthong_common.pades import Indication, PdfVerdict, PdfVerifier, RevocationCache, RevocationMode
-from lienthong_common.pades import accelerators
+from lienthong_common.pades import (
+    Indication,
+    PdfVerdict,
+    PdfVerifier,
+    RevocationCache,
+    RevocationMode,
+    accelerators,
+)
 from lienthong_common.settings import Settings
 from lienthong_sigverify.trust import TrustSnapshot
 
