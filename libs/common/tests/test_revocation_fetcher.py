@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from lienthong_common.outbound import OutboundPolicy, OutboundRefused
@@ -31,6 +33,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
         elif self.path == "/huge.crl":
             self._reply(200, b"x" * 5000)
+        elif self.path == "/slow.crl":
+            self._drip(20, pause=0.5)
         else:
             self._reply(404, b"")
 
@@ -41,13 +45,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _drip(self, size: int, *, pause: float) -> None:
+        """A byte at a time: every read is quick, the whole body is not."""
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        try:
+            for _ in range(size):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(pause)
+        except OSError:
+            pass  # the client gave up, as it should
+
     def log_message(self, *args: object) -> None:
         pass
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[http.server.HTTPServer]:
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), _Handler)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.paths = []  # type: ignore[attr-defined]
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -115,3 +132,11 @@ def test_a_non_http_scheme_is_refused() -> None:
         RevocationFetcher(LOOPBACK, timeout=2.0).fetch(
             "ldap://127.0.0.1/cn=CA?certificateRevocationList", accept="x"
         )
+
+
+def test_a_body_dripped_slower_than_the_timeout_is_given_up(server: http.server.HTTPServer) -> None:
+    """20 bytes at one per 0.5 s take 10 s; the fetch gives up within about its 1 s timeout
+    (each read, and the whole body, are bounded), whichever bound trips first."""
+    fetcher = RevocationFetcher(LOOPBACK, timeout=1.0)
+    with pytest.raises((RevocationFetchError, httpx.TimeoutException)):
+        fetcher.fetch(_url(server, "/slow.crl"), accept="x")
