@@ -308,7 +308,8 @@ class RevocationFetcher:
         """The response body; OutboundRefused for a URL the policy refuses, RevocationFetchError
         for an unusable answer, httpx's errors for transport failures."""
         parsed = self._policy.check_url(url)  # refuses before any connection (and non-http URLs)
-        headers = {"Accept": accept, "User-Agent": "lienthong-sigverify"}
+        # identity: the size bound counts the bytes on the wire, no decompression to outgrow it
+        headers = {"Accept": accept, "Accept-Encoding": "identity", "User-Agent": "lienthong-sigverify"}
         if body is not None:
             headers["Content-Type"] = "application/ocsp-request"
         deadline = time.monotonic() + self._timeout
@@ -320,7 +321,7 @@ class RevocationFetcher:
             if declared.isdigit() and int(declared) > self._max_bytes:
                 raise RevocationFetchError(f"the response is larger than {self._max_bytes} bytes")
             data = bytearray()
-            for chunk in response.iter_bytes():
+            for chunk in response.iter_raw():  # as sent: never inflated past the bound
                 data += chunk
                 if len(data) > self._max_bytes:
                     raise RevocationFetchError(f"the response is larger than {self._max_bytes} bytes")
