@@ -38,6 +38,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._reply(404, b"")
 
+    def do_POST(self) -> None:  # noqa: N802 - an OCSP responder: echoes the request and its type
+        request = self.rfile.read(int(self.headers["Content-Length"]))
+        self._reply(200, self.headers["Content-Type"].encode() + b"|" + request)
+
     def _reply(self, status: int, body: bytes) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/pkix-crl")
@@ -140,3 +144,9 @@ def test_a_body_dripped_slower_than_the_timeout_is_given_up(server: http.server.
     fetcher = RevocationFetcher(LOOPBACK, timeout=1.0)
     with pytest.raises((RevocationFetchError, httpx.TimeoutException)):
         fetcher.fetch(_url(server, "/slow.crl"), accept="x")
+
+
+def test_an_ocsp_request_is_posted_to_an_allow_listed_responder(server: http.server.HTTPServer) -> None:
+    fetcher = RevocationFetcher(LOOPBACK, timeout=5.0)
+    answer = fetcher.fetch(_url(server, "/ocsp"), accept="application/ocsp-response", body=b"0\x03req")
+    assert answer == b"application/ocsp-request|0\x03req"
