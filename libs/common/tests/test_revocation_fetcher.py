@@ -38,7 +38,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._reply(404, b"")
 
-    def do_POST(self) -> None:  # noqa: N802 - an OCSP responder: echoes the request and its type
+    def do_POST(self) -> None:
         request = self.rfile.read(int(self.headers["Content-Length"]))
         self._reply(200, self.headers["Content-Type"].encode() + b"|" + request)
 
