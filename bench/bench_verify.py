@@ -78,13 +78,27 @@ def make_corpus(directory: Path, count: int, crl_server: Any = None) -> tuple[by
     return pki.root_cert_pem, corpora
 
 
+def _local_crls() -> Any:
+    """The allow-list sigverify runs with locally (`lienthong run`): the CRLs are on loopback."""
+    from lienthong_common.outbound import OutboundPolicy
+
+    return OutboundPolicy.from_cidrs(["127.0.0.0/8"])
+
+
+def _accelerate(accelerators: Any) -> None:
+    """Install the PAdES accelerators as sigverify does: the figures are sigverify's own."""
+    if not accelerators.install():
+        raise SystemExit("PAdES accelerators refused (version mismatch): not sigverify's figures")
+
+
 def verify_loop(
     root: bytes, docs: list[bytes], seconds: float, mode: str, cache_paths: bool = True
 ) -> tuple[int, float, float]:
     """Verify round-robin for `seconds`; returns (count, wall, CPU seconds). Runs in a worker too."""
-    from lienthong_common.pades import PdfVerifier
+    from lienthong_common.pades import PdfVerifier, accelerators
 
-    verifier = PdfVerifier([root], revocation=mode, cache_paths=cache_paths)  # type: ignore[arg-type]
+    _accelerate(accelerators)
+    verifier = PdfVerifier([root], revocation=mode, cache_paths=cache_paths, outbound=_local_crls())  # type: ignore[arg-type]
     assert verifier.verify(docs[0]).passed  # warm-up, and a sanity check
     count = 0
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -217,45 +231,47 @@ _PADES_BY_NAME = {
     "extract_certs_for_validation": CMS,
     "extract_certificate_info": CMS,
     "_collect_revinfo": REVOCATION,
-    "_trusted_chain": REVOCATION,
-    "_crl_urls": REVOCATION,
-    "_ocsp_urls": REVOCATION,
-    "_http": REVOCATION,
+    "trusted_chain": REVOCATION,
+    "crl_urls": REVOCATION,
+    "ocsp_urls": REVOCATION,
 }
 
 
-def _pades_areas() -> dict[int, str]:
-    """First line of each function in lienthong_common.pades -> area (closures included)."""
-    from lienthong_common import pades
+def _pades_areas() -> dict[tuple[str, int], str]:
+    """(file, first line) of each function in the lienthong_common.pades package -> area
+    (closures included)."""
+    from lienthong_common.pades import accelerators, paths, revocation, validation
 
-    areas: dict[int, str] = {}
+    areas: dict[tuple[str, int], str] = {}
 
     def walk(code: types.CodeType, area: str | None) -> None:
         chosen = area or _PADES_BY_NAME.get(code.co_name)
         if chosen is not None:
-            areas[code.co_firstlineno] = chosen
+            areas[(code.co_filename.replace("\\", "/"), code.co_firstlineno)] = chosen
         for const in code.co_consts:
             if isinstance(const, types.CodeType):
                 walk(const, area)
 
     by_class = {
-        "_PathCache": PATH,
-        "_PathScope": PATH,
-        "_RevinfoCollector": REVOCATION,
+        "PathCache": PATH,
+        "PathScope": PATH,
+        "RevinfoCollector": REVOCATION,
         "RevocationCache": REVOCATION,
+        "RevocationFetcher": REVOCATION,
     }
-    for name, value in vars(pades).items():
-        if inspect.isfunction(value):
-            walk(value.__code__, None)
-        elif inspect.isclass(value) and value.__module__ == pades.__name__:
-            for member in vars(value).values():
-                func = getattr(member, "__func__", member)
-                if inspect.isfunction(func):
-                    walk(func.__code__, by_class.get(name))
+    for module in (accelerators, paths, revocation, validation):
+        for name, value in vars(module).items():
+            if inspect.isfunction(value) and value.__module__ == module.__name__:
+                walk(value.__code__, None)
+            elif inspect.isclass(value) and value.__module__ == module.__name__:
+                for member in vars(value).values():
+                    func = getattr(member, "__func__", member)
+                    if inspect.isfunction(func):
+                        walk(func.__code__, by_class.get(name))
     return areas
 
 
-def _area(filename: str, line: int, name: str, pades_areas: dict[int, str]) -> str:
+def _area(filename: str, line: int, name: str, pades_areas: dict[tuple[str, int], str]) -> str:
     path = filename.replace("\\", "/")
     if "asn1crypto" in path:
         return ASN1
@@ -267,8 +283,8 @@ def _area(filename: str, line: int, name: str, pades_areas: dict[int, str]) -> s
         return PATH
     if "pyhanko/sign" in path:
         return CMS
-    if path.endswith("lienthong_common/pades.py"):
-        return pades_areas.get(line, OTHER)
+    if "lienthong_common/pades/" in path:
+        return pades_areas.get((path, line), OTHER)
     if path == "~":
         if "_hashlib" in name or "hashes.Hash" in name or "openssl_sha" in name:
             return HASHING
@@ -279,9 +295,10 @@ def _area(filename: str, line: int, name: str, pades_areas: dict[int, str]) -> s
 
 def profile(root: bytes, docs: list[bytes], n: int, mode: str, measured_ms: float) -> dict[str, Any]:
     """cProfile self time by area; ms per document rescaled to the unprofiled CPU time."""
-    from lienthong_common.pades import PdfVerifier
+    from lienthong_common.pades import PdfVerifier, accelerators
 
-    verifier = PdfVerifier([root], revocation=mode)  # type: ignore[arg-type]
+    _accelerate(accelerators)
+    verifier = PdfVerifier([root], revocation=mode, outbound=_local_crls())  # type: ignore[arg-type]
     verifier.verify(docs[0])
     pades_areas = _pades_areas()
     profiler = cProfile.Profile()

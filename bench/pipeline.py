@@ -591,9 +591,14 @@ _VERIFIER: Any = None
 
 def _init_verifier(root_pem: bytes) -> None:
     global _VERIFIER
-    from lienthong_common.pades import PdfVerifier
+    from lienthong_common.pades import PdfVerifier, accelerators
 
-    _VERIFIER = PdfVerifier([root_pem], revocation="soft-fail")
+    accelerators.install()  # as sigverify's workers do: the verify-only figure is theirs
+    from lienthong_common.outbound import OutboundPolicy
+
+    # sigverify's local allow-list (`lienthong run`): any CRL the corpus names is on loopback
+    local = OutboundPolicy.from_cidrs(["127.0.0.0/8"])
+    _VERIFIER = PdfVerifier([root_pem], revocation="soft-fail", outbound=local)
 
 
 def _verify_one(pdf: bytes) -> str:

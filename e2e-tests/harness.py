@@ -150,6 +150,8 @@ def platform(
             # default: allowed here as an operator allows an agency's private network.
             # `make run` keeps the secure default (no allow-list).
             "LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS": '["127.0.0.0/8"]',
+            # CRLs the tests publish are served on loopback too (`lienthong run` allows it as well).
+            "LIENTHONG_SIGVERIFY__REVOCATION_ALLOWED_CIDRS": '["127.0.0.0/8"]',
         },
         otlp_endpoint=session_receiver().endpoint,
     )

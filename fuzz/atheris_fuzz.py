@@ -40,10 +40,11 @@ def fuzz_status(data: bytes) -> None:
 
 
 def pdf_target() -> tuple[object, list[bytes]]:
-    from lienthong_common.pades import PdfVerifier, sign_pdf
+    from lienthong_common.pades import PdfVerifier, accelerators, sign_pdf
     from lienthong_common.pdfgen import make_pdf
     from lienthong_common.pki import DevPki
 
+    accelerators.install()  # fuzz the verifier as sigverify runs it
     pki = DevPki.init(Path(tempfile.mkdtemp(prefix="fuzz-pki-")))
     identity = pki.issue_signer(agency_code="000.00.00.H49", common_name="UBND tỉnh Quảng Ninh")
     signed = sign_pdf(make_pdf("Công văn", ["Kính gửi."]), identity)

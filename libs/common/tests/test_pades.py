@@ -300,7 +300,7 @@ def test_fast_hex_reader_matches_pyhanko(verifier: PdfVerifier) -> None:
 def _sign_sha1(pdf: bytes, identity: IssuedIdentity) -> bytes:
     from pyhanko.sign import signers
 
-    from lienthong_common import pades
+    from lienthong_common.pades import signing
 
     original = signers.PdfSignatureMetadata
 
@@ -309,7 +309,7 @@ def _sign_sha1(pdf: bytes, identity: IssuedIdentity) -> bytes:
         return original(**kwargs)  # type: ignore[arg-type]
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(pades.signers, "PdfSignatureMetadata", sha1_metadata)
+        patch.setattr(signing.signers, "PdfSignatureMetadata", sha1_metadata)
         return sign_pdf(pdf, identity)
 
 

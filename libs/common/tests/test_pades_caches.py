@@ -1,4 +1,5 @@
-"""PdfVerifier's speed-ups change no verdict: caches on and off agree, nothing goes stale.
+"""PdfVerifier's speed-ups (lienthong_common.pades.accelerators, installed here as sigverify
+installs them) change no verdict: caches on and off agree, nothing goes stale.
 
 The accelerated pyHanko/asn1crypto hot spots are compared with the originals they replaced on
 the same inputs; the path-validation cache is checked against every verdict class and against
@@ -17,15 +18,33 @@ from typing import Any
 
 import pytest
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils import misc as pdf_misc
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.misc import PDF_DELIMITERS, PDF_WHITESPACE
+from pyhanko.sign import general as pdf_sign_general
+from pyhanko.sign.validation import generic_cms, pdf_embedded
 
-from lienthong_common import pades
-from lienthong_common.pades import Indication, PdfVerdict, PdfVerifier, RevocationCache, sign_pdf
+from lienthong_common.outbound import OutboundPolicy
+from lienthong_common.pades import (
+    CachedRevinfo,
+    Indication,
+    PdfVerdict,
+    PdfVerifier,
+    RevocationCache,
+    accelerators,
+    sign_pdf,
+)
+from lienthong_common.pades.paths import PathCache
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import DevCrlServer, DevPki, IssuedIdentity, certificate_serial
 
 AGENCY = "000.00.00.H49"
+LOOPBACK = OutboundPolicy.from_cidrs(["127.0.0.0/8"])  # the tests' CRL server
+
+
+@pytest.fixture(autouse=True)
+def accelerated() -> None:
+    assert accelerators.install(), "the installed pyHanko/asn1crypto are the pinned versions"
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +63,7 @@ def signed(signer: IssuedIdentity) -> bytes:
 
 
 def _originals() -> dict[str, Any]:
-    PdfVerifier([])  # installs the accelerators
-    return pades._ORIGINALS
+    return accelerators.ORIGINALS
 
 
 # ----------------------------------------------------------------------------- accelerators
@@ -60,7 +78,7 @@ def _outcome(func: Any, *args: Any) -> tuple[Any, ...]:
 
 def test_token_reader_matches_pyhanko() -> None:
     originals = _originals()
-    fast = pades.pdf_misc._read_until_class
+    fast = pdf_misc._read_until_class
     assert fast is not originals["read_until_class"]
     rng = random.Random(5)
     alphabet = b"abcXYZ019#.-+" + PDF_WHITESPACE + PDF_DELIMITERS
@@ -81,7 +99,7 @@ def test_token_reader_matches_pyhanko() -> None:
 
 def test_name_decoder_matches_pyhanko() -> None:
     originals = _originals()
-    fast = pades.pdf_generic._decode_name
+    fast = generic._decode_name
     names = [b"Type", b"Sig", b"A#20B", b"A#2", b"caf\xc3\xa9", b"\xe9", b"a(b", b"", b"#23", b"x~!"]
     for name in names:
         fast_result = _outcome(fast, name)
@@ -110,7 +128,7 @@ def test_byte_range_digest_matches_pyhanko(byte_range: list[int]) -> None:
     originals = _originals()
     data = random.Random(7).randbytes(5000)
     results = []
-    for func in (pades.pdf_embedded_module.byte_range_digest, originals["byte_range_digest"]):
+    for func in (pdf_embedded.byte_range_digest, originals["byte_range_digest"]):
         stream = BytesIO(data)
         stream.seek(7)
         results.append((_outcome(func, stream, byte_range, "sha256"), stream.tell()))
@@ -124,10 +142,10 @@ def test_signer_identification_memo_matches_pyhanko(signed: bytes, pki: DevPki) 
     sid = signed_data["signer_infos"][0]["sid"].chosen
     certs = [c.chosen for c in signed_data["certificates"]]
     for cert in certs:
-        fast = pades.pdf_sign_general.match_issuer_serial(sid, cert)
+        fast = pdf_sign_general.match_issuer_serial(sid, cert)
         assert fast == originals["match_issuer_serial"](sid, cert)
-    assert sum(pades.pdf_sign_general.match_issuer_serial(sid, c) for c in certs) == 1
-    info = pades.generic_cms.extract_certs_for_validation(signed_data)
+    assert sum(pdf_sign_general.match_issuer_serial(sid, c) for c in certs) == 1
+    info = generic_cms.extract_certs_for_validation(signed_data)
     assert info.signer_cert.dump() == originals["extract_certificate_info"](signed_data).signer_cert.dump()
 
 
@@ -224,7 +242,7 @@ def test_cached_pass_does_not_cross_trust_stores(pki: DevPki, signed: bytes, tmp
 
 
 def test_path_cache_entries_expire_and_ignore_a_clock_moving_back() -> None:
-    cache = pades._PathCache()
+    cache = PathCache()
     now = datetime.now(UTC)
     cache.put(b"k", now, now + timedelta(seconds=10), "result")
     assert cache.get(b"k", now + timedelta(seconds=5)) == "result"
@@ -257,6 +275,7 @@ def test_revocation_after_a_cached_pass_is_seen(
         revocation_cache=RevocationCache(tmp_path / "cache"),
         revocation_max_age=timedelta(0),  # refetch the CRL every time
         fetch_timeout=2.0,
+        outbound=LOOPBACK,
     )
     assert verifier.verify(pdf).passed
     assert verifier.verify(pdf).passed  # served from the path cache
@@ -274,11 +293,15 @@ def test_stale_revocation_data_is_never_cached(crl_pki: tuple[DevPki, DevCrlServ
     cache = RevocationCache(tmp_path / "cache")
     now = datetime.now(UTC)
     stale = pki.crl_der(this_update=now - timedelta(hours=2), validity=timedelta(hours=1))
-    entry = pades.CachedRevinfo(der=stale, next_update=now - timedelta(hours=1), fetched_at=now)
+    entry = CachedRevinfo(der=stale, next_update=now - timedelta(hours=1), fetched_at=now)
     cache.put(f"crl|{server.base_url}/issuing.crl", entry)
     server.available = False
     verifier = PdfVerifier(
-        [pki.root_cert_pem], revocation="soft-fail", revocation_cache=cache, fetch_timeout=1.0
+        [pki.root_cert_pem],
+        revocation="soft-fail",
+        revocation_cache=cache,
+        fetch_timeout=1.0,
+        outbound=LOOPBACK,
     )
     verifier.verify(pdf)
     assert not verifier._paths._entries

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.pades import Indication, PdfVerifier, RevocationCache, sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import DevCrlServer, DevPki, IssuedIdentity, certificate_serial
 
 AGENCY = "000.00.00.H49"
+# The CRL server is on loopback, which revocation fetches reach only when an operator allows it.
+LOOPBACK = OutboundPolicy.from_cidrs(["127.0.0.0/8"])
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,9 @@ def server_up(server: DevCrlServer) -> Iterator[None]:
 def make_verifier(pki: DevPki, tmp_path: Path) -> Callable[..., PdfVerifier]:
     def make(mode: str, **kwargs: object) -> PdfVerifier:
         kwargs.setdefault("revocation_cache", RevocationCache(tmp_path / "revocation-cache"))
-        return PdfVerifier([pki.root_cert_pem], revocation=mode, fetch_timeout=2.0, **kwargs)  # type: ignore[arg-type]
+        return PdfVerifier(
+            [pki.root_cert_pem], outbound=LOOPBACK, revocation=mode, fetch_timeout=2.0, **kwargs
+        )  # type: ignore[arg-type]
 
     return make
 
@@ -121,9 +126,13 @@ def test_unreachable_host_under_hard_fail_is_try_later(tmp_path: Path) -> None:
         dead = probe.getsockname()[1]
     pki = DevPki.init(tmp_path / "pki", crl_base_url=f"http://127.0.0.1:{dead}/crl")
     signed = _signed(pki.issue_signer(agency_code=AGENCY, common_name="C"))
-    verdict = PdfVerifier([pki.root_cert_pem], revocation="hard-fail", fetch_timeout=1.0).verify(signed)
+    verdict = PdfVerifier(
+        [pki.root_cert_pem], outbound=LOOPBACK, revocation="hard-fail", fetch_timeout=1.0
+    ).verify(signed)
     assert (verdict.indication, verdict.sub_indication) == (Indication.INDETERMINATE, "TRY_LATER")
-    soft = PdfVerifier([pki.root_cert_pem], revocation="soft-fail", fetch_timeout=1.0).verify(signed)
+    soft = PdfVerifier(
+        [pki.root_cert_pem], outbound=LOOPBACK, revocation="soft-fail", fetch_timeout=1.0
+    ).verify(signed)
     assert soft.indication is Indication.TOTAL_PASSED
 
 
@@ -131,7 +140,10 @@ def test_offline_from_the_cache_directory(pki: DevPki, server: DevCrlServer, tmp
     signed = _signed(_fresh_signer(pki))
     cache_dir = tmp_path / "shared-cache"
     online = PdfVerifier(
-        [pki.root_cert_pem], revocation="hard-fail", revocation_cache=RevocationCache(cache_dir)
+        [pki.root_cert_pem],
+        outbound=LOOPBACK,
+        revocation="hard-fail",
+        revocation_cache=RevocationCache(cache_dir),
     )
     assert online.verify(signed).passed
     server.available = False
@@ -139,6 +151,7 @@ def test_offline_from_the_cache_directory(pki: DevPki, server: DevCrlServer, tmp
     # A new process (new verifier, new memory) with fetching disabled works from the directory.
     offline = PdfVerifier(
         [pki.root_cert_pem],
+        outbound=LOOPBACK,
         revocation="hard-fail",
         allow_fetching=False,
         revocation_cache=RevocationCache(cache_dir),
@@ -180,7 +193,11 @@ def test_stale_cached_crl_offline_under_hard_fail_is_try_later(pki: DevPki, tmp_
         CachedRevinfo(der=pki.root_crl_der(), next_update=None, fetched_at=past),
     )
     verifier = PdfVerifier(
-        [pki.root_cert_pem], revocation="hard-fail", allow_fetching=False, revocation_cache=cache
+        [pki.root_cert_pem],
+        outbound=LOOPBACK,
+        revocation="hard-fail",
+        allow_fetching=False,
+        revocation_cache=cache,
     )
     verdict = verifier.verify(signed)
     assert (verdict.indication, verdict.sub_indication) == (Indication.INDETERMINATE, "TRY_LATER"), (
@@ -194,7 +211,7 @@ def test_forged_chain_urls_are_never_fetched(server: DevCrlServer, tmp_path: Pat
     )
     signed = _signed(other.issue_signer(agency_code=AGENCY, common_name="Mallory"))
     before = list(server.requests)
-    verdict = PdfVerifier([pki.root_cert_pem], revocation="hard-fail").verify(signed)
+    verdict = PdfVerifier([pki.root_cert_pem], outbound=LOOPBACK, revocation="hard-fail").verify(signed)
     assert verdict.sub_indication == "NO_CERTIFICATE_CHAIN_FOUND"
     assert not [r for r in server.requests[len(before) :] if "forged" in r]
 
@@ -222,7 +239,7 @@ def test_if_declared_unreachable_crl_is_try_later_even_for_a_revoked_signer(
 def test_if_declared_passes_a_certificate_that_declares_no_source(tmp_path: Path) -> None:
     pki = DevPki.init(tmp_path / "no-crl")
     signed = _signed(pki.issue_signer(agency_code=AGENCY, common_name="D"))
-    verdict = PdfVerifier([pki.root_cert_pem], revocation="if-declared").verify(signed)
+    verdict = PdfVerifier([pki.root_cert_pem], outbound=LOOPBACK, revocation="if-declared").verify(signed)
     assert verdict.passed, verdict.message
 
 
@@ -249,7 +266,9 @@ def test_cached_crl_from_a_rekeyed_ca_is_refetched_not_trusted(
         CachedRevinfo(der=impostor.crl_der(), next_update=now + timedelta(days=1), fetched_at=now),
     )
     for mode in ("if-declared", "hard-fail"):
-        verdict = PdfVerifier([pki.root_cert_pem], revocation=mode, revocation_cache=cache).verify(signed)  # type: ignore[arg-type]
+        verdict = PdfVerifier(
+            [pki.root_cert_pem], outbound=LOOPBACK, revocation=mode, revocation_cache=cache
+        ).verify(signed)  # type: ignore[arg-type]
         assert (verdict.indication, verdict.sub_indication) == (Indication.TOTAL_FAILED, "REVOKED"), (
             mode,
             verdict.message,
@@ -271,7 +290,11 @@ def test_cached_crl_that_fails_to_verify_is_not_used_offline(pki: DevPki, tmp_pa
         CachedRevinfo(der=impostor.crl_der(), next_update=now + timedelta(days=1), fetched_at=now),
     )
     verifier = PdfVerifier(
-        [pki.root_cert_pem], revocation="if-declared", allow_fetching=False, revocation_cache=cache
+        [pki.root_cert_pem],
+        outbound=LOOPBACK,
+        revocation="if-declared",
+        allow_fetching=False,
+        revocation_cache=cache,
     )
     verdict = verifier.verify(signed)
     assert (verdict.indication, verdict.sub_indication) == (Indication.INDETERMINATE, "TRY_LATER"), (

@@ -208,7 +208,21 @@ def test_revoked_signer_exits_1_with_crl_on_loopback(
         run(capsys, "sign", signed, "--as", AGENCY, "-o", str(tmp_path / "signed.pdf"))
         code, out, _ = run(capsys, "pki", "revoke", "--agency", AGENCY)
         assert code == 0, out
+        # The CRL is on loopback: refused by default (CRL/OCSP URLs reach public addresses only),
+        # the refused source named; the user lets the dev PKI's network through explicitly.
         code, out, _ = run(capsys, "verify", str(tmp_path / "signed.pdf"), "--revocation", "hard-fail")
+        assert code == 2, out
+        assert out.startswith("INDETERMINATE/TRY_LATER")
+        assert f"{server.base_url}/issuing.crl" in out and "refused by the outbound-address checks" in out
+        code, out, _ = run(
+            capsys,
+            "verify",
+            str(tmp_path / "signed.pdf"),
+            "--revocation",
+            "hard-fail",
+            "--allow-revocation-cidr",
+            "127.0.0.0/8",
+        )
         assert code == 1, out
         assert out.startswith("TOTAL_FAILED/REVOKED")
         code, _, _ = run(capsys, "pki", "crl", "-o", str(tmp_path / "issuing.crl"))
@@ -228,11 +242,12 @@ def test_default_policy_unreachable_crl_is_try_later_and_soft_fail_says_not_chec
     source = _write(tmp_path / "s.pdf", make_pdf("Công văn"))
     signed = str(tmp_path / "signed.pdf")
     run(capsys, "sign", source, "--as", AGENCY, "-o", signed)
-    code, out, err = run(capsys, "verify", signed)
+    code, out, err = run(capsys, "verify", signed, "--allow-revocation-cidr", "127.0.0.0/8")
     assert code == 2, out
     assert out.startswith("INDETERMINATE/TRY_LATER")
+    assert "unreachable" in out
     assert "Traceback" not in err and "Traceback" not in out
-    code, out, err = run(capsys, "verify", signed, "--soft-fail")
+    code, out, err = run(capsys, "verify", signed, "--soft-fail", "--allow-revocation-cidr", "127.0.0.0/8")
     assert code == 0, out
     assert "revocation NOT checked" in out
     assert "Traceback" not in err
@@ -246,3 +261,13 @@ def test_verdicts_print_no_traceback(
     code, out, err = run(capsys, "verify", signed, "--trust-root", str(other.root_path))
     assert code == 2, out
     assert "Traceback" not in err, err
+
+
+def test_a_malformed_revocation_cidr_is_refused_by_name(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> None:
+    DevPki.init(home / "pki")
+    signed = _write(tmp_path / "s.pdf", make_pdf("Công văn"))
+    code, _, err = run(capsys, "verify", signed, "--allow-revocation-cidr", "10.0.0.0/33")
+    assert code == 2
+    assert "--allow-revocation-cidr: allowed CIDR '10.0.0.0/33' is not a network" in err

@@ -16,6 +16,7 @@ from lienthong.events.v1 import events_pb2
 from lienthong_common.db import upgrade_database
 from lienthong_common.grpcutil import channel, make_server
 from lienthong_common.outbox import TOPIC_SUBMITTED, new_event
+from lienthong_common.pades import accelerators
 from lienthong_common.pki import DevPki, IssuedIdentity, certificate_fingerprint
 from lienthong_common.service import ServiceRuntime
 from lienthong_common.settings import GrpcSettings, ServiceAddresses, Settings, SigverifySettings
@@ -124,7 +125,9 @@ def test_build_wires_the_consumer_to_docstore_and_directory(
     runtime = ServiceRuntime(name="sigverify", settings=settings, metadata=Base.metadata, outbox=OUTBOX)
     upgrade_database(settings.database_url_for("sigverify"), MIGRATIONS)
 
+    accelerators.uninstall()  # start-up installs the PAdES accelerators (inline verification here)
     register = build(runtime)
+    assert accelerators.installed()
 
     [consumer] = runtime.consumers
     assert consumer.topics == [TOPIC_SUBMITTED]

@@ -111,6 +111,16 @@ class DocstoreSettings(BaseModel):
     cache_new_blobs: bool = False
 
 
+def _cidrs(variable: str, value: list[str]) -> list[str]:
+    """An operator's allow-list of networks, each one checked (the variable named when not)."""
+    for cidr in value:
+        try:
+            ipaddress.ip_network(cidr.strip(), strict=False)
+        except ValueError as error:
+            raise ValueError(f"{variable}: {cidr!r} is not a network ({error})") from None
+    return value
+
+
 class SigverifySettings(BaseModel):
     # PEM files (root and intermediate CAs) trusted for document signatures.
     trust_roots: list[Path] = Field(default_factory=list)
@@ -126,6 +136,11 @@ class SigverifySettings(BaseModel):
     # Off: work from the revocation cache only (no network).
     revocation_fetching: bool = True
     revocation_fetch_timeout_seconds: float = 5.0
+    # CRL/OCSP URLs (chosen by whoever issued a certificate) reach public addresses only
+    # (lienthong_common.outbound, docs/adr/0080); these CIDRs are let through as well, e.g.
+    # LIENTHONG_SIGVERIFY__REVOCATION_ALLOWED_CIDRS='["10.30.0.0/16"]' for a CA's internal
+    # responder. Cloud metadata never is.
+    revocation_allowed_cidrs: list[str] = Field(default_factory=list)
     # Verdicts per (PDF digest, policy, trust-store version), reused for this long at most.
     verdict_cache_seconds: int = 600
     verdict_cache_entries: int = 10000
@@ -136,6 +151,11 @@ class SigverifySettings(BaseModel):
     # PAdES signatures (the binding ones) made with SHA-1: refused (INDETERMINATE/
     # CRYPTO_CONSTRAINTS_FAILURE, "refused by policy") unless this is on.
     allow_sha1_pades: bool = False
+
+    @field_validator("revocation_allowed_cidrs")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return _cidrs("LIENTHONG_SIGVERIFY__REVOCATION_ALLOWED_CIDRS", value)
 
 
 class DirectorySettings(BaseModel):
@@ -227,14 +247,7 @@ class WebhookSettings(BaseModel):
     @field_validator("allowed_cidrs")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for cidr in value:
-            try:
-                ipaddress.ip_network(cidr.strip(), strict=False)
-            except ValueError as error:
-                raise ValueError(
-                    f"LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS: {cidr!r} is not a network ({error})"
-                ) from None
-        return value
+        return _cidrs("LIENTHONG_ROUTING__WEBHOOKS__ALLOWED_CIDRS", value)
 
 
 class DeadlineSettings(BaseModel):

@@ -534,6 +534,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--allow-sha1", action="store_true", help="accept PAdES signatures made with SHA-1")
     p.add_argument("--offline", action="store_true", help="no network: revocation data from the cache only")
+    p.add_argument(
+        "--allow-revocation-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="let CRL/OCSP fetches reach this private network too (repeatable; e.g. 127.0.0.0/8 "
+        "for the dev PKI's CRL server); by default they reach public addresses only",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="show the validator's own diagnostics")
     p.set_defaults(func=cmd_verify)
 

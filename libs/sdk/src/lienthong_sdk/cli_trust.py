@@ -195,8 +195,15 @@ class FileVerdict:
 
 def run_verify(args: argparse.Namespace) -> int:
     """`lienthong verify FILE`: a PDF or an edXML package; exit 0 passed, 1 failed, 2 indeterminate."""
+    from lienthong_common.outbound import OutboundPolicy
     from lienthong_common.pades import PdfVerifier, RevocationCache
 
+    try:
+        # CRL/OCSP URLs are chosen by whoever issued the certificates: public addresses only,
+        # unless the user names a private network (docs/adr/0080).
+        outbound = OutboundPolicy.from_cidrs(getattr(args, "allow_revocation_cidr", []))
+    except ValueError as error:
+        raise CliError(f"--allow-revocation-cidr: {error}", 2) from None
     _quiet_validator_logs(verbose=getattr(args, "verbose", False))
     content = read_file(args.file)
     kind = _kind(content)
@@ -212,6 +219,7 @@ def run_verify(args: argparse.Namespace) -> int:
             revocation_cache=RevocationCache(data_dir() / "revocation-cache"),
             fetch_timeout=5.0,
             allow_sha1=getattr(args, "allow_sha1", False),
+            outbound=outbound,
         )
         if kind == "pdf":
             verdict = _verify_pdf(content, verifier)

@@ -167,6 +167,11 @@ class LocalPlatform:
             env[f"LIENTHONG_SERVICES__{peer.upper()}"] = self.grpc_address(peer)
         if service in GRPC_SERVICES:
             env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port(name))
+        if service == "sigverify":
+            # The dev PKI publishes its CRLs on loopback (`lienthong pki init --crl-base-url`),
+            # which CRL/OCSP fetches never reach by default: allowed locally, unless the operator
+            # set the allow-list (docs/adr/0080). Webhooks keep the secure default.
+            env.setdefault("LIENTHONG_SIGVERIFY__REVOCATION_ALLOWED_CIDRS", '["127.0.0.0/8"]')
         if service == "gateway" and not (
             env.get("LIENTHONG_GATEWAY__JWT_SECRET") or self.extra_env.get("LIENTHONG_GATEWAY__JWT_SECRET")
         ):

@@ -10,6 +10,7 @@ import grpc
 
 from lienthong_common.grpcutil import channel_pool
 from lienthong_common.outbox import TOPIC_SUBMITTED
+from lienthong_common.pades import accelerators
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_sigverify import grpc_api
 from lienthong_sigverify.clients import DirectoryBindings, DocstorePackages
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     """Create the trust store, worker pool and clients, subscribe to submitted documents."""
     settings = runtime.settings
+    # sigverify alone speeds pyHanko up (version-guarded, ADR 0081); each worker does the same.
+    accelerators.install()
     trust = TrustStore(sessions=runtime.sessions, settings=settings)
     trust.check_usable()
     engine = VerificationEngine.from_settings(settings, trust=trust)
@@ -58,10 +61,12 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     )
     runtime.consume([TOPIC_SUBMITTED], documents.handle, before_batch=documents.prefetch)
     log.info(
-        "sigverify: %d verification worker process(es), policy %s, trust store version %d",
+        "sigverify: %d verification worker process(es), policy %s, trust store version %d, "
+        "PAdES accelerators %s",
         engine.workers,
         engine.policy,
         trust.snapshot().version,
+        "installed" if accelerators.installed() else "NOT installed",
     )
 
     def register(server: grpc.Server) -> list[str]:

@@ -31,7 +31,15 @@ from typing import Protocol
 
 from cryptography import x509
 
-from lienthong_common.pades import Indication, PdfVerdict, PdfVerifier, RevocationCache, RevocationMode
+from lienthong_common.outbound import OutboundPolicy
+from lienthong_common.pades import (
+    Indication,
+    PdfVerdict,
+    PdfVerifier,
+    RevocationCache,
+    RevocationMode,
+    accelerators,
+)
 from lienthong_common.settings import Settings
 from lienthong_sigverify.trust import TrustSnapshot
 
@@ -47,6 +55,8 @@ class VerifierConfig:
     allow_fetching: bool
     fetch_timeout: float
     allow_sha1: bool = False  # PAdES signatures made with SHA-1 (refused by default)
+    # Private networks CRL/OCSP URLs may reach besides public addresses (docs/adr/0080).
+    revocation_allowed_cidrs: tuple[str, ...] = ()
 
     @property
     def policy(self) -> str:
@@ -66,6 +76,7 @@ class VerifierConfig:
             allow_fetching=sv.revocation_fetching,
             fetch_timeout=sv.revocation_fetch_timeout_seconds,
             allow_sha1=sv.allow_sha1_pades,
+            revocation_allowed_cidrs=tuple(sv.revocation_allowed_cidrs),
         )
 
 
@@ -101,15 +112,16 @@ def verify_pdf_task(
                 revocation_cache=cache,
                 fetch_timeout=config.fetch_timeout,
                 allow_sha1=config.allow_sha1,
+                outbound=OutboundPolicy.from_cidrs(config.revocation_allowed_cidrs),
             )
     return verifier.verify(pdf)
 
 
 def _warm_up(parent: int) -> None:
-    """Import pyHanko and install its accelerators before the first document arrives; leave
-    with the service process (`parent`) even when it is killed outright (SIGKILL, OOM)."""
+    """Install the PAdES accelerators in this worker (pyHanko imported before the first document
+    arrives); leave with the service process (`parent`) even when it is killed outright."""
     threading.Thread(target=_exit_with_parent, args=(parent,), name="parent-watch", daemon=True).start()
-    PdfVerifier([])
+    accelerators.install()
 
 
 def _exit_with_parent(parent: int, interval: float = 0.5) -> None:
