@@ -125,8 +125,17 @@ class SigverifySettings(BaseModel):
     # PEM files (root and intermediate CAs) trusted for document signatures.
     trust_roots: list[Path] = Field(default_factory=list)
     # if-declared: a declared CRL/OCSP source that cannot be reached is INDETERMINATE/TRY_LATER
-    # (docs/adr/0064). The default stays soft-fail until held documents are re-verified.
-    revocation: Literal["off", "soft-fail", "if-declared", "hard-fail"] = "soft-fail"
+    # (docs/adr/0064), and the document is held and re-verified, not passed (docs/adr/0075).
+    revocation: Literal["off", "soft-fail", "if-declared", "hard-fail"] = "if-declared"
+    # A document whose signer's revocation cannot be confirmed (TRY_LATER) is held: re-verified
+    # after base, 2*base, 4*base ... seconds (at most max), and refused once it has been held
+    # this long without a definite verdict (docs/adr/0075).
+    revocation_deadline_seconds: float = Field(default=86400.0, gt=0)
+    held_retry_base_seconds: float = Field(default=60.0, gt=0)
+    held_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    # How often the re-verify loop looks for due holds, and how many it takes at once.
+    held_poll_seconds: float = Field(default=5.0, gt=0)
+    held_batch: int = Field(default=8, ge=1)
     # Whether the signer's certificate must be registered to the sending agency.
     require_binding: bool = True
     # Processes verifying PDFs in parallel: None = one per core, 0 = in the service process.

@@ -402,6 +402,13 @@ def cmd_track(args: argparse.Namespace) -> int:
             f"  signature {validation['indication']}{sub}"
             + (f" — {validation['reason']}" if validation.get("reason") else "")
         )
+    hold = doc.get("hold")
+    if hold:
+        lines.append(
+            f"  held      waiting for {hold['waiting_for']} since {hold['held_since']} "
+            f"(attempt {hold['attempts']}, next {hold['next_attempt_at']}, refused after "
+            f"{hold['deadline']}): {hold['reason']}"
+        )
     if doc.get("refusal_reason"):
         lines.append(f"  refused   {doc['refusal_reason']}")
     lines.append("  recipients:")

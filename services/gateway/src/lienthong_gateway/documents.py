@@ -346,6 +346,8 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
         if error.code() != grpc.StatusCode.NOT_FOUND:
             raise
     if state is None:
+        if view["validation"] is None:
+            view.update(verification_hold(ctx, meta.id))
         return view
     view["state"] = state.state
     if state.refusal_reason:
@@ -375,6 +377,29 @@ def document_view(ctx: GatewayContext, meta: docstore_pb2.DocumentMetadata) -> d
         for t in state.timeline
     ]
     return view
+
+
+def verification_hold(ctx: GatewayContext, document_id: str) -> dict[str, Any]:
+    """{"hold": ...} while sigverify holds the document for revocation data (docs/adr/0075), else {}:
+    the document is still being verified, not failed, and the sender sees what it waits for."""
+    try:
+        hold = ctx.clients.sigverify.GetHold(
+            sigverify_pb2.GetReportRequest(document_id=document_id), timeout=ctx.deadline
+        )
+    except grpc.RpcError as error:
+        if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNIMPLEMENTED):
+            return {}  # not held (UNIMPLEMENTED: a sigverify from before holds existed)
+        raise
+    return {
+        "hold": {
+            "waiting_for": "revocation data",
+            "reason": hold.reason,
+            "held_since": iso(hold.held_since),
+            "next_attempt_at": iso(hold.next_attempt_at),
+            "attempts": hold.attempts,
+            "deadline": iso(hold.deadline),
+        }
+    }
 
 
 @router.get(

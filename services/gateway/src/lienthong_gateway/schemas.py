@@ -155,6 +155,18 @@ class Validation(BaseModel):
     signatures: list[SignatureReport] = Field(default_factory=list)
 
 
+class VerificationHold(BaseModel):
+    """Why a document is still verifying: its signer's revocation status (CRL/OCSP) could not be
+    confirmed; sigverify tries again and refuses it only once the deadline has passed."""
+
+    waiting_for: str = Field(description="what verification waits for: revocation data")
+    reason: str = Field(description="the sources that gave no current data at the last attempt")
+    held_since: str | None = None
+    next_attempt_at: str | None = None
+    attempts: int
+    deadline: str | None = Field(default=None, description="refused then if still unconfirmed")
+
+
 class AttachmentInfo(BaseModel):
     name: str
     content_type: str
@@ -237,6 +249,11 @@ class DocumentView(BaseModel):
     warnings: list[str]
     state: str = Field(description="verifying | routed | refused")
     validation: Validation | None = None
+    hold: VerificationHold | None = Field(
+        default=None,
+        description="present while the document is held, still verifying, because its signer's "
+        "revocation status could not be confirmed yet",
+    )
     refusal_reason: str | None = None
     recipients: list[RecipientState]
     timeline: list[TimelineEntry]

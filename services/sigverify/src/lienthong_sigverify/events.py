@@ -16,7 +16,7 @@ from lienthong.events.v1 import events_pb2
 from lienthong_common.edxml import LENIENT, EdxmlError, ParsePolicy
 from lienthong_common.kafka import Handler, prepared
 from lienthong_common.outbox import TOPIC_VERIFIED, new_event, now_utc, timestamp
-from lienthong_sigverify import repository
+from lienthong_sigverify import held, repository
 from lienthong_sigverify.domain import (
     FORMAT_FAILURE,
     BindingCheck,
@@ -78,7 +78,11 @@ class SubmittedDocuments:
         allow_rsa_sha1: bool = True,
         spool_dir: Path | None = None,
         max_package_bytes: int = LENIENT.max_bytes,
+        hold_policy: held.HoldPolicy | None = None,
+        clock: Callable[[], datetime] = now_utc,
     ) -> None:
+        """`hold_policy`: TRY_LATER verdicts are held and re-verified (held.HeldDocuments)
+        instead of emitted; None emits them like any verdict."""
         self._fetch_package = fetch_package
         self._envelope_policy = envelope_policy
         self._allow_rsa_sha1 = allow_rsa_sha1
@@ -89,6 +93,8 @@ class SubmittedDocuments:
         self._policy = dataclasses.replace(LENIENT, max_bytes=max(LENIENT.max_bytes, max_package_bytes))
         self._packages: dict[str, PreparedPackage] = {}
         self._lock = threading.Lock()
+        self._hold_policy = hold_policy
+        self._clock = clock
 
     def _prepare(self, document_id: str) -> PreparedPackage | Report:
         """The package fetched and read, or the FORMAT_FAILURE report of one that is not edXML."""
@@ -153,6 +159,10 @@ class SubmittedDocuments:
                 # Already verified under another event id: the first verdict stands.
                 log.info("document %s already verified; event %s ignored", event.document_id, event.event_id)
                 return
+            if held.is_held(session, document_id=event.document_id):
+                # Held under another event id: the re-verify loop owns it.
+                log.info("document %s already held; event %s ignored", event.document_id, event.event_id)
+                return
             if package is None:
                 prepared_or_report = self._prepare(event.document_id)
                 if isinstance(prepared_or_report, Report):
@@ -164,8 +174,12 @@ class SubmittedDocuments:
         finally:
             if package is not None:
                 package.close()
-        record_verification(session, submitted=event, report=report, verified_at=now_utc())
         trace.get_current_span().set_attribute(VERDICT_ATTRIBUTE, report.indication.value)
+        if self._hold_policy is not None and held.must_hold(report):
+            held.hold(session, submitted=event, report=report, now=self._clock(), policy=self._hold_policy)
+            log.info("document %s held: revocation not confirmed (%s)", event.document_id, report.reason)
+            return
+        record_verification(session, submitted=event, report=report, verified_at=self._clock())
         log.info(
             "document %s verified: %s %s (%s)",
             event.document_id,
@@ -173,6 +187,14 @@ class SubmittedDocuments:
             report.sub_indication,
             report.reason,
         )
+
+    def reverify(self, submitted: events_pb2.Event) -> Report:
+        """The verdict on a held document now (held.HeldDocuments), outside any transaction."""
+        prepared_or_report = self._prepare(submitted.document_id)
+        if isinstance(prepared_or_report, Report):
+            return prepared_or_report
+        with prepared_or_report as package:
+            return self._verify(package, submitted.submitted.sender_code)
 
     def _verify(self, package: PreparedPackage, sender: str) -> Report:
         verifier = self._verifier

@@ -9,7 +9,7 @@ from lienthong.sigverify.v1 import sigverify_pb2, sigverify_pb2_grpc
 from lienthong_common.db import transaction
 from lienthong_common.grpcutil import invalid, not_found, translate_errors
 from lienthong_common.outbox import timestamp
-from lienthong_sigverify import repository
+from lienthong_sigverify import held, repository
 from lienthong_sigverify.events import signature_result
 from lienthong_sigverify.repository import TrustAnchor, UnknownAnchor
 from lienthong_sigverify.trust import InvalidAnchor, TrustStore
@@ -20,9 +20,12 @@ SERVICE_NAME = sigverify_pb2.DESCRIPTOR.services_by_name["SignatureVerifier"].fu
 class SignatureVerifierServicer(sigverify_pb2_grpc.SignatureVerifierServicer):
     """Serves the verification reports sigverify has stored, and the trust store."""
 
-    def __init__(self, *, sessions: sessionmaker[Session], trust: TrustStore) -> None:
+    def __init__(
+        self, *, sessions: sessionmaker[Session], trust: TrustStore, hold_policy: held.HoldPolicy
+    ) -> None:
         self._sessions = sessions
         self._trust = trust
+        self._hold_policy = hold_policy
 
     @translate_errors
     def GetReport(
@@ -54,6 +57,24 @@ class SignatureVerifierServicer(sigverify_pb2_grpc.SignatureVerifierServicer):
             trust_store_version=report.trust_store_version,
         )
         reply.verified_at.CopyFrom(timestamp(stored.verified_at))
+        return reply
+
+    @translate_errors
+    def GetHold(
+        self, request: sigverify_pb2.GetReportRequest, context: grpc.ServicerContext
+    ) -> sigverify_pb2.VerificationHold:
+        if not request.document_id:
+            raise invalid("document_id is required")
+        with transaction(self._sessions) as session:
+            found = held.get_hold(session, document_id=request.document_id, policy=self._hold_policy)
+        if found is None:
+            raise not_found(f"document {request.document_id} is not held")
+        reply = sigverify_pb2.VerificationHold(
+            document_id=found.document_id, reason=found.reason, attempts=found.attempts
+        )
+        reply.held_since.CopyFrom(timestamp(found.first_seen))
+        reply.next_attempt_at.CopyFrom(timestamp(found.next_attempt_at))
+        reply.deadline.CopyFrom(timestamp(found.deadline))
         return reply
 
     @translate_errors
@@ -111,9 +132,18 @@ def _anchor(anchor: TrustAnchor) -> sigverify_pb2.TrustAnchor:
     return message
 
 
-def register(server: grpc.Server, *, sessions: sessionmaker[Session], trust: TrustStore) -> list[str]:
+def register(
+    server: grpc.Server,
+    *,
+    sessions: sessionmaker[Session],
+    trust: TrustStore,
+    hold_policy: held.HoldPolicy | None = None,
+) -> list[str]:
     """Add the servicer to `server`; returns the full service names it serves."""
     sigverify_pb2_grpc.add_SignatureVerifierServicer_to_server(
-        SignatureVerifierServicer(sessions=sessions, trust=trust), server
+        SignatureVerifierServicer(
+            sessions=sessions, trust=trust, hold_policy=hold_policy or held.HoldPolicy()
+        ),
+        server,
     )
     return [SERVICE_NAME]

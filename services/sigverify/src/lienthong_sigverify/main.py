@@ -14,7 +14,8 @@ from lienthong_common.pades import accelerators
 from lienthong_common.service import ServiceRuntime, service_main
 from lienthong_sigverify import grpc_api
 from lienthong_sigverify.clients import DirectoryBindings, DocstorePackages
-from lienthong_sigverify.events import SubmittedDocuments
+from lienthong_sigverify.events import SubmittedDocuments, record_verification
+from lienthong_sigverify.held import HeldDocuments, HoldPolicy
 from lienthong_sigverify.models import OUTBOX, Base
 from lienthong_sigverify.trust import TrustStore
 from lienthong_sigverify.verification import VerificationEngine
@@ -49,6 +50,8 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
         if settings.sigverify.require_binding
         else None
     )
+    # TRY_LATER verdicts are held and re-verified, never emitted as they are (docs/adr/0075).
+    hold_policy = HoldPolicy.from_settings(settings.sigverify)
     documents = SubmittedDocuments(
         fetch_package=packages,
         verifier=engine,
@@ -58,8 +61,19 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
         allow_rsa_sha1=settings.sigverify.allow_rsa_sha1,
         spool_dir=spool,
         max_package_bytes=settings.docstore.max_package_bytes,
+        hold_policy=hold_policy,
     )
     runtime.consume([TOPIC_SUBMITTED], documents.handle, before_batch=documents.prefetch)
+    runtime.workers.append(
+        HeldDocuments(
+            sessions=runtime.sessions,
+            reverify=documents.reverify,
+            emit=record_verification,
+            policy=hold_policy,
+            poll_seconds=settings.sigverify.held_poll_seconds,
+            batch=settings.sigverify.held_batch,
+        )
+    )
     log.info(
         "sigverify: %d verification worker process(es), policy %s, trust store version %d, "
         "PAdES accelerators %s",
@@ -70,7 +84,7 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     )
 
     def register(server: grpc.Server) -> list[str]:
-        return grpc_api.register(server, sessions=runtime.sessions, trust=trust)
+        return grpc_api.register(server, sessions=runtime.sessions, trust=trust, hold_policy=hold_policy)
 
     return register
 

@@ -1,11 +1,11 @@
-"""The sigverify database: verification reports, the versioned trust store, the outbox."""
+"""The sigverify database: verification reports, held documents, the versioned trust store, the outbox."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lienthong_common.outbox import Outbox
@@ -34,6 +34,29 @@ class VerificationReportRow(Base):
     trust_store_version: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), nullable=False, default=0, server_default="0"
     )
+
+
+class HeldDocumentRow(Base):
+    """A document whose signer's revocation could not be confirmed (INDETERMINATE/TRY_LATER):
+    nothing was emitted for it; the re-verify loop tries again at ``next_attempt_at`` and emits
+    the verdict (and deletes the row) once it is definite or ``first_seen`` is past the deadline
+    (docs/adr/0075)."""
+
+    __tablename__ = "held_documents"
+
+    document_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The DocumentSubmitted event that was held (serialised protobuf): what re-verifying needs
+    # (sender) and what the verified event copies (recipients, subject, business type).
+    event_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    submitted_event: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    # W3C trace context of the consuming span: the eventual verified event joins the document's trace.
+    traceparent: Mapped[str] = mapped_column(String(55), nullable=False, default="", server_default="")
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    last_reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+    __table_args__ = (Index("ix_held_documents_next_attempt_at", "next_attempt_at"),)
 
 
 class TrustAnchorRow(Base):

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from lienthong.events.v1 import events_pb2 as lienthong_dot_events_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&lienthong/sigverify/v1/sigverify.proto\x12\x16lienthong.sigverify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lienthong/events/v1/events.proto\"\'\n\x10GetReportRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"p\n\x11SignatureEvidence\x12\x17\n\x0f\x61ttachment_name\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x1a\n\x12signer_fingerprint\x18\x03 \x01(\t\x12\x12\n\nrevocation\x18\x04 \x03(\t\"\xba\x02\n\x12VerificationReport\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x12\n\nindication\x18\x02 \x01(\t\x12\x16\n\x0esub_indication\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x38\n\nsignatures\x18\x05 \x03(\x0b\x32$.lienthong.events.v1.SignatureResult\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x08\x65vidence\x18\x07 \x03(\x0b\x32).lienthong.sigverify.v1.SignatureEvidence\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x1b\n\x13trust_store_version\x18\t \x01(\x03\"\xe9\x02\n\x0bTrustAnchor\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x03 \x01(\t\x12\x13\n\x0bself_signed\x18\x04 \x01(\x08\x12.\n\nnot_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x08 \x01(\t\x12\x0c\n\x04note\x18\t \x01(\t\x12.\n\nremoved_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nremoved_by\x18\x0b \x01(\t\x12\x15\n\rversion_added\x18\x0c \x01(\x03\"P\n\x15\x41\x64\x64TrustAnchorRequest\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"o\n\x16\x41\x64\x64TrustAnchorResponse\x12\x33\n\x06\x61nchor\x18\x01 \x01(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\x03\"2\n\x17ListTrustAnchorsRequest\x12\x17\n\x0finclude_removed\x18\x01 \x01(\x08\"a\n\x18ListTrustAnchorsResponse\x12\x34\n\x07\x61nchors\x18\x01 \x03(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07version\x18\x02 \x01(\x03\"C\n\x18RemoveTrustAnchorRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x12\n\nremoved_by\x18\x02 \x01(\t\"a\n\x19RemoveTrustAnchorResponse\x12\x33\n\x06\x61nchor\x18\x01 \x01(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07version\x18\x02 \x01(\x03\x32\xd8\x03\n\x11SignatureVerifier\x12\x61\n\tGetReport\x12(.lienthong.sigverify.v1.GetReportRequest\x1a*.lienthong.sigverify.v1.VerificationReport\x12o\n\x0e\x41\x64\x64TrustAnchor\x12-.lienthong.sigverify.v1.AddTrustAnchorRequest\x1a..lienthong.sigverify.v1.AddTrustAnchorResponse\x12u\n\x10ListTrustAnchors\x12/.lienthong.sigverify.v1.ListTrustAnchorsRequest\x1a\x30.lienthong.sigverify.v1.ListTrustAnchorsResponse\x12x\n\x11RemoveTrustAnchor\x12\x30.lienthong.sigverify.v1.RemoveTrustAnchorRequest\x1a\x31.lienthong.sigverify.v1.RemoveTrustAnchorResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&lienthong/sigverify/v1/sigverify.proto\x12\x16lienthong.sigverify.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lienthong/events/v1/events.proto\"\'\n\x10GetReportRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\"p\n\x11SignatureEvidence\x12\x17\n\x0f\x61ttachment_name\x18\x01 \x01(\t\x12\x12\n\nfield_name\x18\x02 \x01(\t\x12\x1a\n\x12signer_fingerprint\x18\x03 \x01(\t\x12\x12\n\nrevocation\x18\x04 \x03(\t\"\xba\x02\n\x12VerificationReport\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x12\n\nindication\x18\x02 \x01(\t\x12\x16\n\x0esub_indication\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x38\n\nsignatures\x18\x05 \x03(\x0b\x32$.lienthong.events.v1.SignatureResult\x12/\n\x0bverified_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12;\n\x08\x65vidence\x18\x07 \x03(\x0b\x32).lienthong.sigverify.v1.SignatureEvidence\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x1b\n\x13trust_store_version\x18\t \x01(\x03\"\xdc\x01\n\x10VerificationHold\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12.\n\nheld_since\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12,\n\x08\x64\x65\x61\x64line\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x02\n\x0bTrustAnchor\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x03 \x01(\t\x12\x13\n\x0bself_signed\x18\x04 \x01(\x08\x12.\n\nnot_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\tnot_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x61\x64\x64\x65\x64_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x08 \x01(\t\x12\x0c\n\x04note\x18\t \x01(\t\x12.\n\nremoved_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nremoved_by\x18\x0b \x01(\t\x12\x15\n\rversion_added\x18\x0c \x01(\x03\"P\n\x15\x41\x64\x64TrustAnchorRequest\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x01 \x01(\t\x12\x10\n\x08\x61\x64\x64\x65\x64_by\x18\x02 \x01(\t\x12\x0c\n\x04note\x18\x03 \x01(\t\"o\n\x16\x41\x64\x64TrustAnchorResponse\x12\x33\n\x06\x61nchor\x18\x01 \x01(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\x12\x0f\n\x07version\x18\x03 \x01(\x03\"2\n\x17ListTrustAnchorsRequest\x12\x17\n\x0finclude_removed\x18\x01 \x01(\x08\"a\n\x18ListTrustAnchorsResponse\x12\x34\n\x07\x61nchors\x18\x01 \x03(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07version\x18\x02 \x01(\x03\"C\n\x18RemoveTrustAnchorRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x12\n\nremoved_by\x18\x02 \x01(\t\"a\n\x19RemoveTrustAnchorResponse\x12\x33\n\x06\x61nchor\x18\x01 \x01(\x0b\x32#.lienthong.sigverify.v1.TrustAnchor\x12\x0f\n\x07version\x18\x02 \x01(\x03\x32\xb7\x04\n\x11SignatureVerifier\x12\x61\n\tGetReport\x12(.lienthong.sigverify.v1.GetReportRequest\x1a*.lienthong.sigverify.v1.VerificationReport\x12]\n\x07GetHold\x12(.lienthong.sigverify.v1.GetReportRequest\x1a(.lienthong.sigverify.v1.VerificationHold\x12o\n\x0e\x41\x64\x64TrustAnchor\x12-.lienthong.sigverify.v1.AddTrustAnchorRequest\x1a..lienthong.sigverify.v1.AddTrustAnchorResponse\x12u\n\x10ListTrustAnchors\x12/.lienthong.sigverify.v1.ListTrustAnchorsRequest\x1a\x30.lienthong.sigverify.v1.ListTrustAnchorsResponse\x12x\n\x11RemoveTrustAnchor\x12\x30.lienthong.sigverify.v1.RemoveTrustAnchorRequest\x1a\x31.lienthong.sigverify.v1.RemoveTrustAnchorResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,20 +39,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIGNATUREEVIDENCE']._serialized_end=286
   _globals['_VERIFICATIONREPORT']._serialized_start=289
   _globals['_VERIFICATIONREPORT']._serialized_end=603
-  _globals['_TRUSTANCHOR']._serialized_start=606
-  _globals['_TRUSTANCHOR']._serialized_end=967
-  _globals['_ADDTRUSTANCHORREQUEST']._serialized_start=969
-  _globals['_ADDTRUSTANCHORREQUEST']._serialized_end=1049
-  _globals['_ADDTRUSTANCHORRESPONSE']._serialized_start=1051
-  _globals['_ADDTRUSTANCHORRESPONSE']._serialized_end=1162
-  _globals['_LISTTRUSTANCHORSREQUEST']._serialized_start=1164
-  _globals['_LISTTRUSTANCHORSREQUEST']._serialized_end=1214
-  _globals['_LISTTRUSTANCHORSRESPONSE']._serialized_start=1216
-  _globals['_LISTTRUSTANCHORSRESPONSE']._serialized_end=1313
-  _globals['_REMOVETRUSTANCHORREQUEST']._serialized_start=1315
-  _globals['_REMOVETRUSTANCHORREQUEST']._serialized_end=1382
-  _globals['_REMOVETRUSTANCHORRESPONSE']._serialized_start=1384
-  _globals['_REMOVETRUSTANCHORRESPONSE']._serialized_end=1481
-  _globals['_SIGNATUREVERIFIER']._serialized_start=1484
-  _globals['_SIGNATUREVERIFIER']._serialized_end=1956
+  _globals['_VERIFICATIONHOLD']._serialized_start=606
+  _globals['_VERIFICATIONHOLD']._serialized_end=826
+  _globals['_TRUSTANCHOR']._serialized_start=829
+  _globals['_TRUSTANCHOR']._serialized_end=1190
+  _globals['_ADDTRUSTANCHORREQUEST']._serialized_start=1192
+  _globals['_ADDTRUSTANCHORREQUEST']._serialized_end=1272
+  _globals['_ADDTRUSTANCHORRESPONSE']._serialized_start=1274
+  _globals['_ADDTRUSTANCHORRESPONSE']._serialized_end=1385
+  _globals['_LISTTRUSTANCHORSREQUEST']._serialized_start=1387
+  _globals['_LISTTRUSTANCHORSREQUEST']._serialized_end=1437
+  _globals['_LISTTRUSTANCHORSRESPONSE']._serialized_start=1439
+  _globals['_LISTTRUSTANCHORSRESPONSE']._serialized_end=1536
+  _globals['_REMOVETRUSTANCHORREQUEST']._serialized_start=1538
+  _globals['_REMOVETRUSTANCHORREQUEST']._serialized_end=1605
+  _globals['_REMOVETRUSTANCHORRESPONSE']._serialized_start=1607
+  _globals['_REMOVETRUSTANCHORRESPONSE']._serialized_end=1704
+  _globals['_SIGNATUREVERIFIER']._serialized_start=1707
+  _globals['_SIGNATUREVERIFIER']._serialized_end=2274
 # @@protoc_insertion_point(module_scope)

@@ -125,6 +125,52 @@ class VerificationReport(_message.Message):
 Global___VerificationReport: _TypeAlias = VerificationReport  # noqa: Y015
 
 @_typing.final
+class VerificationHold(_message.Message):
+    """A document held because its signer's revocation status could not be confirmed (TRY_LATER):
+    nothing is emitted for it yet; sigverify re-verifies it until the verdict is definite or the
+    deadline passes (then it is refused). GetHold answers NOT_FOUND for a document not held.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    HELD_SINCE_FIELD_NUMBER: _builtins.int
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _builtins.int
+    ATTEMPTS_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    reason: _builtins.str
+    """the latest TRY_LATER reason (the silent sources)"""
+    attempts: _builtins.int
+    """verifications so far"""
+    @_builtins.property
+    def held_since(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def next_attempt_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def deadline(self) -> _timestamp_pb2.Timestamp:
+        """refused then if still unconfirmed"""
+
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        held_since: _timestamp_pb2.Timestamp | None = ...,
+        next_attempt_at: _timestamp_pb2.Timestamp | None = ...,
+        attempts: _builtins.int = ...,
+        deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadline", b"deadline", "held_since", b"held_since", "next_attempt_at", b"next_attempt_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempts", b"attempts", "deadline", b"deadline", "document_id", b"document_id", "held_since", b"held_since", "next_attempt_at", b"next_attempt_at", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerificationHold: _TypeAlias = VerificationHold  # noqa: Y015
+
+@_typing.final
 class TrustAnchor(_message.Message):
     """A CA certificate document signatures may chain to (a root, or an intermediate trusted as is)."""
 

@@ -39,6 +39,11 @@ class SignatureVerifierStub:
                 request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
                 response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.FromString,
                 _registered_method=True)
+        self.GetHold = channel.unary_unary(
+                '/lienthong.sigverify.v1.SignatureVerifier/GetHold',
+                request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
+                response_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationHold.FromString,
+                _registered_method=True)
         self.AddTrustAnchor = channel.unary_unary(
                 '/lienthong.sigverify.v1.SignatureVerifier/AddTrustAnchor',
                 request_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.AddTrustAnchorRequest.SerializeToString,
@@ -60,6 +65,12 @@ class SignatureVerifierServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetReport(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetHold(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -92,6 +103,11 @@ def add_SignatureVerifierServicer_to_server(servicer, server):
                     servicer.GetReport,
                     request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.FromString,
                     response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.SerializeToString,
+            ),
+            'GetHold': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetHold,
+                    request_deserializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.FromString,
+                    response_serializer=lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationHold.SerializeToString,
             ),
             'AddTrustAnchor': grpc.unary_unary_rpc_method_handler(
                     servicer.AddTrustAnchor,
@@ -136,6 +152,33 @@ class SignatureVerifier:
             '/lienthong.sigverify.v1.SignatureVerifier/GetReport',
             lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
             lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationReport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetHold(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.sigverify.v1.SignatureVerifier/GetHold',
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.GetReportRequest.SerializeToString,
+            lienthong_dot_sigverify_dot_v1_dot_sigverify__pb2.VerificationHold.FromString,
             options,
             channel_credentials,
             insecure,

@@ -32,6 +32,7 @@ class SignatureVerifierStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> SignatureVerifierAsyncStub: ...
     GetReport: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationReport]
+    GetHold: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationHold]
     AddTrustAnchor: _grpc.UnaryUnaryMultiCallable[_sigverify_pb2.AddTrustAnchorRequest, _sigverify_pb2.AddTrustAnchorResponse]
     """The trust store: administrators' changes, each one a new version (verdicts cached under an
     older version are not reused).
@@ -43,6 +44,7 @@ class SignatureVerifierStub:
 class SignatureVerifierAsyncStub(SignatureVerifierStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetReport: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationReport]  # type: ignore[assignment]
+    GetHold: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.GetReportRequest, _sigverify_pb2.VerificationHold]  # type: ignore[assignment]
     AddTrustAnchor: _aio.UnaryUnaryMultiCallable[_sigverify_pb2.AddTrustAnchorRequest, _sigverify_pb2.AddTrustAnchorResponse]  # type: ignore[assignment]
     """The trust store: administrators' changes, each one a new version (verdicts cached under an
     older version are not reused).
@@ -57,6 +59,13 @@ class SignatureVerifierServicer(metaclass=_abc_1.ABCMeta):
         request: _sigverify_pb2.GetReportRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_sigverify_pb2.VerificationReport, _abc.Awaitable[_sigverify_pb2.VerificationReport]]: ...
+
+    @_abc_1.abstractmethod
+    def GetHold(
+        self,
+        request: _sigverify_pb2.GetReportRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_sigverify_pb2.VerificationHold, _abc.Awaitable[_sigverify_pb2.VerificationHold]]: ...
 
     @_abc_1.abstractmethod
     def AddTrustAnchor(
