@@ -477,6 +477,7 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             max_poll_records=self.max_poll_records,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
         )
