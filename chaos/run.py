@@ -31,18 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 
-from pipeline import (
-    AGENCIES,
-    InboxWatcher,
-    Ledger,
-    LoadGenerator,
-    Ports,
-    Stack,
-    default_ports,
-    infra,
-    running_stack,
-    signed_pdfs,
-)
+from pipeline_load import InboxWatcher, Ledger, LoadGenerator, signed_pdfs
+from pipeline_stack import AGENCIES, Ports, Stack, default_ports, infra, running_stack
 
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.local import ALL_SERVICES

@@ -69,6 +69,7 @@ class Broker:
         self.committed = 0
         self.fail_commits = fail_commits
         self.connects = 0
+        self.offset_commits = 0
 
     def connect(self, max_poll_records: int) -> FakeConsumer:
         self.connects += 1
@@ -94,6 +95,7 @@ class FakeConsumer:
         if self.broker.fail_commits:
             self.broker.fail_commits -= 1
             raise RuntimeError("killed between the database commit and the offset commit")
+        self.broker.offset_commits += 1
         self.broker.committed = self.position
 
     def assignment(self) -> set[Any]:
@@ -390,6 +392,17 @@ def test_a_crash_between_the_database_commit_and_the_offset_commit(store: Store)
     assert handler.calls == [event_id(r) for r in records]  # re-deliveries: claims only
     with store.sessions() as session:
         assert session.execute(select(func.count()).select_from(store.outbox.table)).scalar_one() == 30
+
+
+def test_offsets_are_committed_once_caught_up_not_after_every_poll(store: Store) -> None:
+    handler = Handler(store)
+    records = make_records(30)
+    broker = Broker(records)
+    consumer = make_consumer(store, handler, broker, max_poll_records=10, commit_interval=3600.0)
+    run_until_committed(consumer, broker)
+    assert len(store.commits) == 3  # one transaction per poll of 10
+    assert broker.offset_commits == 1  # and one offset commit, when a poll came back empty
+    assert store.effect_counts() == {event_id(r): 1 for r in records}
 
 
 def test_stopping_during_retries_never_parks(store: Store) -> None:

@@ -437,6 +437,7 @@ class EventConsumer:
         max_batch_seconds: float = 0.5,
         poll_timeout_ms: int = 500,
         retry_delay: float = 0.2,
+        commit_interval: float = 1.0,
     ) -> None:
         self.service = service
         self.group = group
@@ -454,6 +455,7 @@ class EventConsumer:
         self.max_batch_seconds = max_batch_seconds
         self.poll_timeout_ms = poll_timeout_ms
         self.retry_delay = retry_delay
+        self.commit_interval = commit_interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -475,24 +477,39 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset=self.settings.auto_offset_reset,
             max_poll_records=self.max_poll_records,
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
             session_timeout_ms=10000,
             heartbeat_interval_ms=3000,
         )
         return consumer
 
     def _run(self) -> None:
+        """Poll, handle, and commit the group's offsets — not after every poll, but once the
+        consumer has caught up (a poll came back empty), at most every `commit_interval` while
+        records keep coming, and when stopping. An offset only says where a restarted member
+        resumes: every handled event is already claimed in the database, so events handled but
+        not yet committed (a crash, a rebalance) come back as duplicates and change nothing.
+        One OffsetCommit per poll was a broker round trip and a log append per poll.
+        """
         consumer: Any = None
+        uncommitted = False
+        committed_at = time.monotonic()
         while not self._stop.is_set():
             try:
                 if consumer is None:
                     consumer = self._connect()
+                    uncommitted = False
                 batches = consumer.poll(timeout_ms=self.poll_timeout_ms)
                 records = [r for records in batches.values() for r in records] if batches else []
                 if records:
                     if self.before_batch is not None:
                         self._prepare(records)
                     self.handle_records(records)
+                    uncommitted = True
+                if uncommitted and (not records or time.monotonic() - committed_at >= self.commit_interval):
                     consumer.commit()
+                    uncommitted = False
+                    committed_at = time.monotonic()
                 metrics.record_consumer_lag(consumer, self.group)
             except Exception:
                 log.exception("consumer %s failed; reconnecting", self.group)
@@ -504,6 +521,11 @@ class EventConsumer:
                 consumer = None
                 self._stop.wait(1.0)
         if consumer is not None:
+            if uncommitted:
+                try:
+                    consumer.commit()  # every polled record was handled: resume after them
+                except Exception:
+                    log.warning("consumer %s: committing offsets on stop failed", self.group, exc_info=True)
             consumer.close(autocommit=False)
 
     def _prepare(self, records: list[Any]) -> None:

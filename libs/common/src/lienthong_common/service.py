@@ -181,8 +181,17 @@ class ServiceRuntime:
             worker.start()
 
         status = None
+        checked = 0.0
         while not self._draining.is_set():
-            serving = self.ready()
+            # Each check is a database round trip and a TCP connection to the broker: every
+            # readiness_check_seconds while serving, every second while not.
+            if status != health_pb2.HealthCheckResponse.SERVING or (
+                time.monotonic() - checked >= self.settings.readiness_check_seconds
+            ):
+                serving = self.ready()
+                checked = time.monotonic()
+            else:
+                serving = True
             new = (
                 health_pb2.HealthCheckResponse.SERVING
                 if serving
