@@ -44,6 +44,8 @@ import grpc
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common import edxml
+from lienthong_common.grpcutil import channel
+from lienthong_common.mtls import ClientTls, local_tls
 from lienthong_common.settings import KafkaSettings
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import identity_dir, load_credentials, seed
@@ -672,12 +674,15 @@ class Ledger:
 class InboxWatcher:
     """Pulls every agency's inbox from routing, cursor by cursor, recording delivery times."""
 
-    def __init__(self, address: str, ledger: Ledger, agencies: list[str], interval: float = 1.0) -> None:
+    def __init__(
+        self, address: str, ledger: Ledger, agencies: list[str], *, tls: ClientTls, interval: float = 1.0
+    ) -> None:
+        """`tls`: the gateway's identity (routing lets only the gateway list inboxes)."""
         self.ledger = ledger
         self.agencies = agencies
         self.interval = interval
         self.cursors = dict.fromkeys(agencies, "")
-        self.channel = grpc.insecure_channel(address)
+        self.channel = channel(address, tls=tls, peer="routing")
         self.stub = routing_pb2_grpc.RoutingStub(self.channel)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-watcher", daemon=True)
@@ -1086,7 +1091,12 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = verify_only(root_pem, all_pdfs, seconds=5.0 if quick else 10.0)
 
         ledger = Ledger()
-        watcher = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+        watcher = InboxWatcher(
+            stack.local.grpc_address("routing"),
+            ledger,
+            AGENCIES,
+            tls=local_tls(stack.local.data_dir, "gateway"),
+        )
         watcher.start()
         load = LoadGenerator(stack, ledger, pdfs)
         meter = ProcessMeter(stack)
@@ -1176,7 +1186,12 @@ def main(argv: list[str] | None = None) -> int:
             watcher.poll_once()
             watcher.stop()
         # Final audit from the start of every inbox (a fresh channel: the watcher's is closed).
-        auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+        auditor = InboxWatcher(
+            stack.local.grpc_address("routing"),
+            ledger,
+            AGENCIES,
+            tls=local_tls(stack.local.data_dir, "gateway"),
+        )
         counts = auditor.full_scan()
         auditor.channel.close()
         handled = events_handled(stack.local)

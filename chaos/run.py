@@ -44,6 +44,7 @@ from pipeline import (
     signed_pdfs,
 )
 
+from lienthong_common.mtls import local_tls
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.local import ALL_SERVICES
 
@@ -164,7 +165,11 @@ def main(argv: list[str] | None = None) -> int:
             ledger = Ledger()
             load = LoadGenerator(stack, ledger, pdfs, workers=8)
             load.prefetch_tokens()  # the directory's scrypt check once per sender, not per worker
-        watcher = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES, interval=0.5)
+        # Routing lists inboxes to the gateway only: the watchers call as the gateway.
+        gateway_tls = local_tls(stack.local.data_dir, "gateway")
+        watcher = InboxWatcher(
+            stack.local.grpc_address("routing"), ledger, AGENCIES, tls=gateway_tls, interval=0.5
+        )
         watcher.start()
         statuses = StatusPoster(stack, ledger)
         statuses.start()
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             statuses.stop()
             watcher.poll_once()
             watcher.stop()
-            auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+            auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES, tls=gateway_tls)
             counts = auditor.full_scan()
             auditor.channel.close()
         with phases("audit: every document's per-recipient states"):

@@ -11,7 +11,7 @@ from lienthong_gateway.clients import PlatformClients
 
 
 def test_one_connection_per_service_by_default() -> None:
-    clients = PlatformClients.connect(ServiceAddresses())
+    clients = PlatformClients.connect(ServiceAddresses(), tls=None)
     try:
         assert len(clients.channels) == 5
         assert not any(isinstance(ch, ChannelPool) for ch in clients.channels)
@@ -20,7 +20,7 @@ def test_one_connection_per_service_by_default() -> None:
 
 
 def test_several_connections_per_service() -> None:
-    clients = PlatformClients.connect(ServiceAddresses(), connections=3)
+    clients = PlatformClients.connect(ServiceAddresses(), tls=None, connections=3)
     try:
         assert all(isinstance(ch, ChannelPool) and len(ch.channels) == 3 for ch in clients.channels)
     finally:

@@ -71,11 +71,11 @@ def peers(signed_pdf: bytes, signer: IssuedIdentity) -> Iterator[Peers]:
 def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) -> None:
     expected = peers.docstore.packages[DOCUMENT_ID]
     packages = DocstorePackages(
-        channel(peers.address), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
+        channel(peers.address, tls=None), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
     )
     assert packages(DOCUMENT_ID) == expected  # small: in memory
     spooling = DocstorePackages(
-        channel(peers.address),
+        channel(peers.address, tls=None),
         deadline_seconds=5,
         max_bytes=10**7,
         spool_dir=tmp_path / "spool",
@@ -91,7 +91,7 @@ def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) ->
 
 def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Path) -> None:
     packages = DocstorePackages(
-        channel(peers.address),
+        channel(peers.address, tls=None),
         deadline_seconds=5,
         max_bytes=1500,
         spool_dir=tmp_path / "spool",
@@ -103,7 +103,7 @@ def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Pa
 
 
 def test_directory_client_reports_owners(peers: Peers, signer: IssuedIdentity) -> None:
-    bindings = DirectoryBindings(channel(peers.address), deadline_seconds=5)
+    bindings = DirectoryBindings(channel(peers.address, tls=None), deadline_seconds=5)
     fingerprint = certificate_fingerprint(signer.cert_pem)
     assert bindings(agency_code=SENDER, fingerprint=fingerprint).bound
     other = bindings(agency_code="000.00.00.G22", fingerprint=fingerprint)
