@@ -66,7 +66,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
 
 @pytest.fixture
 def stub(platform: LocalPlatform) -> Iterator[directory_pb2_grpc.DirectoryServiceStub]:
-    with platform.grpc_channel("directory") as channel:
+    # The directory as the gateway's admin API calls it (RemoveVdxpSystem is no seeder's call).
+    with platform.grpc_channel("directory", identity="gateway") as channel:
         yield directory_pb2_grpc.DirectoryServiceStub(channel)
 
 

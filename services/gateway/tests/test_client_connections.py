@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi.testclient import TestClient
 
 from lienthong_common.grpcutil import ChannelPool
+from lienthong_common.mtls import TLS_DIR, ensure_identities
 from lienthong_common.settings import GrpcSettings, ServiceAddresses, Settings
 from lienthong_gateway.app import create_app
 from lienthong_gateway.clients import PlatformClients
@@ -27,8 +30,10 @@ def test_several_connections_per_service() -> None:
         clients.close()
 
 
-def test_the_lifespan_takes_the_count_from_settings() -> None:
-    settings = Settings(grpc=GrpcSettings(client_connections=4))
+def test_the_lifespan_takes_the_count_from_settings(tmp_path: Path) -> None:
+    ensure_identities(tmp_path / TLS_DIR)  # the gateway's identity, where lienthong run puts it
+    settings = Settings(data_dir=tmp_path, grpc=GrpcSettings(client_connections=4))
     with TestClient(create_app(settings)) as client:
-        channels = client.app.state.gateway.clients.channels  # type: ignore[attr-defined]
-        assert all(isinstance(ch, ChannelPool) and len(ch.channels) == 4 for ch in channels)
+        gateway = client.app.state.gateway  # type: ignore[attr-defined]
+        assert all(isinstance(ch, ChannelPool) and len(ch.channels) == 4 for ch in gateway.clients.channels)
+        assert gateway.clients.tls.identity == "gateway"

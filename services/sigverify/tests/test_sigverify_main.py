@@ -18,7 +18,13 @@ from lienthong_common.grpcutil import channel, make_server
 from lienthong_common.outbox import TOPIC_SUBMITTED, new_event
 from lienthong_common.pki import DevPki, IssuedIdentity, certificate_fingerprint
 from lienthong_common.service import ServiceRuntime
-from lienthong_common.settings import GrpcSettings, ServiceAddresses, Settings, SigverifySettings
+from lienthong_common.settings import (
+    GrpcSettings,
+    GrpcTlsSettings,
+    ServiceAddresses,
+    Settings,
+    SigverifySettings,
+)
 from lienthong_sigverify import repository
 from lienthong_sigverify.clients import DirectoryBindings, DocstorePackages, PackageTooLarge
 from lienthong_sigverify.main import MIGRATIONS, build
@@ -117,7 +123,8 @@ def test_build_wires_the_consumer_to_docstore_and_directory(
     root.write_bytes(pki.root_cert_pem)
     settings = Settings(
         data_dir=tmp_path / "data",
-        grpc=GrpcSettings(deadline_seconds=5),
+        # The peers are an in-process plaintext server: plaintext explicitly (loopback only).
+        grpc=GrpcSettings(deadline_seconds=5, tls=GrpcTlsSettings(enabled=False)),
         services=ServiceAddresses(docstore=peers.address, directory=peers.address),
         sigverify=SigverifySettings(trust_roots=[root], revocation="off", workers=0),
     )

@@ -35,7 +35,7 @@ from lienthong_common.kafka import (
     broker_reachable,
     ensure_topics,
 )
-from lienthong_common.mtls import ClientTls, client_tls
+from lienthong_common.mtls import ClientTls, TlsConfigurationError, client_tls
 from lienthong_common.outbox import Outbox, install_after_commit_hooks
 from lienthong_common.settings import Settings, load_settings
 from lienthong_common.telemetry import setup_telemetry, shutdown_telemetry
@@ -121,7 +121,7 @@ class ServiceRuntime:
         (SO_REUSEPORT); it forwards SIGTERM/SIGINT to them and waits for their drain.
         """
         from lienthong_common.grpcutil import add_health_and_reflection, make_health_server, make_server
-        from lienthong_common.mtls import TlsConfigurationError, server_credentials, tls_files
+        from lienthong_common.mtls import server_credentials, tls_files
 
         index = worker_index()
         who = f"{self.name} worker {index}" if self.settings.grpc.workers > 1 else self.name
@@ -392,7 +392,7 @@ def service_main(
     setup_telemetry(name)
     if args.command == "dead-letters":
         runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
-        build(runtime)  # registers the consumers (and their handlers); nothing is started
+        _build(build, runtime)  # registers the consumers (and their handlers); nothing is started
         raise SystemExit(dead_letters_command(runtime, args))
     if args.command == "migrate":
         if migrations is None:
@@ -402,8 +402,18 @@ def service_main(
         log.info("%s database migrated", name)
         return
     runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
-    register = build(runtime)
+    register = _build(build, runtime)
     runtime.serve(register)
+
+
+def _build(
+    build: Callable[[ServiceRuntime], Callable[[grpc.Server], list[str]]], runtime: ServiceRuntime
+) -> Callable[[grpc.Server], list[str]]:
+    """The service's wiring; its clients read the service's gRPC identity, refused by name."""
+    try:
+        return build(runtime)
+    except TlsConfigurationError as error:
+        raise SystemExit(f"{runtime.name}: {error}") from None
 
 
 def dead_letters_command(runtime: ServiceRuntime, args: argparse.Namespace) -> int:
