@@ -258,3 +258,27 @@ def test_only_the_gateway_and_the_administrators_may_set_credentials() -> None:
         "gateway",
         "sigverify",
     }
+
+
+def test_the_plaintext_health_port_answers_health_and_nothing_else() -> None:
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    from lienthong_common.grpcutil import make_health_server
+
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    server = make_health_server(servicer)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        address = f"127.0.0.1:{port}"
+        # kubelet's probe: plaintext, no certificate; the status is the shared servicer's.
+        assert health_status(address, tls=None) == "NOT_SERVING"
+        servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        assert health_status(address, tls=None) == "SERVING"
+        assert rpc_error(address, None, "SetCredential").code() == grpc.StatusCode.UNIMPLEMENTED
+        with channel(address, tls=None) as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        server.stop(None)
