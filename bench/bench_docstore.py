@@ -45,6 +45,7 @@ import grpc
 from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong_common.edxml import Attachment, EdxmlPackage, MessageHeader, Organization, build_package
 from lienthong_common.grpcutil import Balancer, channel, health_status
+from lienthong_common.mtls import TLS_DIR, ClientTls, ensure_identities, identity_name, local_tls
 
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "000.00.00.H49"
@@ -196,6 +197,9 @@ class Docstore:
             "LIENTHONG_DOCSTORE__MAX_PACKAGE_BYTES": str(60 * 1024 * 1024),
         }
         env.pop("DATABASE_URL", None)
+        # mTLS as in production: the bench calls as the gateway (the docstore's uploader).
+        ensure_identities(self.data_dir / TLS_DIR)
+        self.tls = local_tls(self.data_dir, "gateway")
         exe = str(Path(sys.executable).parent / "lienthong-docstore")
         subprocess.run([exe, "migrate"], env=env, check=True, capture_output=True)
         self.log = (self.data_dir / "docstore.log").open("wb")
@@ -204,7 +208,10 @@ class Docstore:
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # health says NOT_SERVING without Kafka; RPCs work
-            if health_status(self.address, timeout=1.0) in ("SERVING", "NOT_SERVING"):
+            if health_status(self.address, tls=self.tls, peer="docstore", timeout=1.0) in (
+                "SERVING",
+                "NOT_SERVING",
+            ):
                 break
             time.sleep(0.2)
         # Every worker must be listening before the clients connect: the kernel spreads
@@ -224,7 +231,7 @@ class Docstore:
 
     def stub(self) -> docstore_pb2_grpc.DocumentStoreStub:
         """A plain stub over one connection (warm-up, the 40 MB package)."""
-        return docstore_pb2_grpc.DocumentStoreStub(channel(self.address))
+        return docstore_pb2_grpc.DocumentStoreStub(channel(self.address, tls=self.tls, peer="docstore"))
 
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -250,13 +257,16 @@ class AioPool:
     about a fifth less CPU, which on a 2-core machine is CPU the docstore being measured gets
     instead."""
 
-    def __init__(self, address: str, connections: int) -> None:
+    def __init__(self, address: str, connections: int, tls: ClientTls) -> None:
         options = [
             ("grpc.use_local_subchannel_pool", 1),  # a connection per channel
             ("grpc.max_send_message_length", 8 * 1024 * 1024),
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+            ("grpc.ssl_target_name_override", identity_name("docstore")),
         ]
-        self.channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(connections)]
+        self.channels = [
+            grpc.aio.secure_channel(address, tls.credentials, options=options) for _ in range(connections)
+        ]
         # Messages go out as prepared bytes (Uploads.wire): no serializing per upload.
         self.calls = [
             c.stream_unary(
@@ -298,7 +308,7 @@ async def _throughput(
 ) -> dict[str, object]:
     counter = itertools.count()
     done: list[float] = []
-    pool = AioPool(store.address, connections)
+    pool = AioPool(store.address, connections, store.tls)
     # Warm every connection, and so every worker, before the clock starts: a worker's first
     # uploads create its blob folders and compile its statements, and a gateway's pool is
     # warm in steady state. Two rounds of the pool, from numbers the measured run never uses.

@@ -42,6 +42,7 @@ from pipeline_meter import ProcessMeter, events_handled, storage_per_doc, storag
 from pipeline_report import budget_table, capacity_estimate, chart, cpu_summary, print_table
 from pipeline_stack import AGENCIES, RESULTS, ROOT, default_ports, running_stack
 
+from lienthong_common.mtls import local_tls
 from lienthong_common.settings import KafkaSettings
 
 
@@ -122,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = verify_only(root_pem, all_pdfs, seconds=5.0 if quick else 10.0)
 
         ledger = Ledger()
-        watcher = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+        watcher = InboxWatcher(
+            stack.local.grpc_address("routing"),
+            ledger,
+            AGENCIES,
+            tls=local_tls(stack.local.data_dir, "gateway"),
+        )
         watcher.start()
         load = LoadGenerator(stack, ledger, pdfs)
         meter = ProcessMeter(stack)
@@ -212,7 +218,12 @@ def main(argv: list[str] | None = None) -> int:
             watcher.poll_once()
             watcher.stop()
         # Final audit from the start of every inbox (a fresh channel: the watcher's is closed).
-        auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+        auditor = InboxWatcher(
+            stack.local.grpc_address("routing"),
+            ledger,
+            AGENCIES,
+            tls=local_tls(stack.local.data_dir, "gateway"),
+        )
         counts = auditor.full_scan()
         auditor.channel.close()
         handled = events_handled(stack.local)

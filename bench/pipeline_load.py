@@ -19,6 +19,8 @@ from pipeline_stack import AGENCIES, SENDERS, Progress, Stack
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
 from lienthong_common import edxml
+from lienthong_common.grpcutil import channel
+from lienthong_common.mtls import ClientTls
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import identity_dir
 
@@ -167,12 +169,15 @@ class Ledger:
 class InboxWatcher:
     """Pulls every agency's inbox from routing, cursor by cursor, recording delivery times."""
 
-    def __init__(self, address: str, ledger: Ledger, agencies: list[str], interval: float = 1.0) -> None:
+    def __init__(
+        self, address: str, ledger: Ledger, agencies: list[str], *, tls: ClientTls, interval: float = 1.0
+    ) -> None:
+        """`tls`: the gateway's identity (routing lets only the gateway list inboxes)."""
         self.ledger = ledger
         self.agencies = agencies
         self.interval = interval
         self.cursors = dict.fromkeys(agencies, "")
-        self.channel = grpc.insecure_channel(address)
+        self.channel = channel(address, tls=tls, peer="routing")
         self.stub = routing_pb2_grpc.RoutingStub(self.channel)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="inbox-watcher", daemon=True)

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from pipeline_load import InboxWatcher, Ledger, LoadGenerator, signed_pdfs
 from pipeline_stack import AGENCIES, Ports, Stack, default_ports, infra, running_stack
 
+from lienthong_common.mtls import local_tls
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.local import ALL_SERVICES
 
@@ -154,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
             ledger = Ledger()
             load = LoadGenerator(stack, ledger, pdfs, workers=8)
             load.prefetch_tokens()  # the directory's scrypt check once per sender, not per worker
-        watcher = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES, interval=0.5)
+        # Routing lists inboxes to the gateway only: the watchers call as the gateway.
+        gateway_tls = local_tls(stack.local.data_dir, "gateway")
+        watcher = InboxWatcher(
+            stack.local.grpc_address("routing"), ledger, AGENCIES, tls=gateway_tls, interval=0.5
+        )
         watcher.start()
         statuses = StatusPoster(stack, ledger)
         statuses.start()
@@ -202,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             statuses.stop()
             watcher.poll_once()
             watcher.stop()
-            auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES)
+            auditor = InboxWatcher(stack.local.grpc_address("routing"), ledger, AGENCIES, tls=gateway_tls)
             counts = auditor.full_scan()
             auditor.channel.close()
         with phases("audit: every document's per-recipient states"):

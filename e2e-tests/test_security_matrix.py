@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import jwt
 import pytest
@@ -159,7 +158,7 @@ def test_token_of_a_revoked_credential_is_refused(platform: RunningPlatform) -> 
     secret = load_credentials(platform.local.data_dir)[REVOKED]
     headers = bearer(platform, REVOKED)
     assert httpx.get(f"{url}/v1/inbox", headers=headers).status_code == 200
-    with grpc.insecure_channel(platform.local.grpc_address("directory")) as channel:
+    with platform.local.grpc_channel("directory") as channel:  # an administrator's tooling
         directory = directory_pb2_grpc.DirectoryServiceStub(channel)
         directory.SetCredential(
             directory_pb2.SetCredentialRequest(client_id=REVOKED, secret=uuid.uuid4().hex, roles=["agency"]),
@@ -331,7 +330,7 @@ def test_the_reports_page_refuses_forged_sign_ins_and_framing(platform: RunningP
 
 def restore(platform: RunningPlatform, code: str, secret: str) -> None:
     """Give `code` back the secret the rest of the session uses (a new version)."""
-    with grpc.insecure_channel(platform.local.grpc_address("directory")) as channel:
+    with platform.local.grpc_channel("directory") as channel:  # an administrator's tooling
         directory_pb2_grpc.DirectoryServiceStub(channel).SetCredential(
             directory_pb2.SetCredentialRequest(client_id=code, secret=secret, roles=["agency"]), timeout=10
         )

@@ -63,6 +63,16 @@ say "helm upgrade --install $RELEASE charts/lienthong -f charts/lienthong/exampl
   || { kctl -n "$NAMESPACE" get pods -o wide >&2; die "helm install failed"; }
 say "helm install --wait took $((SECONDS - t_helm)) s"
 
+# --- the administrators' gRPC identity (the chart's generated Secret), for `lienthong demo` ------
+# The directory requires a client certificate from the chart's service CA (docs/adr/0067).
+tls_dir="$KUBE_DATA/grpc-tls"
+mkdir -p "$tls_dir" && chmod 700 "$tls_dir"
+for pair in ca.crt:ca.pem tls.crt:admin.pem tls.key:admin-key.pem; do
+  key="${pair%%:*}"
+  (umask 077; kctl -n "$NAMESPACE" get secret "$RELEASE-admin-grpc-tls" -o "jsonpath={.data.${key//./\\.}}" \
+    | base64 -d >"$tls_dir/${pair#*:}") || die "cannot read $key of Secret $RELEASE-admin-grpc-tls"
+done
+
 # --- the demo, seeded into the cluster's directory (through its ClusterIP, routed to the bridge) --
 dir_ip="$(kctl -n "$NAMESPACE" get service "$RELEASE-directory" -o jsonpath='{.spec.clusterIP}')"
 dir_port="$(kctl -n "$NAMESPACE" get service "$RELEASE-directory" -o jsonpath='{.spec.ports[?(@.name=="grpc")].port}')"

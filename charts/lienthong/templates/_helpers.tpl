@@ -187,7 +187,13 @@ inlines the same map.
 {{- else -}}
 {{- $_ := set $env "LIENTHONG_GRPC__HOST" "0.0.0.0" -}}
 {{- $_ := set $env "LIENTHONG_GRPC__PORT" (toString $c.port) -}}
+{{- /* grpc.health.v1 only, plaintext, for kubelet's gRPC probes (they present no certificate). */ -}}
+{{- $_ := set $env "LIENTHONG_GRPC__HEALTH_PORT" (toString $root.Values.grpcTls.healthPort) -}}
 {{- end -}}
+{{- /* mTLS on every gRPC hop: the component's identity, mounted from its Secret. */ -}}
+{{- $_ := set $env "LIENTHONG_GRPC__TLS__CA_FILE" (printf "%s/ca.crt" $root.Values.grpcTls.mountPath) -}}
+{{- $_ := set $env "LIENTHONG_GRPC__TLS__CERT_FILE" (printf "%s/tls.crt" $root.Values.grpcTls.mountPath) -}}
+{{- $_ := set $env "LIENTHONG_GRPC__TLS__KEY_FILE" (printf "%s/tls.key" $root.Values.grpcTls.mountPath) -}}
 {{- range $peer := splitList " " (include "lienthong.componentNames" .) -}}
 {{- if and (ne $peer "gateway") (include "lienthong.enabled" (dict "root" $root "name" $peer)) -}}
 {{- $_ := set $env (printf "LIENTHONG_SERVICES__%s" (upper $peer)) (include "lienthong.address" (dict "root" $root "name" $peer)) -}}
@@ -461,4 +467,23 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
   mountPath: {{ $c.trustRoots.mountPath }}
   readOnly: true
 {{- end }}
+{{- end -}}
+
+{{/* The Secret holding one identity's gRPC mTLS files (ca.crt, tls.crt, tls.key); ctx = dict root name. */}}
+{{- define "lienthong.grpcTls.secretName" -}}
+{{- printf "%s-%s-grpc-tls" (include "lienthong.fullname" .root) .name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The component's gRPC identity: volume and mount (every component calls or serves gRPC). */}}
+{{- define "lienthong.grpcTlsVolume" -}}
+- name: grpc-tls
+  secret:
+    secretName: {{ include "lienthong.grpcTls.secretName" . }}
+    defaultMode: 0440
+{{- end -}}
+
+{{- define "lienthong.grpcTlsMount" -}}
+- name: grpc-tls
+  mountPath: {{ .root.Values.grpcTls.mountPath }}
+  readOnly: true
 {{- end -}}

@@ -61,14 +61,14 @@ def address() -> Iterator[str]:
 
 
 def test_one_connection_is_todays_single_channel(address: str) -> None:
-    with channel_pool(address, 1) as ch:
+    with channel_pool(address, 1, tls=None) as ch:
         assert not isinstance(ch, ChannelPool)
         who = ch.unary_unary(PEER)
         assert len({who(b"", timeout=5) for _ in range(6)}) == 1
 
 
 def test_calls_go_round_robin_over_distinct_connections(address: str) -> None:
-    pool = channel_pool(address, 3)
+    pool = channel_pool(address, 3, tls=None)
     assert isinstance(pool, ChannelPool)
     try:
         # As generated stubs build their multi-callables: once, with _registered_method.
@@ -88,7 +88,7 @@ def test_calls_go_round_robin_over_distinct_connections(address: str) -> None:
 
 
 def test_streaming_methods_spread_too(address: str) -> None:
-    with channel_pool(address, 2) as pool:
+    with channel_pool(address, 2, tls=None) as pool:
         after_stream = pool.stream_unary(PEER_STREAM_IN)
         streamed = pool.unary_stream(PEER_STREAM_OUT)
         bidi = pool.stream_stream(PEER_BIDI)
@@ -101,7 +101,7 @@ def test_streaming_methods_spread_too(address: str) -> None:
 
 def test_channels_without_own_connection_share_one(address: str) -> None:
     # What the pool works around: gRPC's global subchannel pool reuses one connection.
-    first, second = channel(address), channel(address)
+    first, second = channel(address, tls=None), channel(address, tls=None)
     try:
         assert first.unary_unary(PEER)(b"", timeout=5) == second.unary_unary(PEER)(b"", timeout=5)
     finally:
@@ -130,7 +130,7 @@ def test_picks_are_even_under_threads() -> None:
 
 def test_pool_refuses_no_connections() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        channel_pool("127.0.0.1:1", 0)
+        channel_pool("127.0.0.1:1", 0, tls=None)
 
 
 @pytest.mark.parametrize("field", ["workers", "client_connections"])

@@ -54,7 +54,7 @@ def _serving(age: float) -> Iterator[str]:
 def _peers_over(address: str, seconds: float) -> tuple[set[str], int]:
     """Call Who every 20 ms for `seconds` on one channel: the peers seen and the calls made
     (every one of them must succeed; an error fails the test)."""
-    with channel(address, own_connection=True) as ch:
+    with channel(address, own_connection=True, tls=None) as ch:
         who = ch.unary_unary(WHO, None, None)
         peers: set[str] = set()
         calls = 0
@@ -81,7 +81,7 @@ def test_without_an_age_the_connection_stays() -> None:
 
 
 def test_a_call_in_flight_when_the_age_passes_finishes() -> None:
-    with _serving(age=0.3) as address, channel(address, own_connection=True) as ch:
+    with _serving(age=0.3) as address, channel(address, own_connection=True, tls=None) as ch:
         slow = ch.stream_unary(SLOW, None, None)
         started = time.monotonic()
         assert slow(iter([b"package ", b"bytes"]), timeout=10) == b"package bytes"

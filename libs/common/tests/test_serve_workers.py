@@ -119,6 +119,7 @@ def docstore(tmp_path: Path) -> Iterator[Docstore]:
         "LIENTHONG_DATA_DIR": str(tmp_path / "data"),
         "LIENTHONG_GRPC__PORT": str(port),
         "LIENTHONG_GRPC__WORKERS": "2",
+        "LIENTHONG_GRPC__TLS__ENABLED": "false",  # explicit plaintext, loopback only
         "LIENTHONG_DRAIN_SECONDS": str(DRAIN_SECONDS),
         "LIENTHONG_KAFKA__BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",  # nothing listens
         "LIENTHONG_KAFKA__ENSURE_TOPICS": "false",
@@ -152,7 +153,7 @@ def test_two_workers_share_the_port_restart_and_stop_together(docstore: Docstore
     assert parent_of(child) == parent
 
     # A client with several connections (each its own TCP connection) reaches both workers.
-    pool = channel_pool(docstore.address, 16)
+    pool = channel_pool(docstore.address, 16, tls=None)
     try:
         health = health_pb2_grpc.HealthStub(pool)
         for _ in range(32):  # two rounds: every connection carries calls

@@ -56,7 +56,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
     try:
         local.start(services=("directory", "gateway"))
         address = local.grpc_address("directory")
-        with grpc.insecure_channel(address) as channel:
+        with local.grpc_channel("directory") as channel:
             grpc.channel_ready_future(channel).result(timeout=60)
         seed(directory_address=address, data_dir=local.data_dir, dataset=DATASET)
         yield local
@@ -66,7 +66,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPlatform
 
 @pytest.fixture
 def stub(platform: LocalPlatform) -> Iterator[directory_pb2_grpc.DirectoryServiceStub]:
-    with grpc.insecure_channel(platform.grpc_address("directory")) as channel:
+    # The directory as the gateway's admin API calls it (RemoveVdxpSystem is no seeder's call).
+    with platform.grpc_channel("directory", identity="gateway") as channel:
         yield directory_pb2_grpc.DirectoryServiceStub(channel)
 
 

@@ -64,6 +64,6 @@ def stub(servicer: DocumentStoreServicer) -> Iterator[docstore_pb2_grpc.Document
     add_to_server(servicer, server)
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
-    with channel(f"127.0.0.1:{port}") as ch:
+    with channel(f"127.0.0.1:{port}", tls=None) as ch:
         yield docstore_pb2_grpc.DocumentStoreStub(ch)
     server.stop(grace=None).wait()

@@ -54,7 +54,7 @@ def _serving(servicer: StandInDirectory) -> Iterator[str]:
 def test_resolve_recipients_over_grpc() -> None:
     servicer = StandInDirectory()
     with _serving(servicer) as address:
-        client = GrpcRecipientDirectory(address, deadline_seconds=5)
+        client = GrpcRecipientDirectory(address, tls=None, deadline_seconds=5)
         codes = ["000.00.01.H49", "000.00.24.H44", "000.00.00.H99"]
         resolutions = client.resolve_recipients(codes, as_of=date(2025, 7, 2))
 
@@ -73,7 +73,7 @@ def test_calls_spread_over_client_connections() -> None:
     # use 3 connections (so several directory pods or workers share them), in turn.
     servicer = StandInDirectory()
     with _serving(servicer) as address:
-        client = GrpcRecipientDirectory(address, deadline_seconds=5, connections=3)
+        client = GrpcRecipientDirectory(address, tls=None, deadline_seconds=5, connections=3)
         for _ in range(6):
             client.resolve_recipients(["000.00.01.H49"], as_of=date(2025, 7, 2))
     assert len(set(servicer.peers)) == 3

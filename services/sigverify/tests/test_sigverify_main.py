@@ -19,7 +19,13 @@ from lienthong_common.outbox import TOPIC_SUBMITTED, new_event
 from lienthong_common.pades import accelerators
 from lienthong_common.pki import DevPki, IssuedIdentity, certificate_fingerprint
 from lienthong_common.service import ServiceRuntime
-from lienthong_common.settings import GrpcSettings, ServiceAddresses, Settings, SigverifySettings
+from lienthong_common.settings import (
+    GrpcSettings,
+    GrpcTlsSettings,
+    ServiceAddresses,
+    Settings,
+    SigverifySettings,
+)
 from lienthong_sigverify import repository
 from lienthong_sigverify.clients import DirectoryBindings, DocstorePackages, PackageTooLarge
 from lienthong_sigverify.main import MIGRATIONS, build
@@ -72,11 +78,11 @@ def peers(signed_pdf: bytes, signer: IssuedIdentity) -> Iterator[Peers]:
 def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) -> None:
     expected = peers.docstore.packages[DOCUMENT_ID]
     packages = DocstorePackages(
-        channel(peers.address), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
+        channel(peers.address, tls=None), deadline_seconds=5, max_bytes=10**7, spool_dir=tmp_path / "spool"
     )
     assert packages(DOCUMENT_ID) == expected  # small: in memory
     spooling = DocstorePackages(
-        channel(peers.address),
+        channel(peers.address, tls=None),
         deadline_seconds=5,
         max_bytes=10**7,
         spool_dir=tmp_path / "spool",
@@ -92,7 +98,7 @@ def test_docstore_client_reassembles_the_stream(peers: Peers, tmp_path: Path) ->
 
 def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Path) -> None:
     packages = DocstorePackages(
-        channel(peers.address),
+        channel(peers.address, tls=None),
         deadline_seconds=5,
         max_bytes=1500,
         spool_dir=tmp_path / "spool",
@@ -104,7 +110,7 @@ def test_docstore_client_refuses_an_oversized_package(peers: Peers, tmp_path: Pa
 
 
 def test_directory_client_reports_owners(peers: Peers, signer: IssuedIdentity) -> None:
-    bindings = DirectoryBindings(channel(peers.address), deadline_seconds=5)
+    bindings = DirectoryBindings(channel(peers.address, tls=None), deadline_seconds=5)
     fingerprint = certificate_fingerprint(signer.cert_pem)
     assert bindings(agency_code=SENDER, fingerprint=fingerprint).bound
     other = bindings(agency_code="000.00.00.G22", fingerprint=fingerprint)
@@ -118,7 +124,8 @@ def test_build_wires_the_consumer_to_docstore_and_directory(
     root.write_bytes(pki.root_cert_pem)
     settings = Settings(
         data_dir=tmp_path / "data",
-        grpc=GrpcSettings(deadline_seconds=5),
+        # The peers are an in-process plaintext server: plaintext explicitly (loopback only).
+        grpc=GrpcSettings(deadline_seconds=5, tls=GrpcTlsSettings(enabled=False)),
         services=ServiceAddresses(docstore=peers.address, directory=peers.address),
         sigverify=SigverifySettings(trust_roots=[root], revocation="off", workers=0),
     )

@@ -77,7 +77,7 @@ def test_directory_client_lists_agencies() -> None:
         lambda s: directory_pb2_grpc.add_DirectoryServiceServicer_to_server(StandInDirectory(), s)
     )
     try:
-        agencies = GrpcAgencyDirectory(f"127.0.0.1:{port}", deadline_seconds=5).list_agencies()
+        agencies = GrpcAgencyDirectory(f"127.0.0.1:{port}", tls=None, deadline_seconds=5).list_agencies()
     finally:
         server.stop(grace=None)
     assert agencies == [

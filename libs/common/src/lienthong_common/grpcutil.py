@@ -3,6 +3,8 @@
 A server carries the standard grpc.health.v1 service (SERVING only while its own database
 and Kafka are reachable, NOT_SERVING while draining), reflection, and OpenTelemetry
 instrumentation. Clients get instrumented channels; callers pass the deadline per call.
+Channels are mTLS (lienthong_common.mtls): every caller passes its ClientTls, or None for the
+explicit plaintext mode (loopback only), so no call site can forget it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from lienthong_common.errors import conflict as conflict
 from lienthong_common.errors import forbidden as forbidden
 from lienthong_common.errors import invalid as invalid
 from lienthong_common.errors import not_found as not_found
+from lienthong_common.mtls import ClientTls, identity_name
 
 T = TypeVar("T")
 
@@ -54,10 +57,15 @@ def _instrument() -> None:
     GrpcInstrumentorClient().instrument()  # type: ignore[no-untyped-call]
 
 
-def make_server(max_workers: int, *, max_connection_age_seconds: float = 0.0) -> grpc.Server:
+def make_server(
+    max_workers: int, *, max_connection_age_seconds: float = 0.0, authorise_as: str | None = None
+) -> grpc.Server:
     """A gRPC server with the platform's interceptors and limits. With a connection age, each
     client connection is closed gently (GOAWAY; calls in flight finish, with no grace limit)
-    after about that long, so clients reconnect and spread over pods or workers added since."""
+    after about that long, so clients reconnect and spread over pods or workers added since.
+    With `authorise_as` (the service's name; mTLS servers) every call passes the per-method
+    authorisation table (lienthong_common.authz) first."""
+    from lienthong_common.authz import AuthorisationInterceptor
     from lienthong_common.metrics import GrpcServerMetrics
 
     _instrument()
@@ -71,11 +79,22 @@ def make_server(max_workers: int, *, max_connection_age_seconds: float = 0.0) ->
     ]
     if max_connection_age_seconds > 0:
         options.append(("grpc.max_connection_age_ms", max(1, round(max_connection_age_seconds * 1000))))
+    interceptors: list[Any] = [GrpcServerMetrics()]
+    if authorise_as is not None:
+        interceptors.insert(0, AuthorisationInterceptor(authorise_as))
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
-        interceptors=[GrpcServerMetrics()],
+        interceptors=interceptors,
         options=options,
     )
+
+
+def make_health_server(servicer: health.HealthServicer) -> grpc.Server:
+    """A small plaintext server carrying only grpc.health.v1 (the same servicer, so the same
+    statuses): for kubelet's gRPC probes, which cannot present a client certificate."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 1)])
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return server
 
 
 def add_health_and_reflection(server: grpc.Server, service_names: list[str]) -> health.HealthServicer:
@@ -101,8 +120,12 @@ _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
 ]
 
 
-def channel(address: str, *, own_connection: bool = False) -> grpc.Channel:
-    """An instrumented insecure channel to a peer (mTLS is the service mesh's job in cluster).
+def channel(
+    address: str, *, tls: ClientTls | None, peer: str = "", own_connection: bool = False
+) -> grpc.Channel:
+    """An instrumented channel to the service `peer` at `address`: mTLS presenting `tls`'s
+    certificate and accepting only a server whose certificate names `peer`
+    (`<peer>.lienthong.internal`), whatever the address; plaintext when `tls` is None.
 
     Channels to one address share one TCP connection by default (gRPC's global subchannel
     pool); with own_connection the channel opens its own.
@@ -111,10 +134,15 @@ def channel(address: str, *, own_connection: bool = False) -> grpc.Channel:
     options = list(_CHANNEL_OPTIONS)
     if own_connection:
         options.append(("grpc.use_local_subchannel_pool", 1))
-    return grpc.insecure_channel(address, options=options)
+    if tls is None:
+        return grpc.insecure_channel(address, options=options)
+    if not peer:
+        raise ValueError(f"an mTLS channel to {address} needs the peer service's name to verify it")
+    options.append(("grpc.ssl_target_name_override", identity_name(peer)))
+    return grpc.secure_channel(address, tls.credentials, options=options)
 
 
-def channel_pool(address: str, connections: int) -> grpc.Channel:
+def channel_pool(address: str, connections: int, *, tls: ClientTls | None, peer: str = "") -> grpc.Channel:
     """A channel to a peer over `connections` TCP connections, used round-robin per call.
 
     One HTTP/2 connection carries every call to the one process (and, behind a Kubernetes
@@ -125,8 +153,10 @@ def channel_pool(address: str, connections: int) -> grpc.Channel:
     if connections < 1:
         raise ValueError(f"a channel pool needs at least one connection, not {connections}")
     if connections == 1:
-        return channel(address)
-    return ChannelPool([channel(address, own_connection=True) for _ in range(connections)])
+        return channel(address, tls=tls, peer=peer)
+    return ChannelPool(
+        [channel(address, tls=tls, peer=peer, own_connection=True) for _ in range(connections)]
+    )
 
 
 class Balancer:
@@ -309,10 +339,10 @@ class _PooledStreamResponse(_UnaryStream, _StreamStream):
         return self._calls[self._pool.pick()](*args, **kwargs)
 
 
-def health_status(address: str, timeout: float = 2.0) -> str:
-    """SERVING / NOT_SERVING / UNREACHABLE for the peer's overall health."""
+def health_status(address: str, *, tls: ClientTls | None, peer: str = "", timeout: float = 2.0) -> str:
+    """SERVING / NOT_SERVING / UNREACHABLE for the overall health of the service `peer`."""
     try:
-        with grpc.insecure_channel(address) as ch:
+        with channel(address, tls=tls, peer=peer, own_connection=True) as ch:
             stub = health_pb2_grpc.HealthStub(ch)
             reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
             return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))

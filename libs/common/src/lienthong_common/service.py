@@ -35,6 +35,7 @@ from lienthong_common.kafka import (
     broker_reachable,
     ensure_topics,
 )
+from lienthong_common.mtls import ClientTls, TlsConfigurationError, client_tls
 from lienthong_common.outbox import Outbox, install_after_commit_hooks
 from lienthong_common.settings import Settings, load_settings
 from lienthong_common.telemetry import setup_telemetry, shutdown_telemetry
@@ -101,6 +102,10 @@ class ServiceRuntime:
         self.consumers.append(consumer)
         return consumer
 
+    def client_tls(self) -> ClientTls | None:
+        """This service's identity for calling its peers (None when plaintext is configured)."""
+        return client_tls(self.settings, self.name)
+
     def ready(self) -> bool:
         return (
             not self._draining.is_set()
@@ -115,7 +120,8 @@ class ServiceRuntime:
         1..N-1 (the same command, LIENTHONG_WORKER_INDEX set), which bind the same port
         (SO_REUSEPORT); it forwards SIGTERM/SIGINT to them and waits for their drain.
         """
-        from lienthong_common.grpcutil import add_health_and_reflection, make_server
+        from lienthong_common.grpcutil import add_health_and_reflection, make_health_server, make_server
+        from lienthong_common.mtls import server_credentials, tls_files
 
         index = worker_index()
         who = f"{self.name} worker {index}" if self.settings.grpc.workers > 1 else self.name
@@ -135,21 +141,47 @@ class ServiceRuntime:
         # A worker whose parent (worker 0) is gone drains too: nothing would stop it otherwise.
         parent = int(os.environ.get(WORKER_PARENT_ENV) or os.getppid()) if index > 0 else None
 
+        # mTLS unless plaintext is configured, which the settings allow on loopback only.
+        tls = tls_files(self.settings, self.name)
+        try:
+            credentials = server_credentials(tls) if tls is not None else None
+        except TlsConfigurationError as error:
+            if siblings is not None:
+                siblings.stop()
+                siblings.wait()
+            raise SystemExit(f"{self.name}: {error}") from None
         server = make_server(
             self.settings.grpc.max_workers,
             max_connection_age_seconds=self.settings.grpc.max_connection_age_seconds,
+            authorise_as=self.name if tls is not None else None,
         )
         names = register(server)
         health = add_health_and_reflection(server, names)
         address = f"{self.settings.grpc.host}:{self.settings.grpc_port_for(self.name)}"
-        if server.add_insecure_port(address) == 0:
+        bound = (
+            server.add_secure_port(address, credentials)
+            if credentials is not None
+            else server.add_insecure_port(address)
+        )
+        health_server = None
+        if bound and self.settings.grpc.health_port:
+            health_server = make_health_server(health)
+            health_address = f"{self.settings.grpc.host}:{self.settings.grpc.health_port}"
+            if health_server.add_insecure_port(health_address) == 0:
+                bound = 0
+                address = health_address
+        if bound == 0:
             if siblings is not None:
                 siblings.stop()
                 siblings.wait()
             raise SystemExit(f"{self.name}: cannot listen on {address}")
         server.start()
+        if health_server is not None:
+            health_server.start()
         self.server = server
-        log.info("%s listening on %s (pid %d)", who, address, os.getpid())
+        log.info(
+            "%s listening on %s (%s, pid %d)", who, address, "mTLS" if tls else "plaintext", os.getpid()
+        )
         from lienthong_common.metrics import serve_metrics, watch_outbox
 
         watch_outbox(self.name, self.sessions, self.outbox)
@@ -215,6 +247,8 @@ class ServiceRuntime:
         for worker in self.workers:
             worker.stop()
         server.stop(grace=self.settings.drain_seconds).wait()
+        if health_server is not None:
+            health_server.stop(grace=None)
         self.relay.stop()
         self.engine.dispose()
         if siblings is not None:
@@ -367,7 +401,7 @@ def service_main(
     setup_telemetry(name)
     if args.command == "dead-letters":
         runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
-        build(runtime)  # registers the consumers (and their handlers); nothing is started
+        _build(build, runtime)  # registers the consumers (and their handlers); nothing is started
         raise SystemExit(dead_letters_command(runtime, args))
     if args.command == "migrate":
         if migrations is None:
@@ -377,8 +411,18 @@ def service_main(
         log.info("%s database migrated", name)
         return
     runtime = ServiceRuntime(name=name, settings=settings, metadata=metadata, outbox=outbox)
-    register = build(runtime)
+    register = _build(build, runtime)
     runtime.serve(register)
+
+
+def _build(
+    build: Callable[[ServiceRuntime], Callable[[grpc.Server], list[str]]], runtime: ServiceRuntime
+) -> Callable[[grpc.Server], list[str]]:
+    """The service's wiring; its clients read the service's gRPC identity, refused by name."""
+    try:
+        return build(runtime)
+    except TlsConfigurationError as error:
+        raise SystemExit(f"{runtime.name}: {error}") from None
 
 
 def dead_letters_command(runtime: ServiceRuntime, args: argparse.Namespace) -> int:

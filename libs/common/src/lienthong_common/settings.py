@@ -45,9 +45,36 @@ class KafkaSettings(BaseModel):
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
 
 
+class GrpcTlsSettings(BaseModel):
+    """mTLS on every gRPC hop (docs/adr/0065): LIENTHONG_GRPC__TLS__<KEY>.
+
+    Unset files default to data_dir/grpc-tls/{ca.pem,<identity>.pem,<identity>-key.pem}
+    (lienthong_common.mtls.tls_files). The CA file may hold several CAs during a rotation.
+    """
+
+    # false = plaintext: refused unless the gRPC server binds to loopback only (unit tests).
+    enabled: bool = True
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 class GrpcSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 0
+    tls: GrpcTlsSettings = GrpcTlsSettings()
+    # A second, plaintext port serving only grpc.health.v1 (kubelet's gRPC probes present no
+    # client certificate); 0 = none. Serves nothing but SERVING/NOT_SERVING.
+    health_port: int = 0
     deadline_seconds: float = 10.0
     max_workers: int = 16
     # Processes of `lienthong-<svc> serve` sharing the gRPC port (SO_REUSEPORT): the kernel
@@ -62,6 +89,15 @@ class GrpcSettings(BaseModel):
     # connections made before a scale-out are remade and reach the new pods or workers too,
     # instead of pinning every call to the old ones forever. 0 keeps connections for ever.
     max_connection_age_seconds: float = 300.0
+
+    @model_validator(mode="after")
+    def _plaintext_only_on_loopback(self) -> GrpcSettings:
+        if not self.tls.enabled and not is_loopback(self.host):
+            raise ValueError(
+                f"LIENTHONG_GRPC__TLS__ENABLED=false (plaintext gRPC) is allowed only when "
+                f"LIENTHONG_GRPC__HOST is a loopback address, not {self.host!r}"
+            )
+        return self
 
     @field_validator("max_connection_age_seconds")
     @classmethod

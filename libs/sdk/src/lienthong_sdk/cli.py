@@ -120,13 +120,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from lienthong_common.mtls import ADMIN_IDENTITY, client_tls
     from lienthong_common.settings import load_settings
     from lienthong_sdk.demo import seed
     from lienthong_sdk.local import repo_root
 
     settings = load_settings()
     dataset = Path(args.dataset) if args.dataset else repo_root() / "data" / "directory" / "demo.json"
-    summary = seed(directory_address=settings.services.directory, data_dir=data_dir(), dataset=dataset)
+    summary = seed(
+        directory_address=settings.services.directory,
+        data_dir=data_dir(),
+        dataset=dataset,
+        tls=client_tls(settings, ADMIN_IDENTITY),
+    )
     vdxp = (
         f"VDXP systems in {summary['vdxp_systems']}"
         if summary.get("vdxp_systems")

@@ -16,6 +16,8 @@ from typing import Any, TypedDict
 import grpc
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
+from lienthong_common.grpcutil import channel
+from lienthong_common.mtls import ClientTls, local_tls
 from lienthong_common.pki import (
     DevPki,
     IssuedIdentity,
@@ -86,13 +88,22 @@ def agency_message(record: dict[str, Any]) -> directory_pb2.Agency:
     return directory_pb2.Agency(**{k: v for k, v in record.items() if k in fields and v is not None})
 
 
-def seed(*, directory_address: str, data_dir: Path, dataset: Path, timeout: float = 10.0) -> dict[str, Any]:
-    """Load the dataset into the directory and give each agency a credential and a signer."""
+def seed(
+    *,
+    directory_address: str,
+    data_dir: Path,
+    dataset: Path,
+    timeout: float = 10.0,
+    tls: ClientTls | None = None,
+) -> dict[str, Any]:
+    """Load the dataset into the directory and give each agency a credential and a signer.
+    The directory is called as the administrators' gRPC identity: `tls`, by default the one
+    `lienthong run` issued in data_dir/grpc-tls."""
     pki = DevPki.init(data_dir / "pki")
     credentials = load_credentials(data_dir)
     records = load_dataset(dataset)
-    with grpc.insecure_channel(directory_address) as channel:
-        stub = directory_pb2_grpc.DirectoryServiceStub(channel)
+    with channel(directory_address, tls=tls or local_tls(data_dir), peer="directory") as grpc_channel:
+        stub = directory_pb2_grpc.DirectoryServiceStub(grpc_channel)
         raw = json.loads(dataset.read_text(encoding="utf-8"))
         imported = isinstance(raw, dict) and ("reorganizations" in raw or "groups" in raw)
         if imported:

@@ -17,9 +17,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 
-from lienthong_common.grpcutil import health_status
+from lienthong_common.grpcutil import channel, health_status
+from lienthong_common.mtls import ADMIN_IDENTITY, TLS_DIR, ClientTls, ensure_identities, local_tls
 
 GRPC_SERVICES = ("directory", "docstore", "sigverify", "routing", "statistics")
 ALL_SERVICES = (*GRPC_SERVICES, "gateway")
@@ -104,6 +106,7 @@ class LocalPlatform:
     # port: the replicas share the event work, not the synchronous calls.
     replicas: int = 1
     replicated: tuple[str, ...] = CONSUMER_SERVICES
+    _admin_tls: ClientTls | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= MAX_REPLICAS:
@@ -192,9 +195,24 @@ class LocalPlatform:
         return env
 
     def prepare_pki(self) -> None:
+        """The dev PKI for document signatures, and the service CA with one gRPC identity per
+        service and one for the administrators' tooling (data_dir/grpc-tls; kept when present)."""
         from lienthong_common.pki import DevPki
 
         DevPki.init(self.data_dir / "pki")
+        ensure_identities(self.data_dir / TLS_DIR)
+
+    def grpc_channel(self, service: str, identity: str = ADMIN_IDENTITY) -> grpc.Channel:
+        """An mTLS channel to a service's replica 0 as `identity` (one issued in data_dir)."""
+        tls = self.admin_tls() if identity == ADMIN_IDENTITY else local_tls(self.data_dir, identity)
+        return channel(self.grpc_address(service), tls=tls, peer=service)
+
+    def admin_tls(self) -> ClientTls:
+        """The administrators' gRPC identity (demo seeder, health checks, tests)."""
+        if self._admin_tls is None:
+            ensure_identities(self.data_dir / TLS_DIR)
+            self._admin_tls = local_tls(self.data_dir)
+        return self._admin_tls
 
     def migrate(self, service: str) -> None:
         result = subprocess.run(
@@ -259,7 +277,9 @@ class LocalPlatform:
                 return httpx.get(f"{self.gateway_url}/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
                 return False
-        return health_status(self.grpc_address(name), timeout=1.0) == "SERVING"
+        service, _replica = split_process_name(name)
+        status = health_status(self.grpc_address(name), tls=self.admin_tls(), peer=service, timeout=1.0)
+        return status == "SERVING"
 
     def wait_ready(self, timeout: float = 60.0, services: tuple[str, ...] = ALL_SERVICES) -> None:
         """Wait until every process of these services (replicas included) is healthy."""

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_s
 
 from lienthong_common.grpcutil import health_status
 from lienthong_common.ids import new_id
+from lienthong_common.mtls import client_tls
 from lienthong_common.settings import Settings
 from lienthong_common.telemetry import current_trace_id
 from lienthong_gateway import (
@@ -179,7 +180,12 @@ def build_router(settings: Settings) -> APIRouter:
     )
     def readyz(request: Request) -> JSONResponse:
         ctx = gateway(request)
-        peers = {name: health_status(getattr(ctx.settings.services, name), timeout=1.0) for name in PEERS}
+        peers = {
+            name: health_status(
+                getattr(ctx.settings.services, name), tls=ctx.clients.tls, peer=name, timeout=1.0
+            )
+            for name in PEERS
+        }
         ready = all(v == "SERVING" for v in peers.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "services": peers},
@@ -275,7 +281,9 @@ def create_app(settings: Settings, clients: PlatformClients | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = clients is None
         platform = clients or PlatformClients.connect(
-            settings.services, connections=settings.grpc.client_connections
+            settings.services,
+            tls=client_tls(settings, "gateway"),
+            connections=settings.grpc.client_connections,
         )
         app.state.gateway = GatewayContext(
             settings=settings,

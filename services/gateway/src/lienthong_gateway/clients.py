@@ -12,6 +12,7 @@ from lienthong.routing.v1 import routing_pb2_grpc
 from lienthong.sigverify.v1 import sigverify_pb2_grpc
 from lienthong.statistics.v1 import statistics_pb2_grpc
 from lienthong_common.grpcutil import channel_pool
+from lienthong_common.mtls import ClientTls
 from lienthong_common.settings import ServiceAddresses
 
 
@@ -24,12 +25,17 @@ class PlatformClients:
     statistics: statistics_pb2_grpc.StatisticsStub
     addresses: ServiceAddresses
     channels: list[grpc.Channel]
+    # The gateway's own identity (mTLS), also for /readyz's health checks; None = plaintext.
+    tls: ClientTls | None = None
 
     @classmethod
-    def connect(cls, addresses: ServiceAddresses, *, connections: int = 1) -> PlatformClients:
-        """Channels to the five services, each over `connections` connections (round-robin)."""
+    def connect(
+        cls, addresses: ServiceAddresses, *, tls: ClientTls | None, connections: int = 1
+    ) -> PlatformClients:
+        """Channels to the five services, each over `connections` connections (round-robin),
+        presenting the gateway's certificate (`tls`)."""
         chans = {
-            name: channel_pool(getattr(addresses, name), connections)
+            name: channel_pool(getattr(addresses, name), connections, tls=tls, peer=name)
             for name in ("directory", "docstore", "sigverify", "routing", "statistics")
         }
         return cls(
@@ -40,6 +46,7 @@ class PlatformClients:
             statistics=statistics_pb2_grpc.StatisticsStub(chans["statistics"]),
             addresses=addresses,
             channels=list(chans.values()),
+            tls=tls,
         )
 
     def close(self) -> None:

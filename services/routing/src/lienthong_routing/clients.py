@@ -9,6 +9,7 @@ from typing import Protocol
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong_common.grpcutil import channel_pool
+from lienthong_common.mtls import ClientTls
 
 
 @dataclass(frozen=True)
@@ -33,8 +34,11 @@ class RecipientDirectory(Protocol):
 class GrpcRecipientDirectory:
     """The directory service over gRPC (channel opened on first use)."""
 
-    def __init__(self, address: str, *, deadline_seconds: float, connections: int = 1) -> None:
+    def __init__(
+        self, address: str, *, tls: ClientTls | None, deadline_seconds: float, connections: int = 1
+    ) -> None:
         self._address = address
+        self._tls = tls
         self._connections = connections
         self._deadline = deadline_seconds
         self._stub: directory_pb2_grpc.DirectoryServiceStub | None = None
@@ -42,7 +46,7 @@ class GrpcRecipientDirectory:
     def _directory(self) -> directory_pb2_grpc.DirectoryServiceStub:
         if self._stub is None:
             self._stub = directory_pb2_grpc.DirectoryServiceStub(
-                channel_pool(self._address, self._connections)
+                channel_pool(self._address, self._connections, tls=self._tls, peer="directory")
             )
         return self._stub
 

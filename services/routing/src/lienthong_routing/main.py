@@ -30,6 +30,7 @@ def build(
     own = settings or runtime.settings.routing
     resolver = directory or GrpcRecipientDirectory(
         runtime.settings.services.directory,
+        tls=runtime.client_tls(),
         deadline_seconds=runtime.settings.grpc.deadline_seconds,
         connections=runtime.settings.grpc.client_connections,
     )

@@ -34,17 +34,22 @@ def build(runtime: ServiceRuntime) -> Callable[[grpc.Server], list[str]]:
     trust.check_usable()
     engine = VerificationEngine.from_settings(settings, trust=trust)
     deadline = settings.grpc.deadline_seconds
+    tls = runtime.client_tls()
     # Packages and the PDFs they carry wait on disk while they are verified, never in memory.
     spool = settings.data_dir / "sigverify" / "spool"
     packages = DocstorePackages(
-        channel_pool(settings.services.docstore, settings.grpc.client_connections),
+        channel_pool(
+            settings.services.docstore, settings.grpc.client_connections, tls=tls, peer="docstore"
+        ),
         deadline_seconds=deadline,
         max_bytes=settings.docstore.max_package_bytes,
         spool_dir=spool,
     )
     bindings = (
         DirectoryBindings(
-            channel_pool(settings.services.directory, settings.grpc.client_connections),
+            channel_pool(
+                settings.services.directory, settings.grpc.client_connections, tls=tls, peer="directory"
+            ),
             deadline_seconds=deadline,
         )
         if settings.sigverify.require_binding

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong_common.grpcutil import channel_pool
+from lienthong_common.mtls import ClientTls
 from lienthong_statistics.domain import AgencyInfo
 
 
@@ -21,8 +22,11 @@ class AgencyDirectory(Protocol):
 class GrpcAgencyDirectory:
     """The directory service over gRPC (channel opened on first use)."""
 
-    def __init__(self, address: str, *, deadline_seconds: float, connections: int = 1) -> None:
+    def __init__(
+        self, address: str, *, tls: ClientTls | None, deadline_seconds: float, connections: int = 1
+    ) -> None:
         self._address = address
+        self._tls = tls
         self._connections = connections
         self._deadline = deadline_seconds
         self._stub: directory_pb2_grpc.DirectoryServiceStub | None = None
@@ -30,7 +34,7 @@ class GrpcAgencyDirectory:
     def list_agencies(self) -> list[AgencyInfo]:
         if self._stub is None:
             self._stub = directory_pb2_grpc.DirectoryServiceStub(
-                channel_pool(self._address, self._connections)
+                channel_pool(self._address, self._connections, tls=self._tls, peer="directory")
             )
         reply = self._stub.ListAgencies(directory_pb2.ListAgenciesRequest(), timeout=self._deadline)
         return [

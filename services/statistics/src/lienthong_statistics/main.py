@@ -27,6 +27,7 @@ def build(
     agencies = directory or CachedAgencyDirectory(
         GrpcAgencyDirectory(
             runtime.settings.services.directory,
+            tls=runtime.client_tls(),
             deadline_seconds=runtime.settings.grpc.deadline_seconds,
             connections=runtime.settings.grpc.client_connections,
         ),
