@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 
 from lienthong_common.grpcutil import health_status
+from lienthong_common.kafka_access import SERVICES as KAFKA_PRINCIPALS
 
 GRPC_SERVICES = ("directory", "docstore", "sigverify", "routing", "statistics")
 ALL_SERVICES = (*GRPC_SERVICES, "gateway")
@@ -104,6 +105,9 @@ class LocalPlatform:
     # port: the replicas share the event work, not the synchronous calls.
     replicas: int = 1
     replicated: tuple[str, ...] = CONSUMER_SERVICES
+    # The broker's password files (<service>.password, made by infra/kafka.sh): None = those of
+    # the local broker of kafka_bootstrap's port, when it has them (kafka_credentials()).
+    kafka_credentials: Path | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= MAX_REPLICAS:
@@ -146,6 +150,27 @@ class LocalPlatform:
             self.otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or running_trace_viewer()
         return self.otlp_endpoint
 
+    def kafka_credentials_dir(self) -> Path | None:
+        """Where each service's Kafka password file is: infra/kafka.sh's credentials of the
+        broker on kafka_bootstrap's port, unless given; None when there are none (no auth)."""
+        if self.kafka_credentials is not None:
+            return self.kafka_credentials
+        port = self.kafka_bootstrap.split(",")[0].rpartition(":")[2]
+        found = repo_root() / ".data" / f"kafka-{port}" / "credentials"
+        return found if found.is_dir() else None
+
+    def kafka_env(self, service: str) -> dict[str, str]:
+        """A service's Kafka principal (docs/adr/0070): its name and its password file; the
+        broker's admin made the topics, so services do not try to."""
+        credentials = self.kafka_credentials_dir()
+        if credentials is None or service not in KAFKA_PRINCIPALS:
+            return {}
+        return {
+            "LIENTHONG_KAFKA__USERNAME": service,
+            "LIENTHONG_KAFKA__PASSWORD_FILE": str(credentials / f"{service}.password"),
+            "LIENTHONG_KAFKA__ENSURE_TOPICS": "false",
+        }
+
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
@@ -167,6 +192,7 @@ class LocalPlatform:
             env[f"LIENTHONG_SERVICES__{peer.upper()}"] = self.grpc_address(peer)
         if service in GRPC_SERVICES:
             env["LIENTHONG_GRPC__PORT"] = str(self.grpc_port(name))
+        env.update(self.kafka_env(service))
         if service == "gateway" and not (
             env.get("LIENTHONG_GATEWAY__JWT_SECRET") or self.extra_env.get("LIENTHONG_GATEWAY__JWT_SECRET")
         ):

@@ -78,7 +78,7 @@ class KafkaReplay:
         self._settings = settings
         self._timeout = timeout
         self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.servers,
+            **settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
             client_id=REBUILD_CONSUMER,
@@ -110,7 +110,7 @@ class KafkaReplay:
     def committed(self) -> dict[Partition, int]:
         from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped]
 
-        admin = KafkaAdminClient(bootstrap_servers=self._settings.servers, client_id=REBUILD_CONSUMER)
+        admin = KafkaAdminClient(client_id=REBUILD_CONSUMER, **self._settings.client_options())
         try:
             if hasattr(admin, "list_group_offsets"):  # kafka-python 3
                 offsets = admin.list_group_offsets({self._group: None}).get(self._group, {})
@@ -127,9 +127,7 @@ class KafkaReplay:
         deadline = time.monotonic() + self._timeout
         while remaining:
             if time.monotonic() > deadline:
-                raise DomainError(
-                    ErrorKind.TIMED_OUT, "the replay did not reach the end in time"
-                )
+                raise DomainError(ErrorKind.TIMED_OUT, "the replay did not reach the end in time")
             batches = self._consumer.poll(timeout_ms=500, max_records=BATCH)
             for tp, batch in batches.items():
                 key = (tp.topic, tp.partition)
