@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong.events.v1 import events_pb2
 from lienthong_common import metrics
 from lienthong_common.clock import now_utc
-from lienthong_common.kafka_access import PRODUCER_HEADER, SERVICES, owner_of
+from lienthong_common.kafka_access import PRODUCER_HEADER, SERVICES, from_owner, owner_of, producer_of
 from lienthong_common.outbox import ALL_TOPICS, PARKED, DeadLetter, Outbox
 from lienthong_common.settings import KafkaSettings
 from lienthong_common.telemetry import event_attributes
@@ -81,15 +81,6 @@ def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...] = ALL_TOPICS)
 
 def _headers_to_carrier(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
     return {k: v.decode("utf-8", "replace") for k, v in (headers or [])}
-
-
-def _producer_of(headers: list[tuple[str, bytes]] | None) -> str | None:
-    """The record's producer header (the last one, as Kafka clients read headers), or None."""
-    found = None
-    for key, value in headers or []:
-        if key == PRODUCER_HEADER:
-            found = bytes(value or b"").decode("utf-8", "replace")
-    return found
 
 
 def _payload_attributes(payload: bytes) -> dict[str, Any]:
@@ -529,11 +520,10 @@ class EventConsumer:
         """
         kept = []
         for record in records:
-            owner = owner_of(record.topic)
-            producer = _producer_of(record.headers)
-            if owner is None or producer == owner:
+            if from_owner(record.topic, record.headers):
                 kept.append(record)
                 continue
+            producer = producer_of(record.headers)
             label = producer if producer in SERVICES else ("missing" if producer is None else "unknown")
             metrics.count_foreign_record(group=self.group, topic=record.topic, producer=label)
             log.warning(
@@ -543,7 +533,7 @@ class EventConsumer:
                 getattr(record, "partition", "?"),
                 getattr(record, "offset", "?"),
                 repr(producer[:64]) if producer is not None else "missing",
-                owner,
+                owner_of(record.topic),
             )
         return kept
 

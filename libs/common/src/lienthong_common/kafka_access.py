@@ -81,6 +81,22 @@ def owner_of(topic: str) -> str | None:
     return OWNERS.get(topic)
 
 
+def producer_of(headers: list[tuple[str, bytes]] | None) -> str | None:
+    """A record's producer header (the last one, as Kafka clients read headers), or None."""
+    found = None
+    for key, value in headers or []:
+        if key == PRODUCER_HEADER:
+            found = bytes(value or b"").decode("utf-8", "replace")
+    return found
+
+
+def from_owner(topic: str, headers: list[tuple[str, bytes]] | None) -> bool:
+    """Whether a record may be applied: its producer header names its topic's owner (a topic
+    not of the platform is not judged here)."""
+    owner = owner_of(topic)
+    return owner is None or producer_of(headers) == owner
+
+
 def access_of(service: str) -> ServiceAccess:
     for access in ACCESS:
         if access.service == service:

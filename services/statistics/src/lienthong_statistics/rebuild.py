@@ -32,6 +32,7 @@ from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory, transaction
 from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.kafka_access import from_owner
 from lienthong_common.settings import KafkaSettings
 from lienthong_statistics import repository
 from lienthong_statistics.consumers import CONSUMER_GROUP, TOPICS, ExchangeEvents
@@ -253,7 +254,10 @@ class Rebuilder:
     def _apply(
         self, shadow: sessionmaker[Session], records: list[Record], committed: dict[Partition, int]
     ) -> int:
-        """Count a batch into the fresh store; hand the live consumer what it has not committed."""
+        """Count a batch into the fresh store; hand the live consumer what it has not committed.
+
+        A record not from its topic's owner is skipped, as the live consumer skips it."""
+        records = [r for r in records if from_owner(r.topic, r.headers)]
         counted = 0
         with transaction(shadow) as session:
             for record in records:
