@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from lienthong_common.kafka_access import (
@@ -150,3 +151,15 @@ def test_an_empty_password_file_is_refused(tmp_path: Path) -> None:
     empty.write_text("\n")
     with pytest.raises(ValidationError, match="is empty"):
         KafkaSettings(username="routing", password_file=empty)
+
+
+def test_the_charts_access_values_are_the_ownership_table() -> None:
+    values = yaml.safe_load(
+        (Path(__file__).resolve().parents[3] / "charts/lienthong/values.yaml").read_text()
+    )
+    chart = {
+        service: (tuple(a["writes"]), tuple(a["reads"]), tuple(a["groups"]))
+        for service, a in values["kafka"]["access"].items()
+    }
+    assert chart == {a.service: (a.writes, a.reads, a.groups) for a in ACCESS}
+    assert values["kafka"]["auth"]["enabled"] is True  # secure by default
