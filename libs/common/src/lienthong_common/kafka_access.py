@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     fmt = verbs.add_parser("format-argument", help="print the admin's `format --add-scram` value")
     fmt.add_argument("dir", type=Path)
     run = verbs.add_parser("apply", help="as the admin: the services' SCRAM users, the topics and the ACLs")
-    run.add_argument("dir", type=Path, help="the password files (see `passwords`)")
+    run.add_argument("dir", type=Path, help="the password files <user>.password (see `passwords`)")
     run.add_argument("--bootstrap", required=True)
     run.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args(argv)
@@ -249,11 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         if args.partitions < 1:
             parser.error(f"--partitions must be at least 1, not {args.partitions}")
-        files = ensure_passwords(args.dir)
+        # Only read: the directory may be a read-only Secret volume (kube-local's Job).
         apply(
             bootstrap=args.bootstrap,
-            admin_password=_read(files[ADMIN_USER]),
-            passwords={s: _read(files[s]) for s in SERVICES},
+            admin_password=_read(args.dir / f"{ADMIN_USER}.password"),
+            passwords={s: _read(args.dir / f"{s}.password") for s in SERVICES},
             partitions=args.partitions,
         )
         print(f"kafka_access: topics and {len(acl_entries())} ACL entries applied", file=sys.stderr)
@@ -261,7 +261,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _read(path: Path) -> str:
-    return path.read_text(encoding="utf-8").strip()
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise SystemExit(
+            f"kafka_access: cannot read {path} ({error.strerror}); make it with `passwords`"
+        ) from None
+    if not value:
+        raise SystemExit(f"kafka_access: {path} is empty")
+    return value
 
 
 if __name__ == "__main__":
