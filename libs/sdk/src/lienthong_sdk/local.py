@@ -328,7 +328,14 @@ class LocalPlatform:
 
 def kafka_script(verb: str, *, port: int = 9092, env: dict[str, str] | None = None) -> None:
     script = repo_root() / "infra" / "kafka.sh"
-    full_env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1), **(env or {})}
+    full_env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(port + 1),
+        # The broker's users, topics and ACLs are made by lienthong_common, which this Python has.
+        "LIENTHONG_PYTHON": os.environ.get("LIENTHONG_PYTHON", sys.executable),
+        **(env or {}),
+    }
     result = subprocess.run(["bash", str(script), verb], env=full_env, check=False)
     if result.returncode != 0:
         raise SystemExit(f"infra/kafka.sh {verb} failed (exit {result.returncode})")
