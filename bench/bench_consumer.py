@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.kafka_access import PRODUCER_HEADER, owner_of
 from lienthong_common.outbox import (
     TOPIC_DELIVERIES,
     TOPIC_SUBMITTED,
@@ -60,6 +61,11 @@ class Record:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.headers:  # as the owner's relay stamps every record
+            self.headers = [(PRODUCER_HEADER, (owner_of(self.topic) or "").encode())]
+
     timestamp: int = 0
 
 

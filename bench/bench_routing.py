@@ -48,6 +48,7 @@ from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory, upgrade_database
 from lienthong_common.ids import new_id
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.kafka_access import PRODUCER_HEADER, owner_of
 from lienthong_common.outbox import TOPIC_VERIFIED, install_after_commit_hooks, new_event
 from lienthong_common.settings import KafkaSettings
 from lienthong_routing.clients import Resolution
@@ -79,6 +80,10 @@ class Record:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.headers:  # as the owner's relay stamps every record
+            self.headers = [(PRODUCER_HEADER, (owner_of(self.topic) or "").encode())]
 
 
 def verified(number: int, recipients: list[str]) -> Record:

@@ -175,8 +175,8 @@ def running_stack(
     """Kafka (reset), PostgreSQL with fresh databases, six services, the demo directory seeded.
 
     `replicas` processes of each consumer service (LocalPlatform.replicated), one consumer
-    group per service; `partitions` (0: the platform's default) per topic, set through the
-    services' environment (they create the topics on the fresh broker). `database="sqlite"`
+    group per service; `partitions` (0: the platform's default) per topic, made by the fresh
+    broker's admin (infra/kafka.sh; the services have no right to create topics). `database="sqlite"`
     runs the services on their SQLite files under the data directory (`make run`'s default)
     and leaves PostgreSQL alone."""
     on_postgres = database == "postgresql"
@@ -184,8 +184,9 @@ def running_stack(
     data_dir = Path(tempfile.mkdtemp(prefix="lienthong-bench-"))
 
     def fresh_kafka() -> None:
-        infra("kafka.sh", "reset", env=ports.kafka_env)
-        infra("kafka.sh", "start", env=ports.kafka_env)
+        env = {**ports.kafka_env, **({"KAFKA_TOPIC_PARTITIONS": str(partitions)} if partitions else {})}
+        infra("kafka.sh", "reset", env=env)
+        infra("kafka.sh", "start", env=env)
 
     # The broker (a JVM: the slowest thing to start) comes up while PostgreSQL, the databases
     # and the migrations are prepared; the services start once both are there.

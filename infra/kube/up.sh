@@ -30,6 +30,18 @@ secret_value() {  # secret_value NAME KEY: a Secret's value, or nothing
 }
 PG_PASSWORD="$(secret_value kube-local-postgresql password)"
 [[ -n "$PG_PASSWORD" ]] || PG_PASSWORD="$(openssl rand -hex 16)"
+# Kafka's SCRAM passwords (docs/adr/0070): the admin's and each service's, kept across runs; the
+# broker reads the admin's, the access Job all of them, each service its own Secret.
+kafka_users=()
+for user in admin directory docstore sigverify routing statistics; do
+  pw="$(secret_value kube-local-kafka-users "$user\\.password")"; [[ -n "$pw" ]] || pw="$(openssl rand -hex 24)"
+  kafka_users+=(--from-literal "$user.password=$pw")
+  [[ $user == admin ]] || kctl -n "$NAMESPACE" create secret generic "$RELEASE-$user-kafka" --from-literal "password=$pw" \
+    --dry-run=client -o yaml | kctl apply -f - >/dev/null
+done
+kctl -n "$NAMESPACE" create secret generic kube-local-kafka-users "${kafka_users[@]}" \
+  --dry-run=client -o yaml | kctl apply -f - >/dev/null
+kctl -n "$NAMESPACE" delete job kube-local-kafka-access --ignore-not-found >/dev/null
 export NAMESPACE IMAGE_TAG KUBE_STATE PG_PASSWORD RELEASE GATEWAY_NODEPORT BRIDGE_IP
 envsubst '${NAMESPACE} ${IMAGE_TAG} ${KUBE_STATE} ${PG_PASSWORD} ${RELEASE} ${GATEWAY_NODEPORT} ${BRIDGE_IP}' \
   <infra/kube/manifests/deps.yaml | kctl apply -f - >/dev/null
@@ -54,6 +66,9 @@ kctl -n "$NAMESPACE" create configmap kube-local-trust-roots --from-file "trust-
 say "waiting for Kafka and PostgreSQL"
 kctl -n "$NAMESPACE" rollout status statefulset/postgresql --timeout 300s >&2
 kctl -n "$NAMESPACE" rollout status statefulset/kafka --timeout 300s >&2
+say "waiting for the Kafka users, topics and ACLs (job/kube-local-kafka-access)"
+kctl -n "$NAMESPACE" wait --for=condition=complete job/kube-local-kafka-access --timeout 300s >&2 \
+  || { kctl -n "$NAMESPACE" logs job/kube-local-kafka-access --tail 30 >&2; die "the Kafka access Job failed"; }
 
 # --- the chart -------------------------------------------------------------------------------
 t_helm=$SECONDS

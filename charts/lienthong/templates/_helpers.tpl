@@ -122,6 +122,31 @@ app.kubernetes.io/part-of: lienthong
 {{- end -}}
 {{- end -}}
 
+{{/* Whether a component has a Kafka principal (kafka.access names it) and auth is on. */}}
+{{- define "lienthong.kafka.hasPrincipal" -}}
+{{- if and .root.Values.kafka.auth.enabled (hasKey .root.Values.kafka.access .name) -}}true{{- end -}}
+{{- end -}}
+
+{{/* A component's Kafka user: its KafkaUser's name with Strimzi, else the component's name
+     (lienthong_common.kafka_access names the principals so). */}}
+{{- define "lienthong.kafka.username" -}}
+{{- if .root.Values.kafka.strimzi.enabled -}}
+{{- include "lienthong.componentFullname" . -}}
+{{- else -}}
+{{- .name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Secret holding a component's Kafka password (key `password`): the one Strimzi's user
+     operator makes for the KafkaUser, else one made beforehand. */}}
+{{- define "lienthong.kafka.secretName" -}}
+{{- if .root.Values.kafka.strimzi.enabled -}}
+{{- include "lienthong.componentFullname" . -}}
+{{- else -}}
+{{- printf "%s-kafka" (include "lienthong.componentFullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "lienthong.otel.collectorName" -}}
 {{- printf "%s-otel-collector" (include "lienthong.fullname" .) -}}
 {{- end -}}
@@ -181,6 +206,11 @@ inlines the same map.
        With Strimzi the KafkaTopics own the topics; with an existing cluster they are created
        beforehand (docs/operations.md) unless kafka.ensureTopics says otherwise. */ -}}
 {{- $_ := set $env "LIENTHONG_KAFKA__ENSURE_TOPICS" (toString (and $root.Values.kafka.ensureTopics (not $root.Values.kafka.strimzi.enabled))) -}}
+{{- if include "lienthong.kafka.hasPrincipal" . -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__USERNAME" (include "lienthong.kafka.username" .) -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__SECURITY_PROTOCOL" "SASL_PLAINTEXT" -}}
+{{- $_ := set $env "LIENTHONG_KAFKA__SASL_MECHANISM" "SCRAM-SHA-512" -}}
+{{- end -}}
 {{- if eq $name "gateway" -}}
 {{- $_ := set $env "LIENTHONG_HTTP__HOST" "0.0.0.0" -}}
 {{- $_ := set $env "LIENTHONG_HTTP__PORT" (toString $c.port) -}}
@@ -298,6 +328,13 @@ Environment entries that are not plain config: the pod's identity for OTEL_RESOU
       key: {{ . }}
       optional: true
 {{- end }}
+{{- end }}
+{{- if and (include "lienthong.kafka.hasPrincipal" .) (ne (.workload | default "deployment") "job") }}
+- name: LIENTHONG_KAFKA__PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "lienthong.kafka.secretName" . }}
+      key: password
 {{- end }}
 {{- if and (eq $name "directory") $c.masterKeys }}
 {{- with $c.masterKeys.existingSecret }}

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.kafka_access import PRODUCER_HEADER, owner_of
 from lienthong_common.outbound import OutboundPolicy
 from lienthong_common.outbox import TOPIC_VERIFIED, install_after_commit_hooks
 from lienthong_common.settings import KafkaSettings
@@ -124,6 +125,10 @@ class Record:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.headers:  # as the owner's relay stamps every record
+            self.headers = [(PRODUCER_HEADER, (owner_of(self.topic) or "").encode())]
 
 
 def test_a_consumer_batch_routes_each_document_once(

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 from routing_support import FakeDirectory
 
+from lienthong_common.kafka_access import access_of
 from lienthong_common.outbox import TOPIC_VERIFIED
 from lienthong_common.service import ServiceRuntime
 from lienthong_common.settings import RoutingSettings, Settings, WebhookSettings
@@ -29,6 +30,9 @@ def test_build_registers_the_consumer_and_the_service(tmp_path: Path) -> None:
         runtime.engine.dispose()
     [consumer] = runtime.consumers
     assert (consumer.group, consumer.topics) == ("lienthong-routing", [TOPIC_VERIFIED])
+    # What the broker lets routing's principal do (docs/adr/0070) covers what it consumes.
+    access = access_of("routing")
+    assert consumer.group in access.groups and set(consumer.topics) <= set(access.reads)
     [dispatcher] = runtime.workers
     assert isinstance(dispatcher, WebhookDispatcher)
     dispatcher.stop()

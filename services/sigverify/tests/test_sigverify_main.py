@@ -15,6 +15,7 @@ from lienthong.docstore.v1 import docstore_pb2, docstore_pb2_grpc
 from lienthong.events.v1 import events_pb2
 from lienthong_common.db import upgrade_database
 from lienthong_common.grpcutil import channel, make_server
+from lienthong_common.kafka_access import access_of
 from lienthong_common.outbox import TOPIC_SUBMITTED, new_event
 from lienthong_common.pades import accelerators
 from lienthong_common.pki import DevPki, IssuedIdentity, certificate_fingerprint
@@ -138,6 +139,8 @@ def test_build_wires_the_consumer_to_docstore_and_directory(
 
     [consumer] = runtime.consumers
     assert consumer.topics == [TOPIC_SUBMITTED]
+    access = access_of("sigverify")  # what the broker lets its principal do (docs/adr/0070)
+    assert consumer.group in access.groups and set(consumer.topics) <= set(access.reads)
     event = new_event(DOCUMENT_ID)
     event.submitted.CopyFrom(events_pb2.DocumentSubmitted(sender_code=SENDER))
     assert consumer.handle(TOPIC_SUBMITTED, event.SerializeToString(), None)

@@ -8,6 +8,7 @@ from pathlib import Path
 import grpc
 from statistics_support import demo_directory
 
+from lienthong_common.kafka_access import access_of
 from lienthong_common.outbox import TOPIC_DELIVERIES, TOPIC_SUBMITTED, TOPIC_VERIFIED
 from lienthong_common.service import ServiceRuntime
 from lienthong_common.settings import Settings
@@ -29,3 +30,6 @@ def test_build_registers_the_consumer_and_the_service(tmp_path: Path) -> None:
     [consumer] = runtime.consumers
     assert consumer.group == "lienthong-statistics"
     assert consumer.topics == [TOPIC_SUBMITTED, TOPIC_VERIFIED, TOPIC_DELIVERIES]
+    # What the broker lets statistics' principal do (docs/adr/0070) covers what it consumes.
+    access = access_of("statistics")
+    assert consumer.group in access.groups and set(consumer.topics) <= set(access.reads)

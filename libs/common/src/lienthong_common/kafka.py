@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lienthong.events.v1 import events_pb2
 from lienthong_common import metrics
 from lienthong_common.clock import now_utc
+from lienthong_common.kafka_access import PRODUCER_HEADER, SERVICES, from_owner, owner_of, producer_of
 from lienthong_common.outbox import ALL_TOPICS, PARKED, DeadLetter, Outbox
 from lienthong_common.settings import KafkaSettings
 from lienthong_common.telemetry import event_attributes
@@ -55,7 +56,7 @@ def broker_reachable(settings: KafkaSettings, timeout: float = 1.0) -> bool:
 
 def ensure_topics(settings: KafkaSettings, topics: tuple[str, ...] = ALL_TOPICS) -> None:
     """Create the platform's topics when missing (on Kubernetes Strimzi owns them)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.servers, client_id="lienthong-admin")
+    admin = KafkaAdminClient(client_id="lienthong-admin", **settings.client_options())
     try:
         existing = set(admin.list_topics())
         wanted = [
@@ -213,7 +214,7 @@ class OutboxRelay:
     def _producer_or_connect(self) -> Any:
         if self._producer is None:
             self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.servers,
+                **self.settings.client_options(),
                 client_id=f"lienthong-{self.service}-relay",
                 acks="all",
                 retries=5,
@@ -317,6 +318,8 @@ class OutboxRelay:
                 carrier: dict[str, str] = {}
                 propagate.inject(carrier)
                 headers = [(k, v.encode()) for k, v in carrier.items()]
+                # Who published it: consumers skip a record not from its topic's owner.
+                headers.append((PRODUCER_HEADER, self.service.encode()))
                 futures.append(producer.send(topic, key=key.encode(), value=payload, headers=headers))
         producer.flush(timeout=30)
         for future in futures:
@@ -471,7 +474,7 @@ class EventConsumer:
     def _connect(self) -> Any:
         consumer = KafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.settings.servers,
+            **self.settings.client_options(),
             group_id=self.group,
             client_id=f"lienthong-{self.service}",
             enable_auto_commit=False,
@@ -500,13 +503,15 @@ class EventConsumer:
                     consumer = self._connect()
                     uncommitted = False
                 batches = consumer.poll(timeout_ms=self.poll_timeout_ms)
-                records = [r for records in batches.values() for r in records] if batches else []
+                polled = [r for records in batches.values() for r in records] if batches else []
+                records = self.from_owners(polled)
                 if records:
                     if self.before_batch is not None:
                         self._prepare(records)
                     self.handle_records(records)
-                    uncommitted = True
-                if uncommitted and (not records or time.monotonic() - committed_at >= self.commit_interval):
+                if polled:
+                    uncommitted = True  # past skipped records too: they are never applied
+                if uncommitted and (not polled or time.monotonic() - committed_at >= self.commit_interval):
                     consumer.commit()
                     uncommitted = False
                     committed_at = time.monotonic()
@@ -527,6 +532,32 @@ class EventConsumer:
                 except Exception:
                     log.warning("consumer %s: committing offsets on stop failed", self.group, exc_info=True)
             consumer.close(autocommit=False)
+
+    def from_owners(self, records: list[Any]) -> list[Any]:
+        """The records whose producer header names their topic's owner; the others are skipped.
+
+        A skipped record is logged and counted (lienthong_consumer_foreign_records_total), never
+        handled; its offset is committed with the batch's. The broker's ACLs already refuse a
+        write by anyone but the owner: this catches a misconfigured principal (docs/adr/0071).
+        """
+        kept = []
+        for record in records:
+            if from_owner(record.topic, record.headers):
+                kept.append(record)
+                continue
+            producer = producer_of(record.headers)
+            label = producer if producer in SERVICES else ("missing" if producer is None else "unknown")
+            metrics.count_foreign_record(group=self.group, topic=record.topic, producer=label)
+            log.warning(
+                "consumer %s skipped %s partition %s offset %s: producer header %s, owner is %s",
+                self.group,
+                record.topic,
+                getattr(record, "partition", "?"),
+                getattr(record, "offset", "?"),
+                repr(producer[:64]) if producer is not None else "missing",
+                owner_of(record.topic),
+            )
+        return kept
 
     def _prepare(self, records: list[Any]) -> None:
         """Give the batch to `before_batch` (e.g. to start CPU work in parallel); never fails it.

@@ -79,7 +79,9 @@ METRIC_NAMES = frozenset(
     }
 )
 # Counters that appear only once something has been counted (none in a healthy run).
-SPARSE_METRIC_NAMES = frozenset({"lienthong_consumer_dead_letters_total"})
+SPARSE_METRIC_NAMES = frozenset(
+    {"lienthong_consumer_dead_letters_total", "lienthong_consumer_foreign_records_total"}
+)
 # The gateway's own prometheus_client registry, served on its HTTP /metrics (lienthong_gateway.context).
 GATEWAY_METRIC_NAMES = frozenset(
     {
@@ -112,6 +114,7 @@ class _Instruments:
     refused: Any
     statuses: Any
     dead_letters: Any
+    foreign_records: Any
 
 
 _lock = threading.Lock()
@@ -182,6 +185,11 @@ def _create(meter: metrics.Meter | None = None) -> _Instruments:
             "lienthong.consumer.dead_letters",
             unit="{event}",
             description="events parked in a dead-letter table after failing every attempt",
+        ),
+        foreign_records=meter.create_counter(
+            "lienthong.consumer.foreign_records",
+            unit="{record}",
+            description="records skipped because their producer header is not the topic's owner",
         ),
     )
     meter.create_observable_gauge(
@@ -360,6 +368,18 @@ def count_dead_letter(*, group: str, topic: str) -> None:
     """A poison message parked in a service's dead_letters table (kafka.EventConsumer)."""
     instruments().dead_letters.add(
         1, {"messaging.consumer.group.name": group, "messaging.destination.name": topic}
+    )
+
+
+def count_foreign_record(*, group: str, topic: str, producer: str) -> None:
+    """A record whose producer header is not its topic's owner, skipped (kafka.EventConsumer)."""
+    instruments().foreign_records.add(
+        1,
+        {
+            "messaging.consumer.group.name": group,
+            "messaging.destination.name": topic,
+            "lienthong.producer": producer,
+        },
     )
 
 

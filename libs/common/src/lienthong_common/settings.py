@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import date
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -39,10 +39,69 @@ class KafkaSettings(BaseModel):
     # soon as a record arrives, so this sets only how often an idle consumer asks again (the
     # client's default, 500 ms, was 8 fetches a second from the four idle consumer groups).
     consumer_fetch_max_wait_ms: int = Field(default=5000, ge=100, le=25000)
+    # The service's Kafka principal (SASL/SCRAM, docs/adr/0070): a username and its password,
+    # given as LIENTHONG_KAFKA__PASSWORD or (preferred: never in the environment) as a file,
+    # LIENTHONG_KAFKA__PASSWORD_FILE, read again at each connection so a rotated file is used
+    # on the next reconnect. No username: no authentication (a broker with ACLs refuses it).
+    username: str = ""
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    # Empty: SASL_PLAINTEXT with a username, PLAINTEXT without; SASL_SSL for a TLS listener.
+    security_protocol: Literal["", "PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = ""
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # SASL_SSL: the CA bundle (PEM) that signed the brokers' certificates.
+    ssl_cafile: Path | None = None
 
     @property
     def servers(self) -> list[str]:
         return [s.strip() for s in self.bootstrap_servers.split(",") if s.strip()]
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> KafkaSettings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set LIENTHONG_KAFKA__PASSWORD or LIENTHONG_KAFKA__PASSWORD_FILE, not both")
+        has_password = self.password is not None or self.password_file is not None
+        if self.username and not has_password:
+            raise ValueError(
+                f"LIENTHONG_KAFKA__USERNAME is {self.username!r} but neither LIENTHONG_KAFKA__PASSWORD "
+                "nor LIENTHONG_KAFKA__PASSWORD_FILE is set"
+            )
+        if has_password and not self.username:
+            raise ValueError("a Kafka password is set but LIENTHONG_KAFKA__USERNAME is empty")
+        if self.security_protocol.startswith("SASL") and not self.username:
+            raise ValueError(f"LIENTHONG_KAFKA__SECURITY_PROTOCOL={self.security_protocol} needs a username")
+        if self.password_file is not None:
+            self.read_password()  # refuse a missing or empty file at start, not at first publish
+        return self
+
+    def read_password(self) -> str:
+        """The principal's password (from the file when one is given); never logged."""
+        if self.password is not None:
+            return self.password.get_secret_value()
+        if self.password_file is None:
+            return ""
+        try:
+            value = self.password_file.read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise ValueError(
+                f"LIENTHONG_KAFKA__PASSWORD_FILE {self.password_file} cannot be read ({error.strerror})"
+            ) from None
+        if not value:
+            raise ValueError(f"LIENTHONG_KAFKA__PASSWORD_FILE {self.password_file} is empty")
+        return value
+
+    def client_options(self) -> dict[str, Any]:
+        """Connection and authentication options for every kafka-python client (producer,
+        consumer, admin) of this principal."""
+        protocol = self.security_protocol or ("SASL_PLAINTEXT" if self.username else "PLAINTEXT")
+        options: dict[str, Any] = {"bootstrap_servers": self.servers, "security_protocol": protocol}
+        if protocol.startswith("SASL"):
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.username
+            options["sasl_plain_password"] = self.read_password()
+        if protocol == "SASL_SSL" and self.ssl_cafile is not None:
+            options["ssl_cafile"] = str(self.ssl_cafile)
+        return options
 
 
 class GrpcTlsSettings(BaseModel):
@@ -272,7 +331,6 @@ class GatewaySettings(BaseModel):
 class WebhookSettings(BaseModel):
     """Routing's webhook pushes: LIENTHONG_ROUTING__WEBHOOKS__<KEY>."""
 
-
     enabled: bool = True
     # Attempts before a payload is dead-lettered (the first POST counts as one).
     max_attempts: int = Field(default=8, ge=1)
@@ -301,7 +359,6 @@ class WebhookSettings(BaseModel):
 
 class DeadlineSettings(BaseModel):
     """Acknowledgement deadlines: LIENTHONG_ROUTING__DEADLINES__<KEY> (lists as JSON)."""
-
 
     time_zone: str = "Asia/Ho_Chi_Minh"
     # Weekday numbers (Monday = 0) that are working days.

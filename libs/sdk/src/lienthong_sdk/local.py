@@ -21,6 +21,7 @@ import grpc
 import httpx
 
 from lienthong_common.grpcutil import channel, health_status
+from lienthong_common.kafka_access import SERVICES as KAFKA_PRINCIPALS
 from lienthong_common.mtls import ADMIN_IDENTITY, TLS_DIR, ClientTls, ensure_identities, local_tls
 
 GRPC_SERVICES = ("directory", "docstore", "sigverify", "routing", "statistics")
@@ -107,6 +108,9 @@ class LocalPlatform:
     replicas: int = 1
     replicated: tuple[str, ...] = CONSUMER_SERVICES
     _admin_tls: ClientTls | None = field(default=None, init=False, repr=False)
+    # The broker's password files (<service>.password, made by infra/kafka.sh): None = those of
+    # the local broker of kafka_bootstrap's port, when it has them (kafka_credentials()).
+    kafka_credentials: Path | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.replicas <= MAX_REPLICAS:
@@ -149,6 +153,27 @@ class LocalPlatform:
             self.otlp_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or running_trace_viewer()
         return self.otlp_endpoint
 
+    def kafka_credentials_dir(self) -> Path | None:
+        """Where each service's Kafka password file is: infra/kafka.sh's credentials of the
+        broker on kafka_bootstrap's port, unless given; None when there are none (no auth)."""
+        if self.kafka_credentials is not None:
+            return self.kafka_credentials
+        port = self.kafka_bootstrap.split(",")[0].rpartition(":")[2]
+        found = repo_root() / ".data" / f"kafka-{port}" / "credentials"
+        return found if found.is_dir() else None
+
+    def kafka_env(self, service: str) -> dict[str, str]:
+        """A service's Kafka principal (docs/adr/0070): its name and its password file; the
+        broker's admin made the topics, so services do not try to."""
+        credentials = self.kafka_credentials_dir()
+        if credentials is None or service not in KAFKA_PRINCIPALS:
+            return {}
+        return {
+            "LIENTHONG_KAFKA__USERNAME": service,
+            "LIENTHONG_KAFKA__PASSWORD_FILE": str(credentials / f"{service}.password"),
+            "LIENTHONG_KAFKA__ENSURE_TOPICS": "false",
+        }
+
     def log_path(self, name: str) -> Path:
         return self.data_dir / "logs" / f"{name}.log"
 
@@ -175,6 +200,7 @@ class LocalPlatform:
             # which CRL/OCSP fetches never reach by default: allowed locally, unless the operator
             # set the allow-list (docs/adr/0080). Webhooks keep the secure default.
             env.setdefault("LIENTHONG_SIGVERIFY__REVOCATION_ALLOWED_CIDRS", '["127.0.0.0/8"]')
+        env.update(self.kafka_env(service))
         if service == "gateway" and not (
             env.get("LIENTHONG_GATEWAY__JWT_SECRET") or self.extra_env.get("LIENTHONG_GATEWAY__JWT_SECRET")
         ):
@@ -327,7 +353,14 @@ class LocalPlatform:
 
 def kafka_script(verb: str, *, port: int = 9092, env: dict[str, str] | None = None) -> None:
     script = repo_root() / "infra" / "kafka.sh"
-    full_env = {**os.environ, "KAFKA_PORT": str(port), "KAFKA_CONTROLLER_PORT": str(port + 1), **(env or {})}
+    full_env = {
+        **os.environ,
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(port + 1),
+        # The broker's users, topics and ACLs are made by lienthong_common, which this Python has.
+        "LIENTHONG_PYTHON": os.environ.get("LIENTHONG_PYTHON", sys.executable),
+        **(env or {}),
+    }
     result = subprocess.run(["bash", str(script), verb], env=full_env, check=False)
     if result.returncode != 0:
         raise SystemExit(f"infra/kafka.sh {verb} failed (exit {result.returncode})")

@@ -32,6 +32,7 @@ from lienthong.events.v1 import events_pb2
 from lienthong_common.db import make_engine, make_session_factory, transaction
 from lienthong_common.errors import DomainError, ErrorKind
 from lienthong_common.kafka import EventConsumer
+from lienthong_common.kafka_access import from_owner
 from lienthong_common.settings import KafkaSettings
 from lienthong_statistics import repository
 from lienthong_statistics.consumers import CONSUMER_GROUP, TOPICS, ExchangeEvents
@@ -78,7 +79,7 @@ class KafkaReplay:
         self._settings = settings
         self._timeout = timeout
         self._consumer = KafkaConsumer(
-            bootstrap_servers=settings.servers,
+            **settings.client_options(),
             group_id=None,
             enable_auto_commit=False,
             client_id=REBUILD_CONSUMER,
@@ -110,7 +111,7 @@ class KafkaReplay:
     def committed(self) -> dict[Partition, int]:
         from kafka.admin import KafkaAdminClient  # type: ignore[import-untyped]
 
-        admin = KafkaAdminClient(bootstrap_servers=self._settings.servers, client_id=REBUILD_CONSUMER)
+        admin = KafkaAdminClient(client_id=REBUILD_CONSUMER, **self._settings.client_options())
         try:
             if hasattr(admin, "list_group_offsets"):  # kafka-python 3
                 offsets = admin.list_group_offsets({self._group: None}).get(self._group, {})
@@ -127,9 +128,7 @@ class KafkaReplay:
         deadline = time.monotonic() + self._timeout
         while remaining:
             if time.monotonic() > deadline:
-                raise DomainError(
-                    ErrorKind.TIMED_OUT, "the replay did not reach the end in time"
-                )
+                raise DomainError(ErrorKind.TIMED_OUT, "the replay did not reach the end in time")
             batches = self._consumer.poll(timeout_ms=500, max_records=BATCH)
             for tp, batch in batches.items():
                 key = (tp.topic, tp.partition)
@@ -255,7 +254,10 @@ class Rebuilder:
     def _apply(
         self, shadow: sessionmaker[Session], records: list[Record], committed: dict[Partition, int]
     ) -> int:
-        """Count a batch into the fresh store; hand the live consumer what it has not committed."""
+        """Count a batch into the fresh store; hand the live consumer what it has not committed.
+
+        A record not from its topic's owner is skipped, as the live consumer skips it."""
+        records = [r for r in records if from_owner(r.topic, r.headers)]
         counted = 0
         with transaction(shadow) as session:
             for record in records:
