@@ -17,6 +17,7 @@ from lienthong_common.edxml import (
 from lienthong_common.pki import IssuedIdentity, certificate_fingerprint
 from lienthong_common.settings import GatewaySettings, Settings, SigverifySettings
 from lienthong_sigverify.domain import Binding
+from lienthong_sigverify.trust import TrustSnapshot
 
 SENDER = "000.00.00.H49"
 OTHER_AGENCY = "000.00.24.H44"
@@ -71,3 +72,13 @@ def make_settings(tmp_path: Path, *, roots: list[Path] | None = None, **sigverif
         sigverify=SigverifySettings(trust_roots=roots or [], **sigverify),  # type: ignore[arg-type]
         gateway=GatewaySettings(),
     )
+
+
+@dataclass
+class FixedTrust:
+    """A trust store that always answers the same snapshot."""
+
+    snapshot_value: TrustSnapshot
+
+    def snapshot(self, *, seed: bool = True) -> TrustSnapshot:
+        return self.snapshot_value

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sigverify_factories import OTHER_AGENCY, SENDER, FakeBindings, make_package, pdf_attachment
+from sigverify_factories import OTHER_AGENCY, SENDER, FakeBindings, FixedTrust, make_package, pdf_attachment
 
 from lienthong_common.pki import DevPki, IssuedIdentity
 from lienthong_sigverify.domain import PreparedPackage, Report
@@ -15,14 +14,6 @@ from lienthong_sigverify.trust import TrustSnapshot
 from lienthong_sigverify.verification import VerificationEngine, VerifierConfig
 
 signature = pytest.importorskip("lienthong_common.edxml.signature")
-
-
-@dataclass
-class FixedTrust:
-    value: TrustSnapshot
-
-    def snapshot(self, *, seed: bool = True) -> TrustSnapshot:
-        return self.value
 
 
 def _documents(pki: DevPki, bindings: FakeBindings, tmp_path: Path, policy: str) -> SubmittedDocuments:

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sigverify_factories import SENDER, FakeBindings, make_package, pdf_attachment
+from sigverify_factories import SENDER, FakeBindings, FixedTrust, make_package, pdf_attachment
 from sqlalchemy.orm import Session, sessionmaker
 
 from lienthong_common.edxml import Attachment
@@ -25,14 +25,6 @@ from lienthong_sigverify.trust import TrustSnapshot
 from lienthong_sigverify.verification import VerificationEngine, VerifierConfig
 
 MB = 1024 * 1024
-
-
-class FixedTrust:
-    def __init__(self, snapshot: TrustSnapshot) -> None:
-        self.value = snapshot
-
-    def snapshot(self, *, seed: bool = True) -> TrustSnapshot:
-        return self.value
 
 
 @pytest.fixture(scope="module")

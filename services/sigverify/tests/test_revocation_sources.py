@@ -9,10 +9,10 @@ allow-list the loopback source is refused (an unusable source, named in the verd
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sigverify_factories import FixedTrust
 
 from lienthong_common.pades import Indication, sign_pdf
 from lienthong_common.pdfgen import make_pdf
@@ -22,14 +22,6 @@ from lienthong_sigverify.trust import TrustSnapshot
 from lienthong_sigverify.verification import VerificationEngine, VerifierConfig
 
 AGENCY = "000.00.00.H49"
-
-
-@dataclass
-class FixedTrust:
-    snapshot_value: TrustSnapshot
-
-    def snapshot(self, *, seed: bool = True) -> TrustSnapshot:
-        return self.snapshot_value
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from sigverify_factories import OTHER_AGENCY, SENDER, FakeBindings, make_package, pdf_attachment
+from sigverify_factories import OTHER_AGENCY, SENDER, FakeBindings, FixedTrust, make_package, pdf_attachment
 
 from lienthong_common.pades import sign_pdf
 from lienthong_common.pdfgen import make_pdf
@@ -24,14 +24,6 @@ from lienthong_common.pki import DevCrlServer, DevPki, IssuedIdentity, certifica
 from lienthong_sigverify.domain import Report, verify_package
 from lienthong_sigverify.trust import TrustSnapshot
 from lienthong_sigverify.verification import VerificationEngine, VerifierConfig
-
-
-@dataclass
-class FixedTrust:
-    snapshot_value: TrustSnapshot
-
-    def snapshot(self, *, seed: bool = True) -> TrustSnapshot:
-        return self.snapshot_value
 
 
 @pytest.fixture(scope="module")
