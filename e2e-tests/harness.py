@@ -6,6 +6,7 @@ databases, and is driven through the gateway and the `lienthong` CLI as an agenc
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 from otlp_receiver import OtlpReceiver
 
+from lienthong_common import edxml
 from lienthong_sdk.client import LienthongClient
 from lienthong_sdk.demo import load_credentials, seed
 from lienthong_sdk.local import GRPC_SERVICES, LocalPlatform
@@ -182,3 +184,37 @@ def signed_pdf(platform: RunningPlatform, tmp_path: Path) -> Callable[[str, str]
         return out
 
     return make
+
+
+def one_pdf_package(
+    *,
+    sender: str,
+    recipients: list[str],
+    pdf: bytes,
+    subject: str,
+    notation: str,
+    number: int | None = None,
+    sender_name: str = "",
+    place: str = "Hạ Long",
+) -> bytes:
+    """An edXML package of one official letter (Công văn) carrying one PDF (`vanban.pdf`)."""
+    return edxml.build_package(
+        edxml.EdxmlPackage(
+            header=edxml.MessageHeader(
+                sender=edxml.Organization(organ_id=sender, organ_name=sender_name),
+                recipients=[edxml.Organization(organ_id=code) for code in recipients],
+                code_number=str(uuid.uuid4().int % 100000 if number is None else number),
+                code_notation=notation,
+                promulgation_place=place,
+                promulgation_date=dt.date.today(),
+                document_type=1,
+                document_type_name="Công văn",
+                subject=subject,
+            ),
+            attachments=[
+                edxml.Attachment(
+                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
+                )
+            ],
+        )
+    )

@@ -2,37 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections import Counter
 
 import pytest
 
-from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually
-from lienthong_common import edxml
+from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually, one_pdf_package
 from lienthong_sdk.client import ApiError
 
 
 def package(pdf: bytes, number: int) -> bytes:
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=PROVINCE, organ_name="UBND tỉnh Quảng Ninh"),
-                recipients=[edxml.Organization(organ_id=DEPARTMENT), edxml.Organization(organ_id=COMMUNE)],
-                code_number=str(number),
-                code_notation=f"CRASH-{uuid.uuid4().hex[:6]}",
-                promulgation_place="Hạ Long",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=f"Kiểm thử sự cố {number}",
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
+    return one_pdf_package(
+        sender=PROVINCE,
+        recipients=[DEPARTMENT, COMMUNE],
+        pdf=pdf,
+        subject=f"Kiểm thử sự cố {number}",
+        notation=f"CRASH-{uuid.uuid4().hex[:6]}",
+        number=number,
+        sender_name="UBND tỉnh Quảng Ninh",
     )
 
 

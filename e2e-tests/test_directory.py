@@ -18,9 +18,7 @@ def inbox_ids(platform: RunningPlatform, code: str) -> list[str]:
 
 
 def send(platform: RunningPlatform, pdf: Path, to: str, subject: str) -> str:
-    sent = platform.cli_json(
-        "send", "--as", PROVINCE, "--to", to, "--subject", subject, "--attach", str(pdf)
-    )
+    sent = platform.cli_json("send", "--as", PROVINCE, "--to", to, "--subject", subject, "--attach", str(pdf))
     return str(sent["id"])
 
 

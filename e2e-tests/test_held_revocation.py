@@ -8,7 +8,6 @@ and on. Sigverify runs with short retry intervals (settings, not sleeps in the t
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,10 +19,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from harness import DEPARTMENT, PROVINCE, RunningPlatform, eventually
+from harness import DEPARTMENT, PROVINCE, RunningPlatform, eventually, one_pdf_package
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
 from lienthong.sigverify.v1 import sigverify_pb2, sigverify_pb2_grpc
-from lienthong_common import edxml
 from lienthong_common.pades import sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import DevCrlServer, DevPki, IssuedIdentity, certificate_serial
@@ -97,25 +95,14 @@ def crl(platform: RunningPlatform, tmp_path: Path) -> Iterator[CrlPki]:
 
 def package(identity: IssuedIdentity, subject: str) -> bytes:
     pdf = sign_pdf(make_pdf(subject, ["Kính gửi các cơ quan, đơn vị."]), identity)
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=PROVINCE, organ_name="UBND tỉnh Quảng Ninh"),
-                recipients=[edxml.Organization(organ_id=DEPARTMENT)],
-                code_number="75",
-                code_notation=f"HELD-{uuid.uuid4().hex[:6]}",
-                promulgation_place="Hạ Long",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=subject,
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
+    return one_pdf_package(
+        sender=PROVINCE,
+        recipients=[DEPARTMENT],
+        pdf=pdf,
+        subject=subject,
+        notation=f"HELD-{uuid.uuid4().hex[:6]}",
+        number=75,
+        sender_name="UBND tỉnh Quảng Ninh",
     )
 
 

@@ -8,7 +8,6 @@ set it to 500 for the full run there). LIENTHONG_TEST_ROUTING_DOCUMENTS changes 
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 import threading
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import column, create_engine, func, select, table
 
-from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually
+from harness import COMMUNE, DEPARTMENT, PROVINCE, RunningPlatform, eventually, one_pdf_package
 from lienthong_common import edxml
 from lienthong_sdk.client import ApiError, LienthongClient
 
@@ -34,25 +33,14 @@ RECIPIENTS = (DEPARTMENT, COMMUNE)
 
 
 def package(pdf: bytes, number: int, notation: str) -> bytes:
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=PROVINCE, organ_name="UBND tỉnh Quảng Ninh"),
-                recipients=[edxml.Organization(organ_id=code) for code in RECIPIENTS],
-                code_number=str(number),
-                code_notation=notation,
-                promulgation_place="Hạ Long",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=f"Kiểm thử định tuyến {number}",
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
+    return one_pdf_package(
+        sender=PROVINCE,
+        recipients=RECIPIENTS,
+        pdf=pdf,
+        subject=f"Kiểm thử định tuyến {number}",
+        notation=notation,
+        number=number,
+        sender_name="UBND tỉnh Quảng Ninh",
     )
 
 

@@ -6,7 +6,6 @@ single request, so the whole matrix costs a few seconds per platform flavour.
 
 from __future__ import annotations
 
-import datetime as dt
 import http.client
 import json
 import re
@@ -21,9 +20,8 @@ import httpx
 import jwt
 import pytest
 
-from harness import COMMUNE, DEPARTMENT, OUTSIDER, PROVINCE, RunningPlatform, eventually
+from harness import COMMUNE, DEPARTMENT, OUTSIDER, PROVINCE, RunningPlatform, eventually, one_pdf_package
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
-from lienthong_common import edxml
 from lienthong_sdk.demo import load_credentials
 
 # An agency no other flow uses: its credential is revoked and restored here.
@@ -43,25 +41,13 @@ BILLION_LAUGHS = (
 
 
 def package(sender: str, recipients: list[str], pdf: bytes, subject: str) -> bytes:
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=sender),
-                recipients=[edxml.Organization(organ_id=r) for r in recipients],
-                code_number=str(int(time.time() * 1000) % 100000),
-                code_notation=f"ATTT-{uuid.uuid4().hex[:6]}",
-                promulgation_place="Hạ Long",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=subject,
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
+    return one_pdf_package(
+        sender=sender,
+        recipients=recipients,
+        pdf=pdf,
+        subject=subject,
+        notation=f"ATTT-{uuid.uuid4().hex[:6]}",
+        number=int(time.time() * 1000) % 100000,
     )
 
 

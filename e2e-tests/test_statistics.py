@@ -22,8 +22,7 @@ from typing import Any
 
 import httpx
 
-from harness import ROOT, RunningPlatform, eventually
-from lienthong_common import edxml
+from harness import ROOT, RunningPlatform, eventually, one_pdf_package
 from lienthong_common.pades import sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import load_identity
@@ -135,23 +134,14 @@ PAGE_FIGURES = {  # what the page's per-tier table shows
 
 
 def package(pdf: bytes, sender: str, recipients: list[str], number: int) -> bytes:
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=sender),
-                recipients=[edxml.Organization(organ_id=r) for r in recipients],
-                code_number=str(number),
-                code_notation=f"TK-{uuid.uuid4().hex[:6]}",
-                promulgation_place="Tỉnh H98",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=f"Báo cáo thống kê {number}",
-            ),
-            attachments=[
-                edxml.Attachment(content_id="cid:1", name="vb.pdf", content_type="application/pdf", data=pdf)
-            ],
-        )
+    return one_pdf_package(
+        sender=sender,
+        recipients=recipients,
+        pdf=pdf,
+        subject=f"Báo cáo thống kê {number}",
+        notation=f"TK-{uuid.uuid4().hex[:6]}",
+        number=number,
+        place="Tỉnh H98",
     )
 
 
