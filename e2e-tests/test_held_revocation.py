@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from harness import DEPARTMENT, PROVINCE, RunningPlatform, eventually, one_pdf_package
 from lienthong.directory.v1 import directory_pb2, directory_pb2_grpc
-from lienthong.sigverify.v1 import sigverify_pb2, sigverify_pb2_grpc
 from lienthong_common.pades import sign_pdf
 from lienthong_common.pdfgen import make_pdf
 from lienthong_common.pki import DevCrlServer, DevPki, IssuedIdentity, certificate_serial
+from lienthong_sdk.cli_trust import TrustClient
+from lienthong_sdk.demo import ADMIN_ID
 
 # Re-verify every second or two instead of 1, 2, 4 ... minutes.
 FAST_RETRIES = {
@@ -62,7 +62,7 @@ class CrlPki:
         """A signer of PROVINCE, registered to it in the directory."""
         identity = self.pki.issue_signer(agency_code=PROVINCE, common_name=name)
         der = x509.load_pem_x509_certificate(identity.cert_pem).public_bytes(Encoding.DER)
-        with grpc.insecure_channel(platform.local.grpc_address("directory")) as channel:
+        with platform.local.grpc_channel("directory") as channel:  # an administrator's tooling
             directory_pb2_grpc.DirectoryServiceStub(channel).RegisterCertificate(
                 directory_pb2.RegisterCertificateRequest(agency_code=PROVINCE, certificate_der=der),
                 timeout=10,
@@ -78,13 +78,12 @@ def crl_pki(platform: RunningPlatform, folder: Path) -> Iterator[CrlPki]:
                 folder, common_name=f"held e2e root {uuid.uuid4().hex[:8]}", crl_base_url=server.base_url
             )
         )
-        with grpc.insecure_channel(platform.local.grpc_address("sigverify")) as channel:
-            sigverify_pb2_grpc.SignatureVerifierStub(channel).AddTrustAnchor(
-                sigverify_pb2.AddTrustAnchorRequest(
-                    certificate_pem=pki.root_cert_pem.decode(), added_by="e2e", note="held documents test"
-                ),
-                timeout=10,
-            )
+        # Trusted as an administrator does it (`lienthong trust add`): through the gateway.
+        with (
+            platform.client(ADMIN_ID) as admin,
+            TrustClient(admin.base_url, admin.client_id, admin.client_secret) as trust,
+        ):
+            trust.add_anchor(pki.root_cert_pem.decode(), note="held documents test")
         yield CrlPki(server, pki)
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -43,7 +42,7 @@ def test_a_revoked_signer_is_refused_from_a_crl_served_on_loopback(
 ) -> None:
     pki, server = crl_ca
     signer = pki.issue_signer(agency_code=PROVINCE, common_name="Người ký bị thu hồi")
-    with grpc.insecure_channel(platform.local.grpc_address("directory")) as channel:
+    with platform.local.grpc_channel("directory") as channel:  # an administrator's tooling
         directory_pb2_grpc.DirectoryServiceStub(channel).RegisterCertificate(
             directory_pb2.RegisterCertificateRequest(
                 agency_code=PROVINCE,
