@@ -41,6 +41,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pipeline_stack import infra
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 PROVINCE, DEPARTMENT = "000.00.00.H49", "000.00.02.H49"
@@ -51,18 +53,6 @@ ENVELOPE_GUESS = 7_000
 # (glibc otherwise raises that threshold as large blocks are freed, and keeps them): RSS then
 # follows live memory, so one phase's leftovers do not hide the next phase's growth.
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
-
-
-def infra(script: str, *args: str, env: dict[str, str]) -> None:
-    result = subprocess.run(
-        ["bash", str(ROOT / "infra" / script), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"infra/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
 
 
 # ----------------------------------------------------------------------------- memory
@@ -265,23 +255,10 @@ def measure_size(
     pdf = signed_pdf(local, (size_mb * MB - ENVELOPE_GUESS) * 3 // 4, folder)
     result: dict[str, Any] = {"pdf_bytes": pdf.stat().st_size}
 
+    send_args = [cli, "send", "--as", PROVINCE, "--to", DEPARTMENT, "--subject", f"Bản quét {size_mb} MB"]
+    send_args += ["--attach", str(pdf), "--json"]
     watch.start()
-    code, out, err, peak = run_measured(
-        [
-            cli,
-            "send",
-            "--as",
-            PROVINCE,
-            "--to",
-            DEPARTMENT,
-            "--subject",
-            f"Bản quét {size_mb} MB",
-            "--attach",
-            str(pdf),
-            "--json",
-        ],
-        env,
-    )
+    code, out, err, peak = run_measured(send_args, env)
     if code != 0:
         result["cli_send_error"] = (err or out).strip().splitlines()[-1:]
         print(f"  {size_mb} MB: lienthong send failed: {result['cli_send_error']}", flush=True)

@@ -3,7 +3,6 @@ ceiling, the open-loop load generator, the inbox watcher and each step's figures
 
 from __future__ import annotations
 
-import datetime as dt
 import multiprocessing
 import random
 import threading
@@ -18,9 +17,9 @@ import grpc
 from pipeline_stack import AGENCIES, SENDERS, Progress, Stack
 
 from lienthong.routing.v1 import routing_pb2, routing_pb2_grpc
-from lienthong_common import edxml
 from lienthong_common.grpcutil import channel
 from lienthong_common.mtls import ClientTls
+from lienthong_common.testing import one_pdf_package
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import identity_dir
 
@@ -54,25 +53,13 @@ def signed_pdfs(data_dir: Path, per_sender: int, senders: list[str] = SENDERS) -
 
 
 def package_for(sender: str, recipients: list[str], pdf: bytes, number: int) -> bytes:
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=sender),
-                recipients=[edxml.Organization(organ_id=r) for r in recipients],
-                code_number=str(number),
-                code_notation=f"BENCH-{uuid.uuid4().hex[:8]}",
-                promulgation_place="Hạ Long",
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=f"Đo tải trục liên thông, văn bản {number}",
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
+    return one_pdf_package(
+        sender=sender,
+        recipients=recipients,
+        pdf=pdf,
+        subject=f"Đo tải trục liên thông, văn bản {number}",
+        notation=f"BENCH-{uuid.uuid4().hex[:8]}",
+        number=number,
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from lienthong_common.testing import InfraError, run_infra
+from lienthong_common.testing import fresh_databases as fresh_service_databases
 from lienthong_sdk.client import LienthongClient
 from lienthong_sdk.demo import load_credentials, seed
 from lienthong_sdk.local import ALL_SERVICES, GRPC_SERVICES, LocalPlatform
@@ -80,17 +81,12 @@ class Progress:
 # ----------------------------------------------------------------------------- infrastructure
 
 
-def infra(script: str, *args: str, env: dict[str, str], quiet: bool = True) -> str:
-    result = subprocess.run(
-        ["bash", str(ROOT / "infra" / script), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"infra/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
+def infra(script: str, *args: str, env: dict[str, str]) -> str:
+    """infra/<script> (lienthong_common.testing.run_infra); a failure ends the run with its output."""
+    try:
+        return run_infra(script, *args, env=env)
+    except InfraError as error:
+        raise SystemExit(str(error)) from None
 
 
 @dataclass
@@ -122,18 +118,7 @@ def default_ports() -> Ports:
 
 
 def fresh_databases(ports: Ports, prefix: str) -> dict[str, str]:
-    import psycopg
-
-    urls = {}
-    with psycopg.connect(
-        f"postgresql://lienthong:lienthong@127.0.0.1:{ports.pgport}/postgres", autocommit=True
-    ) as conn:
-        for service in GRPC_SERVICES:
-            name = f"{prefix}_{service}"
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-            urls[service] = f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{ports.pgport}/{name}"
-    return urls
+    return fresh_service_databases(ports.pgport, prefix, GRPC_SERVICES)
 
 
 def drop_databases(ports: Ports, prefix: str) -> None:

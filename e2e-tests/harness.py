@@ -6,7 +6,6 @@ databases, and is driven through the gateway and the `lienthong` CLI as an agenc
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -21,7 +20,8 @@ from typing import Any
 import pytest
 from otlp_receiver import OtlpReceiver
 
-from lienthong_common import edxml
+from lienthong_common.testing import fresh_databases, one_pdf_package
+from lienthong_common.testing import run_infra as infra
 from lienthong_sdk.client import LienthongClient
 from lienthong_sdk.demo import load_credentials, seed
 from lienthong_sdk.local import GRPC_SERVICES, LocalPlatform
@@ -40,36 +40,13 @@ COMMUNE = "000.01.03.H49"
 OUTSIDER = "000.00.00.G22"
 
 
-def infra(script: str, *args: str, env: dict[str, str]) -> None:
-    result = subprocess.run(
-        ["bash", str(ROOT / "infra" / script), *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"infra/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-
-
 KAFKA_ENV = {"KAFKA_PORT": str(KAFKA_PORT), "KAFKA_CONTROLLER_PORT": str(KAFKA_PORT + 1)}
 PG_ENV = {"PGPORT": str(PGPORT)}
 
 
 def fresh_postgres_databases(prefix: str) -> dict[str, str]:
-    import psycopg
-
     infra("postgres.sh", "start", env=PG_ENV)
-    urls = {}
-    with psycopg.connect(
-        f"postgresql://lienthong:lienthong@127.0.0.1:{PGPORT}/postgres", autocommit=True
-    ) as conn:
-        for service in GRPC_SERVICES:
-            name = f"{prefix}_{service}"
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-            urls[service] = f"postgresql+psycopg://lienthong:lienthong@127.0.0.1:{PGPORT}/{name}"
-    return urls
+    return fresh_databases(PGPORT, prefix, GRPC_SERVICES)
 
 
 @dataclass
@@ -186,35 +163,4 @@ def signed_pdf(platform: RunningPlatform, tmp_path: Path) -> Callable[[str, str]
     return make
 
 
-def one_pdf_package(
-    *,
-    sender: str,
-    recipients: list[str],
-    pdf: bytes,
-    subject: str,
-    notation: str,
-    number: int | None = None,
-    sender_name: str = "",
-    place: str = "Hạ Long",
-) -> bytes:
-    """An edXML package of one official letter (Công văn) carrying one PDF (`vanban.pdf`)."""
-    return edxml.build_package(
-        edxml.EdxmlPackage(
-            header=edxml.MessageHeader(
-                sender=edxml.Organization(organ_id=sender, organ_name=sender_name),
-                recipients=[edxml.Organization(organ_id=code) for code in recipients],
-                code_number=str(uuid.uuid4().int % 100000 if number is None else number),
-                code_notation=notation,
-                promulgation_place=place,
-                promulgation_date=dt.date.today(),
-                document_type=1,
-                document_type_name="Công văn",
-                subject=subject,
-            ),
-            attachments=[
-                edxml.Attachment(
-                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                )
-            ],
-        )
-    )
+__all__ = ["one_pdf_package"]  # the tests import it from here with the fixtures

@@ -38,7 +38,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lienthong_common import edxml
 from lienthong_sdk.client import ApiError, LienthongClient
 from lienthong_sdk.demo import load_credentials
 
@@ -191,6 +190,7 @@ class Trickle:
         from lienthong_common.pades import sign_pdf
         from lienthong_common.pdfgen import make_pdf
         from lienthong_common.pki import load_identity
+        from lienthong_common.testing import one_pdf_package
 
         clients = {code: self.env.client(code, retries=2) for code in TRICKLE_SENDERS}
         identities = {
@@ -210,25 +210,13 @@ class Trickle:
                 reason="Ban hành",
                 location="Hạ Long",
             )
-            package = edxml.build_package(
-                edxml.EdxmlPackage(
-                    header=edxml.MessageHeader(
-                        sender=edxml.Organization(organ_id=sender),
-                        recipients=[edxml.Organization(organ_id=r) for r in recipients],
-                        code_number=str(n),
-                        code_notation=f"KUBE-{uuid.uuid4().hex[:8]}",
-                        promulgation_place="Hạ Long",
-                        promulgation_date=dt.date.today(),
-                        document_type=1,
-                        document_type_name="Công văn",
-                        subject=f"kube-e2e trickle {n}",
-                    ),
-                    attachments=[
-                        edxml.Attachment(
-                            content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
-                        )
-                    ],
-                )
+            package = one_pdf_package(
+                sender=sender,
+                recipients=recipients,
+                pdf=pdf,
+                subject=f"kube-e2e trickle {n}",
+                notation=f"KUBE-{uuid.uuid4().hex[:8]}",
+                number=n,
             )
             key = str(uuid.uuid4())
             deadline = time.monotonic() + 180

@@ -9,19 +9,54 @@ Debian's, installed by `infra/xmlsec1.sh` (`make test` runs it).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from lienthong.events.v1 import events_pb2
+from lienthong_common import edxml
 from lienthong_common.ids import new_id
 from lienthong_common.outbox import new_event
 
 REPOSITORY = Path(__file__).resolve().parents[4]
+
+
+class InfraError(RuntimeError):
+    """An infra/ script failed; the message carries its output."""
+
+
+def run_infra(script: str, *args: str, env: dict[str, str], root: Path = REPOSITORY) -> str:
+    """Run `infra/<script> args` with `env` over this process's environment; its stdout."""
+    result = subprocess.run(
+        ["bash", str(root / "infra" / script), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise InfraError(f"infra/{script} {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+def fresh_databases(pgport: int, prefix: str, names: Iterable[str]) -> dict[str, str]:
+    """An empty database `<prefix>_<name>` per name on the local server: name -> SQLAlchemy URL."""
+    import psycopg
+
+    urls = {}
+    server = f"lienthong:lienthong@127.0.0.1:{pgport}"
+    with psycopg.connect(f"postgresql://{server}/postgres", autocommit=True) as conn:
+        for name in names:
+            database = f"{prefix}_{name}"
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+            conn.execute(f'CREATE DATABASE "{database}"')
+            urls[name] = f"postgresql+psycopg://{server}/{database}"
+    return urls
 
 
 @contextmanager
@@ -157,3 +192,37 @@ def refused(sender: str, recipients: list[str], when: str) -> events_pb2.Event:
 def exchange(sender: str, recipients: list[str], when: str) -> list[events_pb2.Event]:
     """The events of one document sent and delivered to each recipient."""
     return [verified(sender, recipients, when)] + [delivery(sender, r, when) for r in recipients]
+
+
+def one_pdf_package(
+    *,
+    sender: str,
+    recipients: list[str],
+    pdf: bytes,
+    subject: str,
+    notation: str,
+    number: int | None = None,
+    sender_name: str = "",
+    place: str = "Hạ Long",
+) -> bytes:
+    """An edXML package of one official letter (Công văn) carrying one PDF (`vanban.pdf`)."""
+    return edxml.build_package(
+        edxml.EdxmlPackage(
+            header=edxml.MessageHeader(
+                sender=edxml.Organization(organ_id=sender, organ_name=sender_name),
+                recipients=[edxml.Organization(organ_id=code) for code in recipients],
+                code_number=str(uuid.uuid4().int % 100000 if number is None else number),
+                code_notation=notation,
+                promulgation_place=place,
+                promulgation_date=dt.date.today(),
+                document_type=1,
+                document_type_name="Công văn",
+                subject=subject,
+            ),
+            attachments=[
+                edxml.Attachment(
+                    content_id="cid:1", name="vanban.pdf", content_type="application/pdf", data=pdf
+                )
+            ],
+        )
+    )
