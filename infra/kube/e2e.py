@@ -497,15 +497,20 @@ def check_network_policy(env: Env) -> str:
             name: env.kubectl("get", "service", name, "-o", "jsonpath={.spec.clusterIP}")
             for name in (f"{env.release}-directory", "kafka", f"{env.release}-gateway")
         }
-        gateway = env.kubectl(
-            "get",
-            "pods",
-            "-l",
-            f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
-            "--field-selector=status.phase=Running",
-            "-o",
-            "jsonpath={.items[0].metadata.name}",
-        )
+        # Right after the rollback an old gateway pod may still be terminating (phase Running):
+        # exec into one that is not being deleted.
+        pods = json.loads(
+            env.kubectl(
+                "get",
+                "pods",
+                "-l",
+                f"app.kubernetes.io/instance={env.release},app.kubernetes.io/component=gateway",
+                "--field-selector=status.phase=Running",
+                "-o",
+                "json",
+            )
+        )["items"]
+        gateway = next(p["metadata"]["name"] for p in pods if not p["metadata"].get("deletionTimestamp"))
         results = {
             "probe -> directory:50051": (
                 reach(env, PROBE_POD, ip[f"{env.release}-directory"], 50051),
